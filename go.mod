@@ -3,6 +3,8 @@ module github.com/ringmachine/ringmachine
 go 1.24.0
 
 require (
-	github.com/stretchr/testify v1.12.1 // indirect
-	golang.org/x/sys v0.41.0 // indirect
+	github.com/stretchr/testify v1.12.1
+	golang.org/x/sys v0.41.0
 )
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
