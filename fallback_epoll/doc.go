@@ -1,0 +1,86 @@
+// Package epoll is RingMachine's fallback backend: the completion-style
+// ("proactor") operations of package uring, built on epoll(7) readiness,
+// non-blocking system calls and an eventfd(2) wake-up. The loop cannot tell
+// the two backends apart except by speed. Import it with an explicit alias,
+// since the directory is fallback_epoll:
+//
+//	import epoll "github.com/ringmachine/ringmachine/fallback_epoll"
+//
+// # Model
+//
+// Each submit method ([Poller.RecvMultishot], [Poller.Send], ...) queues an
+// operation identified by a caller-chosen user-data token and returns at once;
+// nothing blocks. [Poller.Wait] then does the work and reports [Completion]
+// values that look like io_uring CQEs: Res >= 0 is the result, Res < 0 is
+// -errno, and [FlagMore] marks non-final completions of multishot operations.
+// Once a submit method has returned nil, its operation ends with exactly one
+// final completion (unless the Poller is closed first).
+//
+// One [Poller.Wait] call runs these steps, in this order:
+//
+//  1. Deliver leftovers: completions that did not fit in the previous dst are
+//     returned first, with no system call.
+//  2. Run queue: operations submitted since the last Wait are tried
+//     optimistically (io_uring also tries non-blocking first), together with
+//     operations carried over from the previous Wait.
+//  3. Poll: epoll_wait(2), blocking only when nothing is pending, at most
+//     until the timeout (rounded up to whole milliseconds, so a deadline
+//     never fires early) or a [Poller.Wake].
+//  4. Run queue again: operations whose fd became ready perform their
+//     system call; EAGAIN re-arms them.
+//
+// # Edge-triggered readiness
+//
+// An fd is added to the epoll set (EPOLL_CTL_ADD) only when one of its
+// operations first meets EAGAIN, with the fixed interest
+// EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, and removed (EPOLL_CTL_DEL) when its
+// last operation ends. Like the Go runtime's netpoller, edge triggering means
+// the interest set never changes, so there is no EPOLL_CTL_MOD at all: a Send
+// that has to wait for EPOLLOUT next to a RecvMultishot costs no extra
+// epoll_ctl. The price is that readiness is cached per fd (set by an event,
+// cleared only by EAGAIN), and that a drained socket costs one more read that
+// returns EAGAIN. Events carry a per-fd sequence number, so an event for an
+// fd that was removed and re-added is recognised as stale and dropped.
+//
+// # Memory
+//
+// Multishot receives read into one arena of Options.RecvBuffers ×
+// Options.RecvBufferSize bytes, reset at the start of each Wait: the Buf of
+// a completion is valid until the next Wait call. When the arena is full,
+// the remaining ready receives are carried over to the next Wait, so memory
+// stays bounded without losing data. Each multishot operation is also limited
+// to a few completions per Wait and requeued behind the others, so one busy
+// connection cannot starve the rest.
+//
+// # Rules
+//
+//   - fds handed to a Poller must be in non-blocking mode.
+//   - A Poller is used from one goroutine, except [Poller.Wake], which is safe
+//     from any goroutine.
+//   - Do not close(2) an fd that still has operations: cancel them
+//     ([Poller.CancelFD]), reap their completions, then [Poller.CloseFD].
+//   - Like io_uring, two sends in flight on one stream socket are not ordered
+//     against each other's partial results: keep one send per socket.
+//   - The package starts no goroutines.
+//
+// Example: receive on one end of a socket pair.
+//
+//	p, err := epoll.New(epoll.Options{})
+//	if err != nil {
+//		return err
+//	}
+//	defer p.Close()
+//	if err := p.RecvMultishot(fd, 1); err != nil {
+//		return err
+//	}
+//	cqes := make([]epoll.Completion, 64)
+//	n, err := p.Wait(time.Second, cqes)
+//	for _, c := range cqes[:n] {
+//		if c.Res > 0 {
+//			fmt.Printf("%q\n", c.Buf) // valid until the next Wait
+//		}
+//	}
+//
+// On systems other than Linux, [New] returns an error matching
+// errors.ErrUnsupported.
+package epoll
