@@ -1,0 +1,172 @@
+package uring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// BufRing is a provided-buffer ring (struct io_uring_buf_ring, Linux 5.19): a group of
+// equal-sized receive buffers the kernel picks from for SQEs with IOSQE_BUFFER_SELECT (see
+// [SQE.PrepRecvMultishot] and [SQE.SetBufGroup]).
+//
+// The ring and its buffers live in one anonymous mapping outside the Go heap, so nothing
+// needs pinning. A buffer the kernel filled (reported by [CQE.BufferID]) belongs to the
+// caller until it is given back with Recycle (or Add then Advance).
+//
+// Like its Ring, a BufRing is not safe for concurrent use: call its methods from the
+// ring's thread.
+type BufRing struct {
+	_ noCopy
+
+	r       *Ring
+	group   uint16
+	entries uint32
+	mask    uint16
+	bufSize int
+
+	mem     []byte         // the mapping: ring entries, then the buffers
+	bufs    []byte         // the buffers, entries*bufSize bytes of mem
+	ring    []bufRingEntry // entries io_uring_buf slots at the start of mem
+	tail    uint16         // local tail, including buffers added but not yet published
+	tailPtr *atomic.Uint32 // bufs[0].bid and the shared tail, as one 32-bit word
+	closed  bool
+}
+
+// NewBufRing maps entries buffers of bufSize bytes and registers them as buffer group
+// group (IORING_REGISTER_PBUF_RING with ring memory we allocate, Linux 5.19), all
+// initially available to the kernel. entries must be a power of two up to 32768.
+//
+// Errors wrap the errno: EEXIST if the group is taken, EINVAL for bad sizes or on kernels
+// before 5.19. Close it before closing the ring, once no receive using the group is in
+// flight.
+func (r *Ring) NewBufRing(group uint16, entries uint16, bufSize int) (*BufRing, error) {
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if entries == 0 || entries&(entries-1) != 0 || entries > 32768 {
+		return nil, fmt.Errorf("uring: buffer ring of %d entries, want a power of two up to 32768: %w", entries, unix.EINVAL)
+	}
+	if bufSize <= 0 || bufSize > math.MaxUint32 || bufSize > math.MaxInt/int(entries) {
+		return nil, fmt.Errorf("uring: buffer size %d: %w", bufSize, unix.EINVAL)
+	}
+	page := unix.Getpagesize()
+	ringBytes := (int(entries)*int(unsafe.Sizeof(bufRingEntry{})) + page - 1) &^ (page - 1)
+	mem, err := mmapAnon(ringBytes + int(entries)*bufSize)
+	if err != nil {
+		return nil, err
+	}
+	b := &BufRing{
+		r:       r,
+		group:   group,
+		entries: uint32(entries),
+		mask:    entries - 1,
+		bufSize: bufSize,
+		mem:     mem,
+		bufs:    mem[ringBytes:],
+		ring:    bufEntries(mem, uint32(entries)),
+		tailPtr: atomicU32(mem, bufRingTailOffset-2),
+	}
+	reg := bufReg{
+		// Memory: the ring lives in our anonymous mapping, which Close unmaps only after
+		// unregistering the group.
+		RingAddr:    uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))),
+		RingEntries: uint32(entries),
+		BGID:        group,
+	}
+	// Memory: reg is only read during the call.
+	if _, err := r.register(RegisterPbufRing, unsafe.Pointer(&reg), 1); err != nil {
+		return nil, errors.Join(err, munmap(mem))
+	}
+	for id := range entries {
+		b.Add(id)
+	}
+	b.Advance()
+	return b, nil
+}
+
+// Group returns the buffer group ID, for [SQE.SetBufGroup].
+func (b *BufRing) Group() uint16 { return b.group }
+
+// BufSize returns the size of each buffer.
+func (b *BufRing) BufSize() int { return b.bufSize }
+
+// Entries returns the number of buffers.
+func (b *BufRing) Entries() int { return int(b.entries) }
+
+// Buffer returns the first n bytes of buffer id: the data of a CQE with that buffer ID
+// and Res n. The slice points into the mapping; it is valid until the buffer is recycled
+// (the kernel may then overwrite it) or the BufRing is closed, so copy what must outlive
+// that. It returns nil if id or n is out of range.
+func (b *BufRing) Buffer(id uint16, n int) []byte {
+	if b.closed || uint32(id) >= b.entries || n < 0 || n > b.bufSize {
+		return nil
+	}
+	off := int(id) * b.bufSize
+	return b.bufs[off : off+n : off+n]
+}
+
+// Add queues buffer id for return to the kernel without publishing it (liburing
+// io_uring_buf_ring_add); Advance publishes every queued buffer at once. Add only IDs of
+// buffers the caller holds: each buffer may be in the ring once. An out-of-range ID is a
+// broken invariant and panics.
+func (b *BufRing) Add(id uint16) {
+	if uint32(id) >= b.entries || b.closed {
+		panic(fmt.Sprintf("uring: Add of buffer %d to a %d-entry buffer ring (closed=%v)", id, b.entries, b.closed))
+	}
+	// Memory: the address is inside our mapping, valid until Close.
+	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b.bufs)))) + uint64(id)*uint64(b.bufSize)
+	b.ring[b.tail&b.mask] = bufRingEntry{Addr: addr, Len: uint32(b.bufSize), BID: id}
+	b.tail++
+}
+
+// Advance publishes the buffers queued by Add to the kernel (liburing
+// io_uring_buf_ring_advance).
+func (b *BufRing) Advance() {
+	if b.closed {
+		return
+	}
+	// The tail is a __u16 at offset 14, overlaying bufs[0].resv, and Go has no 16-bit
+	// atomics. So store the 32-bit word at offset 12, bufs[0].bid plus the tail, writing
+	// bid back unchanged: we are its only writer and the kernel only reads it.
+	var w [4]byte
+	binary.NativeEndian.PutUint16(w[0:], b.ring[0].BID)
+	binary.NativeEndian.PutUint16(w[2:], b.tail)
+	// release: pairs with the kernel's smp_load_acquire of br->tail (io_ring_buffer_select),
+	// so the entries written by Add are visible before the tail that exposes them.
+	b.tailPtr.Store(binary.NativeEndian.Uint32(w[:]))
+}
+
+// Recycle gives buffer id back to the kernel: Add then Advance.
+func (b *BufRing) Recycle(id uint16) {
+	b.Add(id)
+	b.Advance()
+}
+
+// Close unregisters the buffer group (IORING_UNREGISTER_PBUF_RING) and unmaps the ring and
+// its buffers; slices from Buffer must not be used afterwards. If unregistering fails the
+// memory is deliberately left mapped (the kernel may still write into it) and the error
+// returned. If the Ring was closed first, the kernel already dropped the group. A second
+// Close returns [ErrClosed].
+func (b *BufRing) Close() error {
+	if b.closed {
+		return ErrClosed
+	}
+	if !b.r.closed {
+		reg := bufReg{BGID: b.group}
+		// Memory: reg is only read during the call.
+		if _, err := b.r.register(UnregisterPbufRing, unsafe.Pointer(&reg), 1); err != nil {
+			return err
+		}
+	}
+	b.closed = true
+	b.ring, b.bufs, b.tailPtr = nil, nil, nil
+	err := munmap(b.mem)
+	b.mem = nil
+	return err
+}

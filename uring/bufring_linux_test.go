@@ -1,0 +1,144 @@
+package uring
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func newBufRing(t *testing.T, r *Ring, group, entries uint16, size int) *BufRing {
+	t.Helper()
+	b, err := r.NewBufRing(group, entries, size)
+	require.NoError(t, err)
+	// Registered after the ring's cleanup, so it runs first: buffer rings close first.
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	return b
+}
+
+func TestBufRingRecvMultishot(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br := newBufRing(t, r, 3, 4, 16)
+	assert.Equal(t, uint16(3), br.Group())
+	assert.Equal(t, 4, br.Entries())
+	assert.Equal(t, 16, br.BufSize())
+	a, b := socketpair(t)
+
+	arm := func() {
+		s := sqe(t, r)
+		s.PrepRecvMultishot(a, 0)
+		s.SetBufGroup(br.Group())
+		s.SetUserData(9)
+		assert.True(t, s.Flags.Has(SQEBufferSelect))
+	}
+
+	want := make([]byte, 5*16)
+	for i := range want {
+		want[i] = byte(i)
+	}
+	_, err := unix.Write(b, want)
+	require.NoError(t, err)
+	arm()
+
+	var got []byte
+	var held []uint16
+	// Four full buffers, then -ENOBUFS ends the multishot receive.
+	for {
+		c := reap(t, r, 1)[0]
+		require.Equal(t, uint64(9), c.UserData)
+		if c.Res < 0 {
+			assert.ErrorIs(t, c.Err(), unix.ENOBUFS)
+			assert.False(t, c.More(), "a failed multishot receive is final")
+			break
+		}
+		assert.True(t, c.More())
+		id, ok := c.BufferID()
+		require.True(t, ok)
+		got = append(got, br.Buffer(id, int(c.Res))...)
+		held = append(held, id)
+	}
+	assert.Len(t, held, 4)
+	assert.Equal(t, want[:64], got)
+
+	// Recycle (one directly, the rest batched) and re-arm: the rest arrives, in order.
+	br.Recycle(held[0])
+	for _, id := range held[1:] {
+		br.Add(id)
+	}
+	br.Advance()
+	arm()
+	c := reap(t, r, 1)[0]
+	require.NoError(t, c.Err())
+	assert.True(t, c.More())
+	id, ok := c.BufferID()
+	require.True(t, ok)
+	got = append(got, br.Buffer(id, int(c.Res))...)
+	br.Recycle(id)
+	assert.Equal(t, want, got)
+
+	// More data on the still-armed receive, then EOF ends it.
+	_, err = unix.Write(b, []byte("tail"))
+	require.NoError(t, err)
+	c = reap(t, r, 1)[0]
+	id, _ = c.BufferID()
+	assert.Equal(t, "tail", string(br.Buffer(id, int(c.Res))))
+	br.Recycle(id)
+	require.NoError(t, unix.Shutdown(b, unix.SHUT_WR))
+	c = reap(t, r, 1)[0]
+	assert.Equal(t, int32(0), c.Res)
+	assert.False(t, c.More())
+}
+
+func TestBufRingErrors(t *testing.T) {
+	r := newRing(t, 8, nil)
+	for _, n := range []uint16{0, 3, 65535} {
+		_, err := r.NewBufRing(1, n, 16)
+		assert.ErrorIs(t, err, unix.EINVAL, "entries %d", n)
+	}
+	_, err := r.NewBufRing(1, 4, 0)
+	assert.ErrorIs(t, err, unix.EINVAL)
+
+	br := newBufRing(t, r, 1, 4, 16)
+	_, err = r.NewBufRing(1, 4, 16)
+	assert.ErrorIs(t, err, unix.EEXIST)
+	assert.Nil(t, br.Buffer(4, 1))
+	assert.Nil(t, br.Buffer(0, 17))
+	assert.Len(t, br.Buffer(3, 16), 16)
+	assert.Panics(t, func() { br.Add(4) })
+
+	other, err := r.NewBufRing(2, 2, 8)
+	require.NoError(t, err)
+	require.NoError(t, other.Close())
+	assert.ErrorIs(t, other.Close(), ErrClosed)
+	assert.Nil(t, other.Buffer(0, 1))
+}
+
+func TestBufRingAfterRingClose(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br, err := r.NewBufRing(1, 2, 8)
+	require.NoError(t, err)
+	// Only the mapping is left to free once the ring is gone.
+	require.NoError(t, r.Close())
+	require.NoError(t, br.Close())
+}
+
+func TestBufRingLargeBuffers(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br := newBufRing(t, r, 7, 8, 4096)
+	a, b := socketpair(t)
+	payload := bytes.Repeat([]byte("x"), 3000)
+	_, err := unix.Write(b, payload)
+	require.NoError(t, err)
+	s := sqe(t, r)
+	s.PrepRecvMultishot(a, 0)
+	s.SetBufGroup(br.Group())
+	c := reap(t, r, 1)[0]
+	require.Equal(t, int32(3000), c.Res)
+	id, _ := c.BufferID()
+	assert.Equal(t, payload, br.Buffer(id, 3000))
+	s = sqe(t, r)
+	s.PrepCancelFD(a, CancelAll)
+	reap(t, r, 2)
+}
