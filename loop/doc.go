@@ -1,0 +1,59 @@
+// Package loop is RingMachine's reactor: EventMachine's programming model
+// (EM.run, timers, next_tick, defer, servers and connections) on one
+// goroutine locked to one OS thread, over io_uring or, where io_uring is
+// missing or disabled, epoll.
+//
+//	err := loop.Run(func(l *loop.Loop) {
+//		l.AddPeriodicTimer(time.Second, func() { fmt.Println("Tick ...") })
+//		l.AddTimer(5*time.Second, func() {
+//			fmt.Println("BOOM")
+//			l.Stop()
+//		})
+//	})
+//
+// # One loop iteration
+//
+// [Loop.Run] repeats three phases until [Loop.Stop]; after each phase come
+// the closes it caused (connections closed during the phase get Unbind then,
+// never inside Close itself, exactly once):
+//
+//  1. Ticks (runTicks): run the NextTick queue as it stood when the phase
+//     began, finished Defer callbacks first, then ticks queued from any
+//     goroutine. Ticks queued meanwhile run in the next iteration, so a
+//     self-rescheduling tick cannot starve I/O or timers.
+//  2. I/O (pollIO): submit pending operations and wait — not at all if ticks
+//     are pending, otherwise until the earliest timer or a wake-up (an
+//     eventfd that NextTick, Defer results and Stop write, once per
+//     wake-up) — then dispatch the completions.
+//  3. Timers (runTimers): refresh the loop's cached time ([Loop.Now]) and run
+//     every timer due by then, in deadline order, ties in insertion order. A
+//     timer added during this phase (even with delay 0), and a periodic timer
+//     re-armed after its callback, wait for the next iteration.
+//
+// So, from the Run callback, NextTick work runs before AddTimer(0) work; a
+// tick queued by a tick runs after the timers that are due by then.
+//
+// # Goroutines
+//
+// Everything runs on the loop goroutine: the Run callback, ticks, timers,
+// Defer callbacks, connection handlers. None of them ever runs concurrently
+// with another of the same loop, so they need no locks between them. Methods
+// are to be called from the loop goroutine unless their documentation says
+// "Safe for concurrent use" (Stop, NextTick, Running, Backend). Blocking work
+// belongs in [Defer], which runs it on a pool of Options.PoolSize workers
+// (20 by default, like EventMachine's thread pool).
+//
+// # Backends
+//
+// Options.Backend chooses the backend: [Auto] (io_uring when the kernel has
+// what the loop needs, epoll otherwise; the RINGMACHINE_BACKEND environment
+// variable, "uring" or "epoll", overrides it), [URing] or [Epoll]. Both pass
+// the same conformance suite; [Loop.Backend] tells which one runs.
+//
+// # Errors and panics
+//
+// A panic in any callback is recovered. With Options.ErrorHandler set it is
+// reported there as a *[PanicError] (with the stack) and the loop goes on;
+// without one the loop stops cleanly (shutdown hooks run, the pool and
+// backend close) and Run returns the *PanicError.
+package loop

@@ -1,0 +1,27 @@
+package loop
+
+// Test-only access to internals.
+
+// InFlightOps reports the backend operations in flight (0 when not running).
+func (l *Loop) InFlightOps() int {
+	if l.be == nil {
+		return 0
+	}
+	return l.be.inFlight()
+}
+
+// SetTestHookOpenURing replaces opening io_uring; the returned func restores it.
+func SetTestHookOpenURing(fn func() (any, error)) (restore func()) {
+	old := testHookOpenURing
+	testHookOpenURing = func() (backend, error) {
+		b, err := fn()
+		if err != nil {
+			return nil, err
+		}
+		return b.(backend), nil
+	}
+	return func() { testHookOpenURing = old }
+}
+
+// PendingTimers reports the number of pending timers.
+func (l *Loop) PendingTimers() int { return l.nTimers }

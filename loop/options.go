@@ -1,0 +1,139 @@
+package loop
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Backend names an I/O backend.
+type Backend uint8
+
+const (
+	// Auto picks io_uring when the kernel offers everything the loop needs and
+	// epoll otherwise. The RINGMACHINE_BACKEND environment variable
+	// ("uring" or "epoll") overrides Auto, and only Auto.
+	Auto Backend = iota
+	// URing is the io_uring backend. Asking for it where it cannot work makes
+	// Run return an error that names what is missing.
+	URing
+	// Epoll is the epoll fallback backend.
+	Epoll
+)
+
+// EnvBackend is the environment variable that overrides [Auto]:
+// "uring" or "epoll" (an empty value means Auto).
+const EnvBackend = "RINGMACHINE_BACKEND"
+
+// String returns "auto", "uring" or "epoll".
+func (b Backend) String() string {
+	switch b {
+	case Auto:
+		return "auto"
+	case URing:
+		return "uring"
+	case Epoll:
+		return "epoll"
+	}
+	return fmt.Sprintf("Backend(%d)", uint8(b))
+}
+
+// ParseBackend parses "auto", "uring" or "epoll" (the empty string is Auto).
+// Any other value returns an error wrapping [ErrInvalidBackend].
+func ParseBackend(s string) (Backend, error) {
+	switch s {
+	case "", "auto":
+		return Auto, nil
+	case "uring", "io_uring":
+		return URing, nil
+	case "epoll":
+		return Epoll, nil
+	}
+	return Auto, fmt.Errorf("%w: %q (want auto, uring or epoll)", ErrInvalidBackend, s)
+}
+
+// DefaultPoolSize is the number of Defer workers when Options.PoolSize is 0:
+// EventMachine's threadpool_size.
+const DefaultPoolSize = 20
+
+// DefaultStopTimeout is how long Stop lets connections flush their outbound
+// data when Options.StopTimeout is 0.
+const DefaultStopTimeout = 5 * time.Second
+
+// Options configures a Loop. The zero value is ready to use.
+type Options struct {
+	// Backend selects the I/O backend; the default, Auto, prefers io_uring.
+	Backend Backend
+
+	// PoolSize is the number of worker goroutines behind Defer
+	// (default DefaultPoolSize, like EventMachine's 20 threads).
+	PoolSize int
+
+	// MaxTimers caps the number of pending timers; 0 means unlimited.
+	// Beyond it AddTimer and AddPeriodicTimer return ErrTooManyTimers.
+	MaxTimers int
+
+	// ErrorHandler, when set, receives every panic recovered from a callback
+	// (as a *PanicError carrying the stack) and the loop goes on, like
+	// EventMachine's EM.error_handler. When nil, the first panic stops the loop
+	// cleanly and Run returns it. The handler runs on the loop goroutine; a
+	// panic inside it stops the loop.
+	ErrorHandler func(err error)
+
+	// StopTimeout bounds how long Stop waits for connections to flush their
+	// queued output (default DefaultStopTimeout; negative means do not wait).
+	StopTimeout time.Duration
+}
+
+// Option changes Options; used with the package-level Run.
+type Option func(*Options)
+
+// WithOptions replaces all options with o.
+func WithOptions(o Options) Option { return func(dst *Options) { *dst = o } }
+
+// WithBackend selects the backend.
+func WithBackend(b Backend) Option { return func(o *Options) { o.Backend = b } }
+
+// WithPoolSize sets the number of Defer workers.
+func WithPoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }
+
+// WithMaxTimers caps the number of pending timers.
+func WithMaxTimers(n int) Option { return func(o *Options) { o.MaxTimers = n } }
+
+// WithErrorHandler installs the panic handler (see Options.ErrorHandler).
+func WithErrorHandler(fn func(error)) Option { return func(o *Options) { o.ErrorHandler = fn } }
+
+// WithStopTimeout sets Options.StopTimeout.
+func WithStopTimeout(d time.Duration) Option { return func(o *Options) { o.StopTimeout = d } }
+
+// validate checks o and fills defaults.
+func (o *Options) validate() error {
+	if o.Backend > Epoll {
+		return fmt.Errorf("%w: %v", ErrInvalidBackend, o.Backend)
+	}
+	if o.PoolSize < 0 {
+		return fmt.Errorf("loop: negative PoolSize %d", o.PoolSize)
+	}
+	if o.PoolSize == 0 {
+		o.PoolSize = DefaultPoolSize
+	}
+	if o.MaxTimers < 0 {
+		return fmt.Errorf("loop: negative MaxTimers %d", o.MaxTimers)
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	return nil
+}
+
+// requestedBackend applies the RINGMACHINE_BACKEND override to Auto.
+func requestedBackend(b Backend) (Backend, error) {
+	if b != Auto {
+		return b, nil
+	}
+	env, err := ParseBackend(os.Getenv(EnvBackend))
+	if err != nil {
+		return Auto, fmt.Errorf("loop: %s: %w", EnvBackend, err)
+	}
+	return env, nil
+}
