@@ -1,0 +1,49 @@
+// Command next_tick is EventMachine's next_tick tutorial: a periodic timer
+// prints "Hai" every second; at five seconds a timer schedules the stop on
+// the next tick, which runs before the fifth "Hai" is due.
+//
+//	go run ./examples/next_tick -scale 0.01
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+func main() {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, os.Stdout, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "next_tick:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, stdout io.Writer, args []string) error {
+	fs := flag.NewFlagSet("next_tick", flag.ContinueOnError)
+	scale := fs.Float64("scale", 1, "multiply every delay by this factor")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *scale <= 0 {
+		return fmt.Errorf("-scale must be positive, got %v", *scale)
+	}
+	sec := time.Duration(float64(time.Second) * *scale)
+	return loop.Run(func(l *loop.Loop) {
+		stop := context.AfterFunc(ctx, l.Stop)
+		_ = l.AddShutdownHook(func() { stop() })
+
+		_, _ = l.AddPeriodicTimer(sec, func() { fmt.Fprintln(stdout, "Hai") })
+		_, _ = l.AddTimer(5*sec, func() {
+			_ = l.NextTick(l.Stop)
+		})
+	})
+}
