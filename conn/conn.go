@@ -1,0 +1,175 @@
+package conn
+
+import (
+	"net"
+	"time"
+)
+
+// Driver is what a Conn needs from the event loop that owns it. The loop
+// implements it once per connection; users never call it directly.
+// conn does not import the loop: this interface is the whole contract.
+//
+// All methods are called on the loop goroutine.
+type Driver interface {
+	// SendData copies b into the outbound queue and arranges for it to be
+	// sent in the current loop iteration.
+	SendData(b []byte) error
+	// SendFile queues the file's bytes [offset, offset+n) after the data
+	// already queued (n < 0: to the end of the file).
+	SendFile(path string, offset, n int64) error
+	// SendDatagram sends one datagram to addr (nil: the last sender).
+	SendDatagram(b []byte, addr net.Addr) error
+	// Close closes the connection now (afterWriting false) or once the
+	// queued output is sent (true).
+	Close(afterWriting bool) error
+	// CloseWrite shuts down the sending side once the queued output is sent.
+	CloseWrite() error
+	// Pause stops reading; Resume starts again; Paused reports it.
+	Pause()
+	Resume()
+	Paused() bool
+	// SetInactivityTimeout arms (d > 0) or disarms (d == 0) the inactivity
+	// timeout.
+	SetInactivityTimeout(d time.Duration) error
+	InactivityTimeout() time.Duration
+	// SetConnectTimeout sets the pending-connect timeout of a client.
+	SetConnectTimeout(d time.Duration) error
+	// OutboundSize reports the bytes queued and not yet sent.
+	OutboundSize() int
+	// SetOutboundLimits sets the watermarks and the hard cap (0: none).
+	SetOutboundLimits(low, high, hardCap int) error
+	// LocalAddr and RemoteAddr report the socket's addresses.
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+	// Closing reports whether the connection is closed or closing.
+	Closing() bool
+	// Stats reports the connection's byte counters.
+	Stats() Stats
+}
+
+// Stats are a connection's counters.
+type Stats struct {
+	BytesIn, BytesOut uint64
+}
+
+// DefaultConnectTimeout is the pending-connect timeout of an outbound
+// connection, as in EventMachine (pending_connect_timeout).
+const DefaultConnectTimeout = 20 * time.Second
+
+// Conn is one connection (TCP, Unix socket, or datagram socket) as its
+// Handler sees it: EventMachine's EM::Connection instance methods.
+//
+// Call its methods only from the loop goroutine (from the handler's
+// callbacks, timers, ticks, ...); to act on a connection from another
+// goroutine, use the loop's NextTick.
+type Conn struct {
+	d   Driver
+	h   Handler
+	ctx any
+}
+
+// New binds a handler to a driver. It is called by the loop; applications
+// get their Conn from the Handler callbacks or from the loop's Connect.
+func New(d Driver, h Handler) *Conn { return &Conn{d: d, h: h} }
+
+// Handler returns the connection's handler.
+func (c *Conn) Handler() Handler { return c.h }
+
+// Context returns the value set by SetContext (nil by default).
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext attaches an arbitrary value to the connection.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// SendData queues a copy of b for sending (EventMachine's send_data): the
+// caller may reuse b at once. Nothing is written synchronously; the queued
+// bytes of a connection go out in one send per loop iteration. It returns
+// ErrClosed once the connection is closed or closing, ErrOutboundFull past
+// the hard cap of SetOutboundLimits, and ErrNotStream on a datagram socket.
+// Above the high watermark the data is still queued, but reading from the
+// peer pauses until the queue drains to the low watermark.
+func (c *Conn) SendData(b []byte) error { return c.d.SendData(b) }
+
+// SendFile queues the whole file at path, after the data already queued
+// (EventMachine's send_file_data, without its 32 KiB limit): spliced by the
+// kernel on io_uring, sendfile(2) on epoll. It returns the error of opening
+// the file (an *os.PathError), or the errors of SendData.
+func (c *Conn) SendFile(path string) error { return c.d.SendFile(path, 0, -1) }
+
+// SendFileRange is SendFile for n bytes starting at offset (n < 0: to the end).
+func (c *Conn) SendFileRange(path string, offset, n int64) error {
+	return c.d.SendFile(path, offset, n)
+}
+
+// SendDatagram sends b as one datagram to addr, or to the sender of the last
+// datagram received when addr is nil (EventMachine's send_data on a datagram
+// socket). It returns ErrNotDatagram on a stream connection, ErrClosed once
+// closed, and the send error otherwise.
+func (c *Conn) SendDatagram(b []byte, addr net.Addr) error { return c.d.SendDatagram(b, addr) }
+
+// Close closes the connection now (EventMachine's close_connection): queued
+// output may be dropped, and Unbind(nil) follows after the current loop
+// phase. Closing twice returns nil.
+func (c *Conn) Close() error { return c.d.Close(false) }
+
+// CloseAfterWriting closes the connection once every queued byte is sent
+// (close_connection_after_writing). Later sends return ErrClosed.
+func (c *Conn) CloseAfterWriting() error { return c.d.Close(true) }
+
+// CloseWrite half-closes the connection: once the queued output is sent, the
+// peer reads EOF, while data from the peer still arrives. Later sends return
+// ErrClosed. It returns ErrNotStream on a datagram socket.
+func (c *Conn) CloseWrite() error { return c.d.CloseWrite() }
+
+// Pause stops reading from the peer; the kernel buffers what arrives (and
+// eventually pushes back on the sender). Resume delivers what was held.
+func (c *Conn) Pause() { c.d.Pause() }
+
+// Resume undoes Pause.
+func (c *Conn) Resume() { c.d.Resume() }
+
+// Paused reports whether reading is paused (by Pause or by the high
+// watermark of SetOutboundLimits).
+func (c *Conn) Paused() bool { return c.d.Paused() }
+
+// SetInactivityTimeout closes the connection with Unbind(ErrInactivityTimeout)
+// when nothing is received or sent for d (comm_inactivity_timeout); 0
+// disarms it. The timeout fires between d and d plus one loop iteration, not
+// EventMachine's d..2d. It returns an error for a negative d.
+func (c *Conn) SetInactivityTimeout(d time.Duration) error { return c.d.SetInactivityTimeout(d) }
+
+// InactivityTimeout returns the current inactivity timeout (0: none).
+func (c *Conn) InactivityTimeout() time.Duration { return c.d.InactivityTimeout() }
+
+// SetConnectTimeout sets how long an outbound connection may take to be
+// established (pending_connect_timeout, default DefaultConnectTimeout);
+// after that it is closed with Unbind(ErrConnectTimeout). It has no effect
+// once connected. It returns an error for d <= 0.
+func (c *Conn) SetConnectTimeout(d time.Duration) error { return c.d.SetConnectTimeout(d) }
+
+// OutboundSize reports the bytes queued and not yet handed to the kernel
+// (get_outbound_data_size).
+func (c *Conn) OutboundSize() int { return c.d.OutboundSize() }
+
+// SetOutboundLimits bounds the outbound buffer. Above high, reading from the
+// peer pauses (SendData still queues); at or below low it resumes and a
+// handler implementing Drainer gets Drained. hardCap > 0 makes SendData
+// return ErrOutboundFull rather than queue past it. 0 disables a limit. It
+// returns an error unless 0 <= low <= high and (hardCap == 0 or
+// hardCap >= high).
+func (c *Conn) SetOutboundLimits(low, high, hardCap int) error {
+	return c.d.SetOutboundLimits(low, high, hardCap)
+}
+
+// LocalAddr returns the local address (get_sockname).
+func (c *Conn) LocalAddr() net.Addr { return c.d.LocalAddr() }
+
+// RemoteAddr returns the peer's address (get_peername); nil for an
+// unconnected datagram socket.
+func (c *Conn) RemoteAddr() net.Addr { return c.d.RemoteAddr() }
+
+// Closing reports whether the connection is closed or closing.
+func (c *Conn) Closing() bool { return c.d.Closing() }
+
+// Stats returns the connection's byte counters.
+func (c *Conn) Stats() Stats { return c.d.Stats() }

@@ -1,0 +1,69 @@
+package conn
+
+import "net"
+
+// Handler receives a connection's events, like a subclass of EventMachine's
+// EM::Connection. One handler serves one connection: servers get a fresh one
+// per accepted connection from their factory.
+//
+// All callbacks run on the loop goroutine, never concurrently with each other
+// or with any other callback of the same loop, so a handler needs no locks.
+//
+// Callback order, per side:
+//
+//	side      order
+//	server    factory → PostInit → ReceiveData* → Unbind
+//	client    PostInit → ConnectionCompleted → ReceiveData* → Unbind
+//	client    PostInit → Unbind(err)         (refused, unreachable, connect timeout)
+//
+// Unbind runs exactly once per connection, after the loop phase in which the
+// connection closed (never inside Close itself), with the reason: nil for a
+// local Close, io.EOF when the peer closed, ErrInactivityTimeout,
+// ErrConnectTimeout, or the failure (an *OpError wrapping the errno, so
+// errors.Is(reason, syscall.ECONNRESET) works).
+type Handler interface {
+	// PostInit runs when the connection object exists: for a server right
+	// after accept, for a client right after Connect returns (before the
+	// connection is established; data sent here is queued until it is).
+	PostInit(c *Conn)
+
+	// ConnectionCompleted runs on a client when the connection is established.
+	ConnectionCompleted(c *Conn)
+
+	// ReceiveData delivers bytes in order; chunking is arbitrary. data is
+	// valid only during the call: copy what you keep.
+	ReceiveData(c *Conn, data []byte)
+
+	// Unbind runs once when the connection is gone; see the type's doc for
+	// the reasons.
+	Unbind(c *Conn, reason error)
+}
+
+// Base implements Handler with no-ops; embed it and override what you need.
+type Base struct{}
+
+// PostInit does nothing.
+func (Base) PostInit(*Conn) {}
+
+// ConnectionCompleted does nothing.
+func (Base) ConnectionCompleted(*Conn) {}
+
+// ReceiveData does nothing.
+func (Base) ReceiveData(*Conn, []byte) {}
+
+// Unbind does nothing.
+func (Base) Unbind(*Conn, error) {}
+
+// Drainer may be implemented by a Handler to learn when the outbound buffer
+// fell to the low watermark after having been above the high one (see
+// Conn.SetOutboundLimits), like Node's 'drain' event.
+type Drainer interface {
+	Drained(c *Conn)
+}
+
+// DatagramReceiver may be implemented by the Handler of a datagram socket
+// (Loop.OpenDatagram): each datagram is delivered here with its sender instead
+// of to ReceiveData. data is valid only during the call.
+type DatagramReceiver interface {
+	ReceiveDatagram(c *Conn, data []byte, from net.Addr)
+}
