@@ -59,3 +59,16 @@ func ExampleAddDuration() {
 	// -50
 	// true
 }
+
+func ExampleHeap_Deadline() {
+	var h timers.Heap[*timer]
+	t := newTimer("idle")
+	_ = h.Push(&t.entry, 5)
+	_ = h.Reset(&t.entry, 9) // pushed back, as an inactivity timeout on every read
+	fmt.Println(h.Deadline(&t.entry))
+	h.Remove(&t.entry)
+	fmt.Println(h.Deadline(&t.entry))
+	// Output:
+	// 9 true
+	// 0 false
+}

@@ -1,7 +1,9 @@
 package timers
 
 import (
+	"cmp"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -11,28 +13,40 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// checkInvariants verifies the heap property and that every entry knows its position.
+// checkInvariants verifies the heap property, that every entry knows its position,
+// and that no slot outside the heap (padding, spare room, spare pages) holds anything.
 func checkInvariants[T any](t testing.TB, h *Heap[T]) {
 	t.Helper()
 	// Plain comparisons: this runs after every fuzz step, and testify's reflection
 	// would dominate the fuzzer's time.
-	for i, e := range h.items {
-		if e == nil {
+	if h.n > 0 {
+		if want := (h.n+slotOffset-1)>>pageShift + 1; len(h.pages) != want {
+			t.Fatalf("%d entries in %d pages, want %d", h.n, len(h.pages), want)
+		}
+	}
+	for i := range h.n {
+		s := h.at(i)
+		if s.e == nil {
 			t.Fatalf("nil slot %d", i)
 		}
-		if e.pos != int32(i+1) {
-			t.Fatalf("entry at %d has pos %d", i, e.pos)
+		if s.e.pos != int32(i+1) {
+			t.Fatalf("entry at %d has pos %d", i, s.e.pos)
 		}
 		if i > 0 {
-			if p := h.items[(i-1)/arity]; before(e, p) {
+			if p := h.at((i - 1) / arity); s.before(p) {
 				t.Fatalf("entry %d (%d,%d) fires before its parent (%d,%d)",
-					i, e.deadline, e.seq, p.deadline, p.seq)
+					i, s.deadline, s.seq, p.deadline, p.seq)
 			}
 		}
 	}
-	for i, e := range h.items[len(h.items):cap(h.items)] {
-		if e != nil {
-			t.Fatalf("spare capacity slot %d still holds an entry", len(h.items)+i)
+	for pi, pg := range h.pages[:cap(h.pages)] {
+		if pi > 0 && pg != nil && len(pg) != pageSize {
+			t.Fatalf("page %d has %d slots", pi, len(pg))
+		}
+		for j := range pg {
+			if phys := pi*pageSize + j; (phys < slotOffset || phys >= h.n+slotOffset) && pg[j] != (slot[T]{}) {
+				t.Fatalf("unused physical slot %d holds an entry", phys)
+			}
 		}
 	}
 }
@@ -47,9 +61,12 @@ func values[T any](es []*Entry[T]) []T {
 }
 
 func TestEntrySize(t *testing.T) {
-	// The loop's per-timer budget is 64 bytes; the entry must take at most half of it.
-	assert.LessOrEqual(t, reflect.TypeFor[Entry[*int]]().Size(), uintptr(32))
-	assert.Equal(t, uintptr(8), reflect.TypeFor[*Entry[*int]]().Size(), "heap slot")
+	// The loop's per-timer budget is 64 bytes: its Timer embeds an Entry next to two
+	// words (32 bytes) and the heap holds one slot per timer.
+	assert.Equal(t, uintptr(16), reflect.TypeFor[Entry[*int]]().Size(), "entry")
+	assert.Equal(t, uintptr(24), reflect.TypeFor[slot[*int]]().Size(), "heap slot")
+	assert.Zero(t, pageSize%arity, "sibling groups must not straddle pages")
+	assert.Greater(t, 2*arity, slotOffset, "page 0 must hold the padding")
 }
 
 func TestPopExpiredOrder(t *testing.T) {
@@ -114,7 +131,11 @@ func TestPushQueued(t *testing.T) {
 	require.NoError(t, h.Push(e, 5))
 	require.ErrorIs(t, h.Push(e, 1), ErrQueued)
 	require.ErrorIs(t, other.Push(e, 1), ErrQueued)
-	assert.Equal(t, int64(5), e.Deadline(), "failed Push leaves the entry alone")
+	d, ok := h.Deadline(e)
+	assert.True(t, ok)
+	assert.Equal(t, int64(5), d, "failed Push leaves the entry alone")
+	_, ok = other.Deadline(e)
+	assert.False(t, ok, "queued in another heap")
 	assert.Equal(t, 1, h.Len())
 	assert.Equal(t, 0, other.Len())
 }
@@ -130,7 +151,7 @@ func TestRePushAfterPop(t *testing.T) {
 	// Re-push in reverse order with the same deadline: insertion order is the new one.
 	require.NoError(t, h.Push(b, 20))
 	require.NoError(t, h.Push(a, 20))
-	assert.Greater(t, a.Seq(), b.Seq())
+	assert.Greater(t, h.at(int(a.pos)-1).seq, h.at(int(b.pos)-1).seq)
 	got = h.PopExpired(20, got[:0])
 	assert.Equal(t, []int{2, 1}, values(got))
 	assert.Zero(t, h.Len())
@@ -238,6 +259,61 @@ func TestClear(t *testing.T) {
 	// Entries and the heap are reusable.
 	require.NoError(t, h.Push(es[3], 1))
 	assert.Equal(t, []int{3}, values(h.PopExpired(1, nil)))
+}
+
+// TestManyPages crosses page boundaries in both directions and drains through the
+// page merge and through popping, against a sorted copy of the keys.
+func TestManyPages(t *testing.T) {
+	const n = 3*pageSize + 100
+	for _, bulk := range []bool{true, false} {
+		t.Run(map[bool]string{true: "merge", false: "pop"}[bulk], func(t *testing.T) {
+			var h Heap[int]
+			es := make([]Entry[int], n)
+			r := rand.New(rand.NewPCG(3, 4))
+			type key struct {
+				d  int64
+				id int
+			}
+			var want []key
+			for round := range 2 { // the second round reuses spare pages
+				want = want[:0]
+				for i := range es {
+					es[i].Value = i
+					d := r.Int64N(500) // many ties
+					require.NoError(t, h.Push(&es[i], d))
+					want = append(want, key{d, i})
+				}
+				checkInvariants(t, &h)
+				// Remove a stretch so the last page empties and comes back.
+				for i := n - 200; i < n; i++ {
+					require.True(t, h.Remove(&es[i]))
+				}
+				checkInvariants(t, &h)
+				want = want[:n-200]
+				for i := n - 200; i < n; i++ {
+					require.NoError(t, h.Push(&es[i], int64(i%7)))
+					want = append(want, key{int64(i % 7), i})
+				}
+				checkInvariants(t, &h)
+				slices.SortStableFunc(want, func(a, b key) int { return cmp.Compare(a.d, b.d) })
+				var got []*Entry[int]
+				if bulk {
+					got = h.PopExpired(math.MaxInt64, nil)
+				} else {
+					for now := int64(0); h.Len() > 0; now += 50 {
+						got = h.PopExpired(now, got)
+						checkInvariants(t, &h)
+					}
+				}
+				checkInvariants(t, &h)
+				require.Len(t, got, n, "round %d", round)
+				for i, e := range got {
+					require.Equal(t, want[i].id, e.Value, "round %d, position %d", round, i)
+					require.False(t, e.Queued())
+				}
+			}
+		})
+	}
 }
 
 func TestAddDuration(t *testing.T) {
@@ -429,8 +505,8 @@ func FuzzHeap(f *testing.F) {
 				}
 			}
 			checkInvariants(t, &h)
-			if len(m.items) != h.Len() || m.seq != h.NextSeq() {
-				t.Fatalf("heap has %d entries, next seq %d; model %d, %d", h.Len(), h.NextSeq(), len(m.items), m.seq)
+			if len(m.items) != h.Len() || m.seq != h.seq {
+				t.Fatalf("heap has %d entries, next seq %d; model %d, %d", h.Len(), h.seq, len(m.items), m.seq)
 			}
 			d, ok := h.NextDeadline()
 			top, _ := h.Peek()
@@ -446,8 +522,13 @@ func FuzzHeap(f *testing.F) {
 				if (mi >= 0) != es[i].Queued() {
 					t.Fatalf("entry %d: queued %v, model %v", i, es[i].Queued(), mi >= 0)
 				}
-				if mi >= 0 && m.items[mi].seq != es[i].Seq() {
-					t.Fatalf("entry %d: seq %d, model %d", i, es[i].Seq(), m.items[mi].seq)
+				d, ok := h.Deadline(&es[i])
+				if ok != (mi >= 0) {
+					t.Fatalf("entry %d: Deadline ok %v, model queued %v", i, ok, mi >= 0)
+				}
+				if ok && (m.items[mi].seq != h.at(int(es[i].pos)-1).seq || m.items[mi].deadline != d) {
+					t.Fatalf("entry %d: (%d,%d), model (%d,%d)", i, d, h.at(int(es[i].pos)-1).seq,
+						m.items[mi].deadline, m.items[mi].seq)
 				}
 			}
 		}
