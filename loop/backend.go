@@ -1,6 +1,12 @@
 package loop
 
-import "time"
+import (
+	"runtime"
+	"time"
+
+	"github.com/ringmachine/ringmachine/uring"
+	"golang.org/x/sys/unix"
+)
 
 // backend is the contract between the loop and an I/O backend (io_uring or
 // epoll). It is completion based: the loop asks for operations tagged with a
@@ -30,6 +36,49 @@ type backend interface {
 	// while it is armed). Zero after close.
 	inFlight() int
 
+	// acceptMultishot accepts connections on the listening socket fd: one
+	// completion per connection (res = the new fd, non-blocking and
+	// close-on-exec) with flagMore, until a final completion.
+	acceptMultishot(fd int, tok uint64) error
+
+	// recvMultishot reads from the stream socket fd: completions with
+	// res = n > 0 and buf = the bytes (valid only during dispatch) and
+	// flagMore; a final completion at EOF (res 0), on error, on cancel, or
+	// with -ENOBUFS when the receive buffers ran out (re-arm it then).
+	recvMultishot(fd int, tok uint64) error
+
+	// recvFrom receives one datagram into buf: res = n, buf = buf[:n], from
+	// = the sender. buf belongs to the backend until the completion.
+	recvFrom(fd int, buf []byte, tok uint64) error
+
+	// send writes bufs (at most IOV_MAX slices) to fd in one sendmsg or
+	// writev; res = the bytes written, possibly short. m must hold every
+	// buffer and the kernel-visible structures until the completion, after
+	// which the loop calls m.release.
+	send(fd int, bufs [][]byte, m *opMem, tok uint64) error
+
+	// sendTo sends b as one datagram to to; m as for send.
+	sendTo(fd int, b []byte, to unix.Sockaddr, m *opMem, tok uint64) error
+
+	// connect connects the non-blocking socket fd to sa; res = 0 or -errno.
+	// m holds the encoded address until the completion.
+	connect(fd int, sa unix.Sockaddr, m *opMem, tok uint64) error
+
+	// sendFile sends up to n bytes of the file inFD at offset to the socket
+	// outFD (sendfile(2) semantics); res = bytes sent, possibly short.
+	sendFile(outFD, inFD int, offset int64, n int, tok uint64) error
+
+	// cancel ends the operation submitted with tok: it completes (with
+	// -ECANCELED unless it finished first). A miss is not an error.
+	cancel(tok uint64) error
+
+	// cancelFD cancels every operation in flight on fd.
+	cancelFD(fd int) error
+
+	// closeFD closes fd, which must have no operation in flight; the
+	// completion (res 0 or -errno) tells when it is done.
+	closeFD(fd int, tok uint64) error
+
 	// close cancels every operation still in flight, reaps their
 	// completions without dispatching them, and releases the backend's
 	// resources (ring or epoll fd, eventfd, buffers).
@@ -42,6 +91,35 @@ type completion struct {
 	res   int32  // >= 0: result; < 0: -errno
 	flags uint32 // flagMore when a multishot operation goes on
 	buf   []byte // received bytes, valid only during dispatch
+	from  unix.Sockaddr
+}
+
+// opMem is the memory one operation hands the kernel (iovecs, msghdr,
+// sockaddr) plus the buffers it points to. It lives in the record of the
+// connection that owns the operation, so it stays reachable until the
+// operation's final completion; Go memory whose address goes into an SQE is
+// pinned with pin from submission until release (STYLE §5).
+type opMem struct {
+	bufs   [][]byte
+	iov    []unix.Iovec
+	msg    unix.Msghdr
+	sa     uring.Sockaddr
+	pin    runtime.Pinner
+	pinned bool
+}
+
+// release ends the kernel's use of m: called by the loop after the final
+// completion of the operation m was submitted with.
+func (m *opMem) release() {
+	if m.pinned {
+		m.pin.Unpin()
+		m.pinned = false
+	}
+	clear(m.bufs)
+	m.bufs = m.bufs[:0]
+	clear(m.iov)
+	m.iov = m.iov[:0]
+	m.msg = unix.Msghdr{}
 }
 
 // flagMore marks a completion after which the same multishot operation will
@@ -51,3 +129,9 @@ const flagMore = 1 << 1
 // testHookOpenURing, when set by a test, replaces opening the io_uring
 // backend, so fallback rules can be exercised on a kernel that has io_uring.
 var testHookOpenURing func() (backend, error)
+
+// backendConfig is what the backends take from Options.
+type backendConfig struct {
+	recvBufferSize int
+	recvBuffers    int
+}

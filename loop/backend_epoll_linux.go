@@ -1,9 +1,11 @@
 package loop
 
 import (
+	"errors"
 	"time"
 
 	epoll "github.com/ringmachine/ringmachine/fallback_epoll"
+	"golang.org/x/sys/unix"
 )
 
 var _ backend = (*epollBackend)(nil)
@@ -16,8 +18,15 @@ type epollBackend struct {
 	timeo time.Duration
 }
 
-func newEpollBackend() (*epollBackend, error) {
-	p, err := epoll.New(epoll.Options{})
+func newEpollBackend(cfg backendConfig) (*epollBackend, error) {
+	size, n := cfg.recvBufferSize, cfg.recvBuffers
+	if size <= 0 {
+		size = DefaultRecvBufferSize
+	}
+	if n <= 0 {
+		n = DefaultRecvBuffers
+	}
+	p, err := epoll.New(epoll.Options{RecvBufferSize: size, RecvBuffers: n})
 	if err != nil {
 		return nil, err
 	}
@@ -34,12 +43,64 @@ func (b *epollBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 	n, err := b.p.Wait(timeout, b.cqes)
 	for i := range b.cqes[:n] {
 		c := &b.cqes[i]
-		b.comp = completion{tok: c.UserData, res: c.Res, flags: c.Flags, buf: c.Buf}
-		dispatch(&b.comp)
+		b.comp = completion{tok: c.UserData, res: c.Res, flags: c.Flags, buf: c.Buf, from: c.From}
+		if dispatch != nil {
+			dispatch(&b.comp)
+		}
 		*c = epoll.Completion{}
 	}
 	b.comp = completion{}
 	return err
+}
+
+func (b *epollBackend) acceptMultishot(fd int, tok uint64) error {
+	return b.p.AcceptMultishot(fd, tok)
+}
+
+func (b *epollBackend) recvMultishot(fd int, tok uint64) error {
+	return b.p.RecvMultishot(fd, tok)
+}
+
+func (b *epollBackend) recvFrom(fd int, buf []byte, tok uint64) error {
+	return b.p.RecvFrom(fd, buf, tok)
+}
+
+// send needs no pinning: the poller runs writev(2) itself on this goroutine,
+// and m keeps the slices reachable until the completion.
+func (b *epollBackend) send(fd int, bufs [][]byte, m *opMem, tok uint64) error {
+	m.bufs = append(m.bufs[:0], bufs...)
+	return b.p.Send(fd, m.bufs, tok)
+}
+
+func (b *epollBackend) sendTo(fd int, p []byte, to unix.Sockaddr, m *opMem, tok uint64) error {
+	m.bufs = append(m.bufs[:0], p)
+	return b.p.SendTo(fd, p, to, tok)
+}
+
+func (b *epollBackend) connect(fd int, sa unix.Sockaddr, m *opMem, tok uint64) error {
+	return b.p.Connect(fd, sa, tok)
+}
+
+func (b *epollBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64) error {
+	return b.p.Splice(outFD, inFD, offset, n, tok)
+}
+
+func (b *epollBackend) cancel(tok uint64) error {
+	if err := b.p.Cancel(tok); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+func (b *epollBackend) cancelFD(fd int) error {
+	if _, err := b.p.CancelFD(fd); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	return nil
+}
+
+func (b *epollBackend) closeFD(fd int, tok uint64) error {
+	return b.p.CloseFD(fd, tok)
 }
 
 func (b *epollBackend) close() error {

@@ -12,25 +12,25 @@ import (
 // (ENOSYS), forbidden (EPERM: sysctl io_uring_disabled or seccomp), short of
 // locked memory (ENOMEM), or lacks a feature the loop needs (an error
 // matching errors.ErrUnsupported); an explicit URing returns that error.
-func openBackend(b Backend) (backend, error) {
+func openBackend(b Backend, cfg backendConfig) (backend, error) {
 	want, err := requestedBackend(b)
 	if err != nil {
 		return nil, err
 	}
 	switch want {
 	case Epoll:
-		return openEpoll()
+		return openEpoll(cfg)
 	case URing:
-		return openURing()
+		return openURing(cfg)
 	}
-	be, err := openURing()
+	be, err := openURing(cfg)
 	if err == nil {
 		return be, nil
 	}
 	if !fallbackWorthy(err) {
 		return nil, err
 	}
-	be, err2 := openEpoll()
+	be, err2 := openEpoll(cfg)
 	if err2 != nil {
 		return nil, errors.Join(err, err2)
 	}
@@ -47,19 +47,19 @@ func fallbackWorthy(err error) bool {
 		errors.Is(err, syscall.EINVAL)
 }
 
-func openURing() (backend, error) {
+func openURing(cfg backendConfig) (backend, error) {
 	if h := testHookOpenURing; h != nil {
 		return h()
 	}
-	be, err := newURingBackend()
+	be, err := newURingBackend(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("loop: io_uring backend: %w", err)
 	}
 	return be, nil
 }
 
-func openEpoll() (backend, error) {
-	be, err := newEpollBackend()
+func openEpoll(cfg backendConfig) (backend, error) {
+	be, err := newEpollBackend(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("loop: epoll backend: %w", err)
 	}
@@ -73,7 +73,8 @@ func openEpoll() (backend, error) {
 func URingAvailable() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	be, err := openURing()
+	// Small buffers: this ring only proves that one can be opened.
+	be, err := openURing(backendConfig{recvBufferSize: 4096, recvBuffers: 2})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // openBackend fails: RingMachine needs Linux (io_uring or epoll).
-func openBackend(Backend) (backend, error) {
+func openBackend(Backend, backendConfig) (backend, error) {
 	return nil, fmt.Errorf("loop: RingMachine needs Linux: %w", errors.ErrUnsupported)
 }
 

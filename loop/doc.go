@@ -21,7 +21,8 @@
 //     began, finished Defer callbacks first, then ticks queued from any
 //     goroutine. Ticks queued meanwhile run in the next iteration, so a
 //     self-rescheduling tick cannot starve I/O or timers.
-//  2. I/O (pollIO): submit pending operations and wait — not at all if ticks
+//  2. I/O (pollIO): flush pending sends (one send per connection carrying
+//     all its queued bytes), submit pending operations and wait — not at all if ticks
 //     are pending, otherwise until the earliest timer or a wake-up (an
 //     eventfd that NextTick, Defer results and Stop write, once per
 //     wake-up) — then dispatch the completions.

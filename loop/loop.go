@@ -59,6 +59,8 @@ type Loop struct {
 	// this iteration (see pollIO).
 	readiedWorkers bool
 	err            error // first unhandled panic, returned by Run
+
+	net netState // servers and connections
 }
 
 // New returns a loop configured by opts. It validates the options but opens
@@ -131,7 +133,10 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	l.stopping = false
 	l.err = nil
 
-	be, err := openBackend(l.opts.Backend)
+	be, err := openBackend(l.opts.Backend, backendConfig{
+		recvBufferSize: l.opts.RecvBufferSize,
+		recvBuffers:    l.opts.RecvBuffers,
+	})
 	if err != nil {
 		return err
 	}
@@ -150,6 +155,7 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	l.now = 0
 
 	l.call(func() { fn(l) })
+	l.runCloses()
 	for !l.stopReq.Load() {
 		l.runTicks()
 		if l.stopReq.Load() {
@@ -279,8 +285,10 @@ func (l *Loop) runTicks() {
 	l.runCloses()
 }
 
-// pollIO is phase 2: submit, wait and dispatch completions.
+// pollIO is phase 2: flush pending sends, submit, wait and dispatch
+// completions.
 func (l *Loop) pollIO() {
+	l.flushSends()
 	timeout := time.Duration(-1)
 	if d, ok := l.timerHeap.NextDeadline(); ok {
 		timeout = max(time.Duration(d-l.monotonic()), 0)
@@ -298,12 +306,13 @@ func (l *Loop) pollIO() {
 		// Publish that we may block, then look at the queue once more: a
 		// poster that added after our check sees sleeping and wakes us.
 		l.sleeping.Store(true)
-		if l.queued.Load() > 0 || l.stopReq.Load() {
+		if l.queued.Load() > 0 || l.stopReq.Load() || l.closesPending() {
 			timeout = 0
 		}
 	}
 	err := l.be.poll(timeout, l.dispatch)
 	l.sleeping.Store(false)
+	l.updateTime() // so activity stamps and timers armed by handlers are current
 	// Any wake-up in flight has been consumed or will make the next poll
 	// return at once; either way the queues are read after this store.
 	l.wakeSig.Store(false)
@@ -312,15 +321,6 @@ func (l *Loop) pollIO() {
 	}
 	l.runCloses()
 }
-
-// dispatch handles one completion reported by the backend.
-func (l *Loop) dispatch(c *completion) {
-	_ = c // connections and servers add their operations here.
-}
-
-// runCloses delivers the Unbinds of connections closed during the phase
-// that just ended.
-func (l *Loop) runCloses() {}
 
 // monotonic returns nanoseconds since base on the monotonic clock.
 func (l *Loop) monotonic() int64 { return int64(time.Since(l.base)) }
@@ -365,16 +365,27 @@ func (l *Loop) fail(err error) {
 	l.stopReq.Store(true)
 }
 
-// shutdown runs the graceful stop sequence and returns Run's result.
+// shutdown runs the graceful stop sequence and returns Run's result:
+// stop accepting (servers stop, their listeners close), run the shutdown
+// hooks, keep doing I/O until every connection's output is flushed or
+// Options.StopTimeout passes, close every connection (Unbind(nil) each),
+// reap every operation in flight and close the fds, then close the Defer
+// pool and the backend.
 func (l *Loop) shutdown() error {
 	l.stopping = true
+	var errs []error
+	if l.be != nil {
+		errs = append(errs, l.stopServers())
+	}
 	for len(l.hooks) > 0 {
 		fn := l.hooks[len(l.hooks)-1]
 		l.hooks[len(l.hooks)-1] = nil
 		l.hooks = l.hooks[:len(l.hooks)-1]
 		l.call(fn)
 	}
-	var errs []error
+	if l.be != nil {
+		errs = append(errs, l.shutdownConns())
+	}
 	if l.pool != nil {
 		// Waits for running Defer operations; queued ones never start and
 		// finished callbacks are discarded below.

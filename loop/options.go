@@ -78,12 +78,47 @@ type Options struct {
 	// EventMachine's EM.error_handler. When nil, the first panic stops the loop
 	// cleanly and Run returns it. The handler runs on the loop goroutine; a
 	// panic inside it stops the loop.
+	//
+	// It also receives the errors no callback can take, as *conn.OpError:
+	// a server's accept failing (EMFILE, ENFILE, ...; the server retries
+	// after 100 ms). Those do not stop the loop and are dropped when the
+	// handler is nil.
 	ErrorHandler func(err error)
 
 	// StopTimeout bounds how long Stop waits for connections to flush their
 	// queued output (default DefaultStopTimeout; negative means do not wait).
 	StopTimeout time.Duration
+
+	// DebugPoisonReceive, for tests, overwrites the bytes passed to
+	// ReceiveData (and ReceiveDatagram) with 0xDB once the callback returns,
+	// so a handler that keeps the slice instead of copying it sees garbage.
+	DebugPoisonReceive bool
+
+	// RecvBufferSize is the size of each receive buffer (default
+	// DefaultRecvBufferSize): the most bytes one ReceiveData call carries.
+	RecvBufferSize int
+
+	// RecvBuffers is the number of receive buffers the loop shares between
+	// all its connections (default DefaultRecvBuffers): io_uring's
+	// provided-buffer ring, epoll's receive arena. A connection holds one
+	// only while its data is being delivered.
+	RecvBuffers int
+
+	// ListenBacklog is the listen(2) backlog of servers (default
+	// DefaultListenBacklog).
+	ListenBacklog int
+
+	// ReusePort sets SO_REUSEPORT on servers' sockets, so several loops can
+	// listen on one address and the kernel spreads connections among them.
+	ReusePort bool
 }
+
+// Defaults of the networking options.
+const (
+	DefaultRecvBufferSize = 16 << 10
+	DefaultRecvBuffers    = 256
+	DefaultListenBacklog  = 1024
+)
 
 // Option changes Options; used with the package-level Run.
 type Option func(*Options)
@@ -119,6 +154,21 @@ func (o *Options) validate() error {
 	}
 	if o.MaxTimers < 0 {
 		return fmt.Errorf("loop: negative MaxTimers %d", o.MaxTimers)
+	}
+	if o.RecvBufferSize < 0 || o.RecvBuffers < 0 || o.ListenBacklog < 0 {
+		return fmt.Errorf("loop: negative RecvBufferSize, RecvBuffers or ListenBacklog")
+	}
+	if o.RecvBufferSize == 0 {
+		o.RecvBufferSize = DefaultRecvBufferSize
+	}
+	if o.RecvBuffers == 0 {
+		o.RecvBuffers = DefaultRecvBuffers
+	}
+	if o.RecvBuffers > 32768 || o.RecvBuffers&(o.RecvBuffers-1) != 0 {
+		return fmt.Errorf("loop: RecvBuffers %d is not a power of two up to 32768", o.RecvBuffers)
+	}
+	if o.ListenBacklog == 0 {
+		o.ListenBacklog = DefaultListenBacklog
 	}
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout

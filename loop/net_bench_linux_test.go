@@ -1,0 +1,337 @@
+package loop_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+// benchServer is an echo (or idle) server under benchmark.
+type benchServer struct {
+	addr  string
+	count func() int // connections the server holds
+	stop  func()
+}
+
+type benchEcho struct{ conn.Base }
+
+func (benchEcho) ReceiveData(c *conn.Conn, data []byte) { _ = c.SendData(data) }
+
+// startLoopServer runs a loop echo server of backend be in the background.
+func startLoopServer(b *testing.B, be loop.Backend) benchServer {
+	b.Helper()
+	l, err := loop.New(loop.Options{Backend: be})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ready := make(chan error, 1)
+	done := make(chan error, 1)
+	var addr string
+	go func() {
+		done <- l.Run(func(l *loop.Loop) {
+			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return benchEcho{} })
+			if err == nil {
+				addr = srv.Addr().String()
+			}
+			ready <- err
+		})
+	}()
+	if err := <-ready; err != nil {
+		l.Stop()
+		<-done
+		b.Fatal(err)
+	}
+	return benchServer{
+		addr: addr,
+		count: func() int {
+			ch := make(chan int, 1)
+			if err := l.NextTick(func() { ch <- l.ConnectionCount() }); err != nil {
+				return -1
+			}
+			return <-ch
+		},
+		stop: func() {
+			l.Stop()
+			if err := <-done; err != nil {
+				b.Error(err)
+			}
+		},
+	}
+}
+
+// startNetServer runs a goroutine-per-connection echo server on net.
+func startNetServer(b *testing.B) benchServer {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(c, c)
+				c.Close()
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			}()
+		}
+	}()
+	return benchServer{
+		addr:  ln.Addr().String(),
+		count: func() int { mu.Lock(); defer mu.Unlock(); return len(conns) },
+		stop: func() {
+			ln.Close()
+			mu.Lock()
+			for c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+			wg.Wait()
+		},
+	}
+}
+
+// forEachServer runs fn as sub-benchmarks uring, epoll and net.
+func forEachServer(b *testing.B, fn func(b *testing.B, start func(b *testing.B) benchServer)) {
+	for _, be := range testutil.Backends {
+		b.Run(be.String(), func(b *testing.B) {
+			if be == loop.URing {
+				testutil.RequireURing(b)
+			}
+			fn(b, func(b *testing.B) benchServer { return startLoopServer(b, be) })
+		})
+	}
+	b.Run("net", func(b *testing.B) { fn(b, startNetServer) })
+}
+
+// BenchmarkEcho measures ping-pong through an echo server: 64 connections
+// each send a payload and wait for it to come back, 100 times per
+// iteration. Compare the loop backends with a goroutine-per-connection net
+// server in the same run (req/s).
+func BenchmarkEcho(b *testing.B) {
+	const (
+		conns  = 64
+		rounds = 100
+	)
+	forEachServer(b, func(b *testing.B, start func(*testing.B) benchServer) {
+		for _, size := range []int{64, 4096} {
+			b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+				srv := start(b)
+				defer srv.stop()
+				cs := make([]net.Conn, conns)
+				for i := range cs {
+					c, err := net.Dial("tcp", srv.addr)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer c.Close()
+					cs[i] = c
+				}
+				payload := bytes.Repeat([]byte{'x'}, size)
+				b.SetBytes(int64(conns * rounds * size))
+				b.ReportAllocs()
+				var requests atomic.Int64
+				begin := time.Now()
+				for b.Loop() {
+					var wg sync.WaitGroup
+					errs := make(chan error, conns)
+					for _, c := range cs {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							buf := make([]byte, size)
+							for range rounds {
+								if _, err := c.Write(payload); err != nil {
+									errs <- err
+									return
+								}
+								if _, err := io.ReadFull(c, buf); err != nil {
+									errs <- err
+									return
+								}
+								requests.Add(1)
+							}
+						}()
+					}
+					wg.Wait()
+					close(errs)
+					for err := range errs {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(requests.Load())/time.Since(begin).Seconds(), "req/s")
+			})
+		}
+	})
+}
+
+// idleConns is the number of connections of BenchmarkIdleConnMemory:
+// RM_IDLE_CONNS, or 4,000 (each costs two fds in this process, client and
+// server side).
+func idleConns(b *testing.B) int {
+	if s := os.Getenv("RM_IDLE_CONNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			b.Fatalf("RM_IDLE_CONNS=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 4000
+}
+
+// rss returns the process's resident set size in bytes.
+func rss(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		b.Skipf("no /proc/self/statm: %v", err)
+	}
+	f := strings.Fields(string(data))
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// settle collects garbage and returns memory to the OS, so that RSS shows
+// what is live.
+func settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
+// holdIdle opens n client connections to srv, waits until the server holds
+// them all, and returns the RSS growth they caused.
+func holdIdle(b *testing.B, srv benchServer, n int) int64 {
+	b.Helper()
+	settle()
+	before := rss(b)
+	cs := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.DialTimeout("tcp", srv.addr, 10*time.Second)
+		if err != nil {
+			b.Fatalf("dial %d: %v", len(cs), err)
+		}
+		cs = append(cs, c)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.count() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("server holds %d of %d connections", srv.count(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	settle()
+	return rss(b) - before
+}
+
+// startRawServer accepts connections with accept4(2) and keeps only their
+// fds: the baseline, where the server side costs (almost) nothing in the
+// process.
+func startRawServer(b *testing.B) benchServer {
+	b.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		b.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var fds []int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+			if err == unix.EINTR || err == unix.ECONNABORTED {
+				continue
+			}
+			if err != nil {
+				return // shutdown(2) below
+			}
+			mu.Lock()
+			fds = append(fds, nfd)
+			mu.Unlock()
+		}
+	}()
+	return benchServer{
+		addr:  fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port),
+		count: func() int { mu.Lock(); defer mu.Unlock(); return len(fds) },
+		stop: func() {
+			_ = unix.Shutdown(fd, unix.SHUT_RDWR) // wakes the blocked accept4
+			<-done
+			unix.Close(fd)
+			for _, f := range fds {
+				unix.Close(f)
+			}
+		},
+	}
+}
+
+// BenchmarkIdleConnMemory reports what an idle connection costs a server in
+// process memory ("B/conn", RSS growth per connection minus the growth of
+// the same number of client connections held against a raw accept4 server),
+// for each loop backend and for a goroutine-per-connection net server.
+// DESIGN asks for well under 2 KB per idle connection on the loop.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	n := idleConns(b)
+	raw := startRawServer(b)
+	baseline := holdIdle(b, raw, n)
+	raw.stop()
+	forEachServer(b, func(b *testing.B, start func(*testing.B) benchServer) {
+		var grown int64
+		iters := 0
+		for b.Loop() {
+			srv := start(b)
+			grown += holdIdle(b, srv, n)
+			srv.stop()
+			iters++
+		}
+		b.ReportMetric(float64(grown/int64(iters)-baseline)/float64(n), "B/conn")
+		b.ReportMetric(float64(n), "conns")
+	})
+}

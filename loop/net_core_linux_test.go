@@ -1,0 +1,257 @@
+package loop_test
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+// coreEcho echoes what it receives.
+type coreEcho struct{ conn.Base }
+
+func (coreEcho) ReceiveData(c *conn.Conn, data []byte) { _ = c.SendData(data) }
+
+// coreClient sends payload on connect, collects the echo, and records its
+// callbacks.
+type coreClient struct {
+	mu        sync.Mutex
+	payload   []byte
+	got       []byte
+	completed int
+	unbinds   int
+	reason    error
+	done      chan struct{}
+	want      int
+}
+
+func (h *coreClient) PostInit(c *conn.Conn) {
+	// Queued until the connection is established.
+	_ = c.SendData(h.payload)
+}
+
+func (h *coreClient) ConnectionCompleted(*conn.Conn) {
+	h.mu.Lock()
+	h.completed++
+	h.mu.Unlock()
+}
+
+func (h *coreClient) ReceiveData(c *conn.Conn, data []byte) {
+	h.mu.Lock()
+	h.got = append(h.got, data...)
+	n := len(h.got)
+	h.mu.Unlock()
+	if n == h.want {
+		_ = c.Close()
+	}
+}
+
+func (h *coreClient) Unbind(_ *conn.Conn, reason error) {
+	h.mu.Lock()
+	h.unbinds++
+	h.reason = reason
+	h.mu.Unlock()
+	close(h.done) // a second Unbind panics here
+}
+
+func TestCoreEcho1MB(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		for _, tc := range []struct {
+			name, addr string
+			opts       loop.Options
+		}{
+			{"tcp", "127.0.0.1:0", loop.Options{}},
+			{"unix", "unix:" + t.TempDir() + "/s.sock", loop.Options{}},
+			{"abstract", "unix:@ringmachine-core-test", loop.Options{}},
+			// Two 4 KiB buffers for the whole loop: multishot receives end
+			// with ENOBUFS over and over and must resume without loss.
+			{"ENOBUFS", "127.0.0.1:0", loop.Options{RecvBuffers: 2, RecvBufferSize: 4096}},
+		} {
+			addr := tc.addr
+			t.Run(tc.name, func(t *testing.T) {
+				testutil.CheckLeaks(t)
+				payload := make([]byte, 1<<20)
+				r := rand.New(rand.NewPCG(3, 4))
+				for i := range payload {
+					payload[i] = byte(r.Uint32())
+				}
+				h := &coreClient{payload: payload, want: len(payload), done: make(chan struct{})}
+				var serverUnbinds sync.WaitGroup
+				var inflight int
+				opts := tc.opts
+				opts.Backend, opts.DebugPoisonReceive = b, true
+				l, err := loop.New(opts)
+				require.NoError(t, err)
+				errc := make(chan error, 1)
+				go func() {
+					errc <- l.Run(func(l *loop.Loop) {
+						srv, err := l.StartServer(addr, func() conn.Handler { serverUnbinds.Add(1); return &coreServer{wg: &serverUnbinds} })
+						if !assert.NoError(t, err) {
+							l.Stop()
+							return
+						}
+						target := srv.Addr().String()
+						if srv.Addr().Network() == "unix" {
+							target = "unix:" + target
+						}
+						_, err = l.Connect(target, h)
+						assert.NoError(t, err)
+						assert.Equal(t, 1, l.ConnectionCount())
+						go func() {
+							select {
+							case <-h.done:
+							case <-time.After(20 * time.Second):
+							}
+							l.NextTick(func() {
+								inflight = l.ConnectionCount()
+								l.Stop()
+							})
+						}()
+					})
+				}()
+				select {
+				case err := <-errc:
+					require.NoError(t, err)
+				case <-time.After(30 * time.Second):
+					l.Stop()
+					t.Fatal("timeout")
+				}
+				assert.Zero(t, l.InFlightOps())
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				assert.Equal(t, 1, h.completed)
+				assert.Equal(t, 1, h.unbinds)
+				assert.NoError(t, h.reason)
+				assert.True(t, bytes.Equal(payload, h.got), "echo differs: got %d bytes", len(h.got))
+				serverUnbinds.Wait()
+				_ = inflight
+			})
+		}
+	})
+}
+
+// coreServer echoes and counts its one Unbind.
+type coreServer struct {
+	coreEcho
+	wg    *sync.WaitGroup
+	count int
+}
+
+func (s *coreServer) Unbind(*conn.Conn, error) {
+	s.count++
+	if s.count == 1 {
+		s.wg.Done()
+	} else {
+		panic("second Unbind")
+	}
+}
+
+func TestCoreConnectRefused(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		testutil.CheckLeaks(t)
+		// A port nothing listens on: bind one and close it.
+		var reason error
+		var completed, unbinds int
+		h := &funcHandler{
+			completed: func() { completed++ },
+			unbind: func(err error) {
+				unbinds++
+				reason = err
+			},
+		}
+		l, err := loop.New(loop.Options{Backend: b})
+		require.NoError(t, err)
+		require.NoError(t, l.Run(func(l *loop.Loop) {
+			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return coreEcho{} })
+			require.NoError(t, err)
+			addr := srv.Addr().String()
+			require.NoError(t, srv.Stop())
+			_, err = l.Connect(addr, h)
+			require.NoError(t, err)
+			l.AddTimer(500*time.Millisecond, l.Stop)
+		}))
+		assert.Zero(t, completed)
+		assert.Equal(t, 1, unbinds)
+		assert.ErrorIs(t, reason, syscall.ECONNREFUSED)
+		var op *conn.OpError
+		assert.ErrorAs(t, reason, &op)
+		assert.Zero(t, l.InFlightOps())
+	})
+}
+
+type funcHandler struct {
+	conn.Base
+	completed func()
+	unbind    func(error)
+	data      func(*conn.Conn, []byte)
+}
+
+func (h *funcHandler) ConnectionCompleted(*conn.Conn) {
+	if h.completed != nil {
+		h.completed()
+	}
+}
+
+func (h *funcHandler) ReceiveData(c *conn.Conn, b []byte) {
+	if h.data != nil {
+		h.data(c, b)
+	}
+}
+
+func (h *funcHandler) Unbind(_ *conn.Conn, err error) {
+	if h.unbind != nil {
+		h.unbind(err)
+	}
+}
+
+// TestCoreStopWithOpenConnections: Stop with idle connections, a client
+// blocked in connect-complete state and queued output unbinds everyone
+// once and leaves no fd, goroutine or operation behind.
+func TestCoreStopWithOpenConnections(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		testutil.CheckLeaks(t)
+		var unbinds, serverUnbinds int
+		var reasons []error
+		l, err := loop.New(loop.Options{Backend: b, StopTimeout: 200 * time.Millisecond})
+		require.NoError(t, err)
+		require.NoError(t, l.Run(func(l *loop.Loop) {
+			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+				return &funcHandler{unbind: func(error) { serverUnbinds++ }}
+			})
+			require.NoError(t, err)
+			for range 10 {
+				_, err := l.Connect(srv.Addr().String(), &funcHandler{
+					completed: func() {},
+					unbind: func(err error) {
+						unbinds++
+						reasons = append(reasons, err)
+					},
+				})
+				require.NoError(t, err)
+			}
+			l.AddTimer(100*time.Millisecond, func() {
+				assert.Equal(t, 20, l.ConnectionCount())
+				l.Stop()
+			})
+		}))
+		assert.Equal(t, 10, unbinds)
+		assert.Equal(t, 10, serverUnbinds)
+		for _, r := range reasons {
+			if r != nil {
+				assert.ErrorIs(t, r, io.EOF) // the server side may close first
+			}
+		}
+		assert.Zero(t, l.InFlightOps())
+		assert.Zero(t, l.ConnectionCount())
+	})
+}

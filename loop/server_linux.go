@@ -1,0 +1,257 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"golang.org/x/sys/unix"
+)
+
+// acceptRetryDelay is how long a server waits before accepting again after
+// running out of file descriptors (EMFILE, ENFILE).
+const acceptRetryDelay = 100 * time.Millisecond
+
+// Server is a listening socket made by [Loop.StartServer]. Call its methods
+// only from the loop goroutine.
+type Server struct {
+	l       *Loop
+	s       *sock
+	factory func() conn.Handler
+	addr    net.Addr
+	path    string // unix socket file to remove on Stop
+	stopped bool
+	retry   Timer
+}
+
+// Addr returns the address the server is bound to: the real port when port
+// 0 was asked for.
+func (srv *Server) Addr() net.Addr { return srv.addr }
+
+// Stop stops accepting connections (EventMachine's stop_server). Connections
+// already accepted live on. A Unix socket file is removed. Stopping twice
+// returns nil. It returns the error of removing the socket file, if any.
+func (srv *Server) Stop() error {
+	if srv.stopped {
+		return nil
+	}
+	srv.stopped = true
+	srv.retry.Cancel()
+	// Stop listening now, as EventMachine's stop_server does: a shut down
+	// listener refuses new connections at once, although its fd is closed
+	// only after the accept in flight on it is reaped.
+	_ = unix.Shutdown(srv.s.fd, unix.SHUT_RDWR)
+	srv.l.closeSock(srv.s, nil)
+	for i, x := range srv.l.net.servers {
+		if x == srv {
+			srv.l.net.servers = append(srv.l.net.servers[:i], srv.l.net.servers[i+1:]...)
+			break
+		}
+	}
+	if srv.path != "" {
+		if err := os.Remove(srv.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartServer listens on addr and accepts connections, making one handler
+// per connection with factory (EventMachine's start_server; the factory is
+// where the "init block" state goes). Each accepted connection gets
+// PostInit, then ReceiveData for its data, then one Unbind.
+//
+// addr is "host:port" (an IPv4 or IPv6 literal, "localhost", or empty for
+// every address; port 0 picks a free port, see Server.Addr), "unix:/path"
+// or "unix:@abstract". A host name other than an IP literal is resolved
+// synchronously. It returns ErrNilFunc, ErrLoopStopped when the loop is not
+// running or stopping, an error wrapping conn.ErrInvalidAddr, or an
+// *conn.OpError wrapping the errno of socket, bind or listen
+// (errors.Is(err, syscall.EADDRINUSE)). Call only from the loop goroutine.
+func (l *Loop) StartServer(addr string, factory func() conn.Handler) (*Server, error) {
+	if factory == nil {
+		return nil, ErrNilFunc
+	}
+	if !l.running.Load() || l.stopping || l.be == nil {
+		return nil, ErrLoopStopped
+	}
+	network, address, err := conn.ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	var sa unix.Sockaddr
+	path := ""
+	if network == "unix" {
+		sa = &unix.SockaddrUnix{Name: address}
+		if address[0] != '@' {
+			path = address
+		}
+	} else {
+		sa, err = listenSockaddr(address)
+		if err != nil {
+			return nil, err
+		}
+	}
+	fd, err := l.listen(network, sa)
+	if err != nil {
+		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Err: err}
+	}
+	s := l.newSock(sockListener, fd, network)
+	srv := &Server{l: l, s: s, factory: factory, path: path}
+	s.srv = srv
+	if lsa, err := unix.Getsockname(fd); err == nil {
+		srv.addr = sockaddrToAddr(lsa, network)
+	}
+	if network == "unix" {
+		srv.addr = &net.UnixAddr{Name: address, Net: "unix"}
+	}
+	if err := l.armAccept(srv); err != nil {
+		l.closeSock(s, nil)
+		return nil, &conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: err}
+	}
+	l.net.servers = append(l.net.servers, srv)
+	return srv, nil
+}
+
+// listenSockaddr resolves a host:port for listening.
+func listenSockaddr(address string) (unix.Sockaddr, error) {
+	host, portStr, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", conn.ErrInvalidAddr, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	if host == "" {
+		return &unix.SockaddrInet4{Port: port}, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ips, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if lerr != nil || len(ips) == 0 {
+			return nil, fmt.Errorf("%w: %q: %w", conn.ErrInvalidAddr, host, errors.Join(lerr, err))
+		}
+		ip = preferIPv4(ips)
+	}
+	return ipSockaddr(ip, port), nil
+}
+
+func preferIPv4(ips []netip.Addr) netip.Addr {
+	for _, ip := range ips {
+		if ip.Is4() || ip.Is4In6() {
+			return ip
+		}
+	}
+	return ips[0]
+}
+
+// listen makes a non-blocking listening socket bound to sa.
+func (l *Loop) listen(network string, sa unix.Sockaddr) (int, error) {
+	fd, err := unix.Socket(familyOf(sa), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if network == "tcp" {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			unix.Close(fd)
+			return -1, os.NewSyscallError("setsockopt", err)
+		}
+		if l.opts.ReusePort {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				unix.Close(fd)
+				return -1, os.NewSyscallError("setsockopt", err)
+			}
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("bind", err)
+	}
+	if err := unix.Listen(fd, l.opts.ListenBacklog); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("listen", err)
+	}
+	return fd, nil
+}
+
+func (l *Loop) armAccept(srv *Server) error {
+	s := srv.s
+	if err := l.be.acceptMultishot(s.fd, s.tok(opAccept)); err != nil {
+		return err
+	}
+	s.ops++
+	s.recvArmed = true
+	return nil
+}
+
+func (l *Loop) onAccept(s *sock, c *completion, final bool) {
+	srv := s.srv
+	if c.res >= 0 {
+		l.accepted(srv, int(c.res))
+	}
+	if !final {
+		return
+	}
+	s.recvArmed = false
+	if s.closed || srv.stopped || l.stopping {
+		return
+	}
+	delay := time.Duration(0)
+	if c.res < 0 {
+		err := errnoOf(c.res)
+		if err == unix.ECANCELED {
+			return
+		}
+		// EMFILE, ENFILE, ENOBUFS, ...: the server stays up and tries again
+		// after a pause; the error is reported.
+		delay = acceptRetryDelay
+		l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: err})
+	}
+	if delay == 0 {
+		if err := l.armAccept(srv); err != nil {
+			l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: err})
+		}
+		return
+	}
+	l.armInternalTimer(&srv.retry, delay, func() {
+		if srv.stopped || s.closed || s.recvArmed {
+			return
+		}
+		if err := l.armAccept(srv); err != nil {
+			l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: err})
+		}
+	})
+}
+
+// accepted makes a connection of a freshly accepted fd.
+func (l *Loop) accepted(srv *Server, fd int) {
+	if srv.stopped || l.stopping {
+		unix.Close(fd)
+		return
+	}
+	if srv.s.network == "tcp" {
+		// Latency over coalescing, as Go's net does: the loop already
+		// batches a connection's writes into one send per iteration.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	var h conn.Handler
+	l.call(func() { h = srv.factory() })
+	if h == nil {
+		unix.Close(fd)
+		return
+	}
+	s := l.newSock(sockStream, fd, srv.s.network)
+	s.h = h
+	s.c = conn.New(s, h)
+	s.lastAct = l.monotonic()
+	l.net.nconns++
+	c := s.c
+	l.call(func() { h.PostInit(c) })
+	l.updateRead(s)
+}
