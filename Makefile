@@ -7,10 +7,9 @@ BENCHTIME ?= 1s
 
 .PHONY: run test fmt-check vet build cross test-race test-giouring test-stress bench-compile bench
 
-# The echo server on port 10000 once it exists; until then the timers example.
+# The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
 run:
-	@if [ -d examples/echo ]; then $(GO) run ./examples/echo -addr 127.0.0.1:10000; \
-	else $(GO) run ./examples/timers; fi
+	$(GO) run ./examples/echo -addr 127.0.0.1:10000
 
 test: fmt-check vet build cross test-race test-giouring test-stress bench-compile
 
