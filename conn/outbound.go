@@ -115,14 +115,23 @@ func (q *Outbound) Consume(n int) {
 		}
 		n -= avail
 		q.cache.put(q.chunks[0])
-		q.chunks[0] = nil
-		q.chunks = q.chunks[1:]
+		// Shift instead of reslicing so the list keeps its capacity (the
+		// list is short: one entry per 16 KiB queued).
+		k := copy(q.chunks, q.chunks[1:])
+		q.chunks[k] = nil
+		q.chunks = q.chunks[:k]
 		q.head = 0
 	}
 	if q.n == 0 {
-		// Hold nothing while idle (an idle connection must stay small).
+		// Hold no chunk while idle (an idle connection must stay small),
+		// but keep a small chunk list: a request/response connection would
+		// otherwise allocate it again on every reply (24 B per chunk slot).
 		clear(q.chunks)
-		q.chunks = nil
+		if cap(q.chunks) <= 2 {
+			q.chunks = q.chunks[:0]
+		} else {
+			q.chunks = nil
+		}
 		q.head = 0
 	}
 }
