@@ -46,15 +46,16 @@ type Loop struct {
 	waker  backend
 
 	// Loop-goroutine state.
-	be        backend
-	pool      *pool.Pool
-	stopping  bool // shutdown has begun: no new Defer, servers, connections
-	base      time.Time
-	now       int64 // cached monotonic nanoseconds since base
-	timerHeap timers.Heap[*Timer]
-	nTimers   int // pending timers, for MaxTimers
-	expired   []*timers.Entry[*Timer]
-	hooks     []func()
+	be         backend
+	dispatchFn func(*completion) // l.dispatch, bound once: a method value allocates
+	pool       *pool.Pool
+	stopping   bool // shutdown has begun: no new Defer, servers, connections
+	base       time.Time
+	now        int64 // cached monotonic nanoseconds since base
+	timerHeap  timers.Heap[*Timer]
+	nTimers    int // pending timers, for MaxTimers
+	expired    []*timers.Entry[*Timer]
+	hooks      []func()
 	// readiedWorkers is set when Defer handed work to the pool during
 	// this iteration (see pollIO).
 	readiedWorkers bool
@@ -141,6 +142,9 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		return err
 	}
 	l.be = be
+	if l.dispatchFn == nil {
+		l.dispatchFn = l.dispatch
+	}
 	l.kindNow.Store(uint32(be.kind()))
 	l.wakeSig.Store(false)
 	l.wakeMu.Lock()
@@ -310,7 +314,7 @@ func (l *Loop) pollIO() {
 			timeout = 0
 		}
 	}
-	err := l.be.poll(timeout, l.dispatch)
+	err := l.be.poll(timeout, l.dispatchFn)
 	l.sleeping.Store(false)
 	l.updateTime() // so activity stamps and timers armed by handlers are current
 	// Any wake-up in flight has been consumed or will make the next poll
