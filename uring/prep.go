@@ -81,6 +81,21 @@ func (s *SQE) PrepTimeoutRemove(userData uint64, flags TimeoutFlags) {
 	s.OpFlags = uint32(flags)
 }
 
+// PrepTimeoutUpdate prepares a change of the expiry of the timeout submitted with userData
+// to ts (liburing io_uring_prep_timeout_update; IORING_OP_TIMEOUT_REMOVE with
+// IORING_TIMEOUT_UPDATE, Linux 5.11). Pass TimeoutLinkTimeoutUpdate in flags to update a
+// linked timeout (Linux 5.15); TimeoutUpdate is always set. Without TimeoutAbs ts is
+// relative to now. Res is 0, -ENOENT if no such timeout is armed, or -EALREADY.
+//
+// Memory: ts must stay valid until the CQE (see PrepTimeout).
+func (s *SQE) PrepTimeoutUpdate(ts *Timespec, userData uint64, flags TimeoutFlags) {
+	escape(unsafe.Pointer(ts))
+	// Memory: ts is on the heap (escape) and caller-owned; see the doc comment.
+	s.prepRW(OpTimeoutRemove, -1, userData, 0, uint64(uintptr(unsafe.Pointer(ts))))
+	// TIMEOUT_REMOVE without IORING_TIMEOUT_UPDATE removes, even for a linked timeout.
+	s.OpFlags = uint32(flags | TimeoutUpdate)
+}
+
 // PrepLinkTimeout prepares a timeout for the previous SQE, which must carry IOSQE_IO_LINK
 // (liburing io_uring_prep_link_timeout; IORING_OP_LINK_TIMEOUT, Linux 5.5). If it fires the
 // linked operation completes with -ECANCELED and this one with -ETIME; otherwise this one

@@ -63,6 +63,33 @@ func TestLinkTimeoutCancelsRecv(t *testing.T) {
 	runtime.KeepAlive(&ts)
 }
 
+func TestLinkTimeoutUpdate(t *testing.T) {
+	r := newRing(t, 8, nil)
+	a, _ := socketpair(t)
+	buf := make([]byte, 16)
+	ts := NewTimespec(time.Hour)
+	s := sqe(t, r)
+	s.PrepRecv(a, buf, 0)
+	s.SetFlags(SQEIOLink)
+	s.SetUserData(1)
+	s = sqe(t, r)
+	s.PrepLinkTimeout(&ts, 0)
+	s.SetUserData(2)
+	upd := NewTimespec(20 * time.Millisecond)
+	s = sqe(t, r)
+	s.PrepTimeoutUpdate(&upd, 2, TimeoutLinkTimeoutUpdate)
+	s.SetUserData(3)
+	start := time.Now()
+	m := byUserData(reap(t, r, 3))
+	assert.NoError(t, m[3][0].Err(), "the update finds the armed linked timeout")
+	assert.ErrorIs(t, m[1][0].Err(), unix.ECANCELED)
+	assert.ErrorIs(t, m[2][0].Err(), unix.ETIME)
+	assert.Less(t, time.Since(start), 10*time.Second, "the hour-long timeout was shortened")
+	runtime.KeepAlive(buf)
+	runtime.KeepAlive(&ts)
+	runtime.KeepAlive(&upd)
+}
+
 func TestCancel(t *testing.T) {
 	t.Run("UserData", func(t *testing.T) {
 		r := newRing(t, 8, nil)
