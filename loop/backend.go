@@ -61,11 +61,21 @@ type backend interface {
 	sendTo(fd int, b []byte, to unix.Sockaddr, m *opMem, tok uint64) error
 
 	// connect connects the non-blocking socket fd to sa; res = 0 or -errno.
-	// m holds the encoded address until the completion.
-	connect(fd int, sa unix.Sockaddr, m *opMem, tok uint64) error
+	// m holds the encoded address until the completion. When timeout > 0 the
+	// backend may bound the attempt itself (io_uring: a linked timeout); it
+	// reports whether it did, and such a connect that runs out of time
+	// completes with res = -ETIME (never otherwise produced by a connect).
+	// When it did not, the loop times the connect out with a timer.
+	connect(fd int, sa unix.Sockaddr, m *opMem, timeout time.Duration, tok uint64) (bounded bool, err error)
+
+	// updateConnectTimeout moves the expiry of the bound of a connect that
+	// connect reported bounded to d from now (d <= 0: now). An error means
+	// the bound is unchanged; the loop then falls back to its timer.
+	updateConnectTimeout(tok uint64, d time.Duration) error
 
 	// sendFile sends up to n bytes of the file inFD at offset to the socket
-	// outFD (sendfile(2) semantics); res = bytes sent, possibly short.
+	// outFD (sendfile(2) semantics); res = bytes sent, possibly short, 0 at
+	// the end of the file.
 	sendFile(outFD, inFD int, offset int64, n int, tok uint64) error
 
 	// cancel ends the operation submitted with tok: it completes (with

@@ -77,8 +77,13 @@ func (b *epollBackend) sendTo(fd int, p []byte, to unix.Sockaddr, m *opMem, tok 
 	return b.p.SendTo(fd, p, to, tok)
 }
 
-func (b *epollBackend) connect(fd int, sa unix.Sockaddr, m *opMem, tok uint64) error {
-	return b.p.Connect(fd, sa, tok)
+// connect never bounds the attempt: the loop's timer does (see backend).
+func (b *epollBackend) connect(fd int, sa unix.Sockaddr, m *opMem, timeout time.Duration, tok uint64) (bool, error) {
+	return false, b.p.Connect(fd, sa, tok)
+}
+
+func (b *epollBackend) updateConnectTimeout(tok uint64, d time.Duration) error {
+	return errors.ErrUnsupported
 }
 
 func (b *epollBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"time"
 
@@ -15,10 +16,14 @@ var _ backend = (*uringBackend)(nil)
 
 // Reserved user data values (STYLE §5): tokenIgnore marks completions nobody
 // waits for (cancels, linked-timeout echoes); tokenWake is the backend's own
-// read on its eventfd.
+// read on its eventfd. Tokens with the top byte tokenAux (tokenWake aside)
+// are the backend's own halves of linked operations (see auxOp); the loop's
+// tokens keep their kind far below 0xFF (socket_linux.go).
 const (
 	tokenIgnore uint64 = 0
 	tokenWake   uint64 = math.MaxUint64
+	tokenAux    uint64 = 0xFF << 56
+	tokenAuxSeq uint64 = 1<<56 - 2 // aux sequence numbers wrap below tokenWake
 )
 
 // ringEntries is the submission queue size; the completion queue is four
@@ -30,7 +35,7 @@ const ringEntries = 512
 var requiredOps = []uring.Op{
 	uring.OpRead, uring.OpAsyncCancel, uring.OpLinkTimeout, uring.OpAccept,
 	uring.OpConnect, uring.OpRecv, uring.OpSend, uring.OpSendmsg, uring.OpClose,
-	uring.OpShutdown, uring.OpSplice,
+	uring.OpShutdown, uring.OpSplice, uring.OpTimeoutRemove,
 	// IORING_OP_SEND_ZC arrived in Linux 6.0 with multishot receive; its
 	// presence is how the probe tells us IORING_RECV_MULTISHOT is there.
 	uring.OpSendZC,
@@ -55,9 +60,25 @@ type uringBackend struct {
 	recycled bool // buffers were Added since the last Advance
 
 	// polled are the operations the ring has no opcode for that the loop can
-	// use (recvfrom with the sender's address, sendfile): a poll SQE under the
-	// operation's token, then the non-blocking system call on readiness.
+	// use (recvfrom with the sender's address; sendfile for a file that cannot
+	// splice): a poll SQE under the operation's token, then the non-blocking
+	// system call on readiness.
 	polled map[uint64]*polledOp
+
+	// aux are the backend's own SQEs linked to a loop operation (the
+	// file-to-pipe half of a sendFile, a connect's LINK_TIMEOUT and its
+	// updates), by their aux token. Each is counted in ops until its CQE, so
+	// close waits for them; the loop never sees them.
+	aux    map[uint64]*auxOp
+	auxSeq uint64
+	// splices are the sendFile operations in flight, by the loop's token.
+	splices map[uint64]*spliceOp
+	// pipes are idle, empty pipes for splices (at most maxIdlePipes).
+	pipes []*splicePipe
+	// conns maps the token of a connect bounded by a LINK_TIMEOUT to the aux
+	// token of that timeout, until the connect's CQE.
+	conns   map[uint64]uint64
+	closing bool // close is reaping: no new SQEs for splices
 }
 
 // bufGroup is the buffer group ID of the loop's provided-buffer ring.
@@ -101,7 +122,8 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		return nil, errors.Join(fmt.Errorf("loop: buffer ring: %w", err), unix.Close(efd), r.Close())
 	}
 	b := &uringBackend{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte),
-		br: br, polled: make(map[uint64]*polledOp)}
+		br: br, polled: make(map[uint64]*polledOp), aux: make(map[uint64]*auxOp),
+		splices: make(map[uint64]*spliceOp), conns: make(map[uint64]uint64)}
 	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
 	// close has reaped the last read.
 	b.pin.Pin(b.efbuf)
@@ -183,6 +205,25 @@ func (b *uringBackend) reap(dispatch func(*completion)) {
 				b.armed = false
 				b.ops--
 				continue
+			}
+			if c.UserData&tokenAux == tokenAux {
+				b.ops--
+				b.onAux(c, dispatch)
+				continue
+			}
+			if op := b.splices[c.UserData]; op != nil {
+				b.ops--
+				b.onSpliceOut(op, c.Res, dispatch)
+				continue
+			}
+			if _, ok := b.conns[c.UserData]; ok {
+				delete(b.conns, c.UserData)
+				// Nothing but the linked timeout cancels a connect the loop
+				// still waits for (the loop's own cancels come after it
+				// closed the socket, when it ignores the result).
+				if c.Res == -int32(unix.ECANCELED) {
+					c.Res = -int32(unix.ETIME)
+				}
 			}
 			if p := b.polled[c.UserData]; p != nil {
 				if !b.runPolled(c, p, dispatch) {
@@ -321,14 +362,309 @@ func (b *uringBackend) recvFrom(fd int, buf []byte, tok uint64) error {
 	return nil
 }
 
+// sendFile submits SPLICE file -> pipe linked (IOSQE_IO_LINK) to SPLICE
+// pipe -> socket; see spliceOp for the rest of the operation.
 func (b *uringBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64) error {
-	p := &polledOp{sendfile: true, fd: outFD, inFD: inFD, off: offset, n: n}
-	if err := b.armPoll(tok, p); err != nil {
+	p, err := b.getPipe()
+	if err != nil {
 		return err
 	}
-	b.polled[tok] = p
-	b.ops++
+	// A file page fills one pipe slot, so an unaligned offset makes the first
+	// slot short: ask for what fits, or the file -> pipe splice comes up
+	// short and breaks the link every time.
+	want := min(n, p.size-int(offset%int64(os.Getpagesize())))
+	s1, s2, err := b.sqePair()
+	if err != nil {
+		b.putPipe(p, true)
+		return err
+	}
+	op := &spliceOp{tok: tok, out: outFD, in: inFD, off: offset, n: n, want: want, p: p}
+	a := b.newAux(auxSpliceIn)
+	a.sf = op
+	s1.PrepSplice(inFD, offset, p.w, -1, uint32(want), unix.SPLICE_F_MOVE)
+	s1.SetFlags(uring.SQEIOLink)
+	s1.SetUserData(a.tok)
+	s2.PrepSplice(p.r, -1, outFD, -1, uint32(want), unix.SPLICE_F_MOVE)
+	s2.SetUserData(tok)
+	b.splices[tok] = op
+	b.ops += 2
 	return nil
+}
+
+// sqePair returns two consecutive free SQEs for a link: a link cannot span
+// two submissions (the kernel ends a chain with the batch), so it submits
+// what is queued first when fewer than two are free.
+func (b *uringBackend) sqePair() (*uring.SQE, *uring.SQE, error) {
+	if b.r.SQSpaceLeft() < 2 {
+		if _, err := b.r.Submit(); err != nil {
+			return nil, nil, err
+		}
+	}
+	s1, ok1 := b.r.GetSQE()
+	if !ok1 {
+		return nil, nil, fmt.Errorf("loop: io_uring submission queue full: %w", unix.EBUSY)
+	}
+	s2, ok2 := b.r.GetSQE()
+	if !ok2 {
+		// Impossible after SQSpaceLeft >= 2; s1 is already taken, so make it
+		// harmless rather than leave a dangling link.
+		s1.PrepNop()
+		s1.SetUserData(tokenIgnore)
+		return nil, nil, fmt.Errorf("loop: io_uring submission queue full: %w", unix.EBUSY)
+	}
+	return s1, s2, nil
+}
+
+// auxKind tells what an aux SQE is.
+type auxKind uint8
+
+const (
+	auxSpliceIn      auxKind = iota + 1 // file -> pipe half of a sendFile
+	auxLinkTimeout                      // LINK_TIMEOUT behind a connect
+	auxTimeoutUpdate                    // TIMEOUT_REMOVE updating such a timeout
+)
+
+// auxOp is the record of an aux SQE. It owns the kernel-visible memory of
+// that SQE (the timespec) until its own CQE, which may come after the CQE of
+// the loop operation it is linked to: the loop's opMem is released at the
+// latter, so the timespec does not live there.
+type auxOp struct {
+	tok  uint64
+	kind auxKind
+	ts   uring.Timespec
+	pin  runtime.Pinner
+	sf   *spliceOp // auxSpliceIn: its operation
+}
+
+func (b *uringBackend) newAux(k auxKind) *auxOp {
+	b.auxSeq = b.auxSeq%tokenAuxSeq + 1
+	a := &auxOp{tok: tokenAux | b.auxSeq, kind: k}
+	b.aux[a.tok] = a
+	return a
+}
+
+// setTimespec stores d in a.ts and pins it: the kernel reads it until the
+// aux CQE (uring.PrepLinkTimeout's Memory paragraph).
+func (a *auxOp) setTimespec(d time.Duration) {
+	a.ts.Set(max(d, 0))
+	a.pin.Pin(&a.ts)
+}
+
+// onAux handles the CQE of an aux SQE (ops already decremented).
+func (b *uringBackend) onAux(c *uring.CQE, dispatch func(*completion)) {
+	a := b.aux[c.UserData]
+	if a == nil {
+		return // not ours: impossible, tokens are unique
+	}
+	delete(b.aux, c.UserData)
+	a.pin.Unpin()
+	if a.kind == auxSpliceIn {
+		op := a.sf
+		op.inDone = true
+		op.inRes = c.Res
+		if c.Res > 0 {
+			op.inPipe = int(c.Res)
+		}
+		b.spliceStep(op, dispatch)
+	}
+}
+
+// maxIdlePipes bounds the pipes kept for reuse; more concurrent sendFiles
+// create (and then close) their own.
+const maxIdlePipes = 4
+
+// splicePipe is a pipe between the two splices of a sendFile.
+//
+// Its ends are blocking (O_CLOEXEC only): io_uring always runs SPLICE on an
+// io-wq worker, and do_splice takes its non-blocking mode from the file on
+// the other side, not from the pipe (the socket is non-blocking, so the
+// pipe -> socket half returns -EAGAIN instead of sleeping). The pipe never
+// makes a worker sleep either: file -> pipe starts on an empty pipe and asks
+// for at most its capacity, and pipe -> socket asks for at most what the
+// pipe holds. A pipe goes back to the pool only empty; one that may hold
+// bytes (an error or a cancel half way) is closed.
+type splicePipe struct {
+	r, w int
+	size int // capacity in bytes
+}
+
+func (b *uringBackend) getPipe() (*splicePipe, error) {
+	if k := len(b.pipes); k > 0 {
+		p := b.pipes[k-1]
+		b.pipes = b.pipes[:k-1]
+		return p, nil
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	// 1 MiB per round trip; refused beyond fs.pipe-max-size or the user's
+	// pipe-user-pages-soft, then the pipe keeps its size.
+	_, _ = unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, 1<<20)
+	size, err := unix.FcntlInt(uintptr(fds[1]), unix.F_GETPIPE_SZ, 0)
+	if err != nil || size < os.Getpagesize()*2 {
+		size = os.Getpagesize() * 2 // a pipe has two slots at the very least
+	}
+	return &splicePipe{r: fds[0], w: fds[1], size: size}, nil
+}
+
+// putPipe returns an empty pipe to the pool, or closes it.
+func (b *uringBackend) putPipe(p *splicePipe, empty bool) {
+	if empty && !b.closing && len(b.pipes) < maxIdlePipes {
+		b.pipes = append(b.pipes, p)
+		return
+	}
+	unix.Close(p.r)
+	unix.Close(p.w)
+}
+
+// spliceOp is one sendFile on io_uring. It starts as SPLICE file -> pipe (an
+// aux SQE) linked to SPLICE pipe -> socket under the loop's token, and ends
+// with one completion under that token once the pipe is empty again (or is
+// given up): res = the bytes that reached the socket, 0 at the end of the
+// file, or -errno. In between, while the socket takes only part of the pipe
+// (or none: -EAGAIN), it waits for POLLOUT and splices the rest, all under
+// the loop's token, so cancel and cancelFD(socket) reach it.
+type spliceOp struct {
+	tok     uint64
+	out, in int
+	off     int64
+	n, want int // asked by the loop; asked of the file -> pipe splice
+	p       *splicePipe
+
+	inDone    bool  // the file -> pipe CQE is reaped
+	inRes     int32 // its result
+	inPipe    int   // bytes in the pipe not sent yet
+	sent      int   // bytes sent to the socket
+	haveOut   bool  // a CQE under tok is reaped and not handled yet
+	outRes    int32
+	polling   bool // the SQE under tok is a POLL_ADD
+	cancelled bool // the loop cancelled the operation
+}
+
+func (b *uringBackend) onSpliceOut(op *spliceOp, res int32, dispatch func(*completion)) {
+	op.haveOut = true
+	op.outRes = res
+	b.spliceStep(op, dispatch)
+}
+
+// spliceStep moves op on once both the file -> pipe CQE and the CQE under
+// the loop's token are in (the link orders them, but the code does not rely
+// on the order in which they are reaped).
+func (b *uringBackend) spliceStep(op *spliceOp, dispatch func(*completion)) {
+	if !op.inDone || !op.haveOut {
+		return
+	}
+	op.haveOut = false
+	res := op.outRes
+	if op.polling {
+		op.polling = false
+		if res < 0 {
+			b.spliceEnd(op, res, dispatch)
+			return
+		}
+		b.spliceDrain(op, dispatch)
+		return
+	}
+	switch {
+	case res > 0:
+		op.inPipe -= int(res)
+		op.sent += int(res)
+		if op.inPipe <= 0 {
+			op.inPipe = 0
+			b.spliceEnd(op, int32(op.sent), dispatch)
+			return
+		}
+		b.spliceWait(op, dispatch) // the socket took part of the pipe
+	case res == -int32(unix.EAGAIN) && op.inPipe > 0:
+		b.spliceWait(op, dispatch)
+	case op.sent > 0:
+		b.spliceEnd(op, int32(op.sent), dispatch) // the error shows next time
+	case op.inRes == 0:
+		b.spliceEnd(op, 0, dispatch) // end of file: the link was cut
+	case op.inRes > 0 && res == -int32(unix.ECANCELED) && !op.cancelled:
+		// A short file -> pipe splice (the file shrank, or the pipe took
+		// less) fails the link (io_uring/splice.c: ret != len); send what
+		// the pipe holds.
+		b.spliceDrain(op, dispatch)
+	case (op.inRes == -int32(unix.EINVAL) || op.inRes == -int32(unix.EOPNOTSUPP)) && !op.cancelled && !b.closing:
+		// The file cannot splice (no splice_read): sendfile(2) on POLLOUT,
+		// as before SPLICE (STYLE §3: per-op fallback).
+		b.spliceFallback(op, dispatch)
+	case op.inRes < 0:
+		b.spliceEnd(op, op.inRes, dispatch)
+	case res == 0:
+		b.spliceEnd(op, -int32(unix.EPIPE), dispatch) // the socket took nothing
+	default:
+		b.spliceEnd(op, res, dispatch)
+	}
+}
+
+// spliceWait waits for the socket to take more of the pipe.
+func (b *uringBackend) spliceWait(op *spliceOp, dispatch func(*completion)) {
+	if op.cancelled || b.closing {
+		b.spliceEnd(op, -int32(unix.ECANCELED), dispatch)
+		return
+	}
+	s, err := b.sqe()
+	if err != nil {
+		b.spliceEnd(op, errRes(err), dispatch)
+		return
+	}
+	s.PrepPollAdd(op.out, unix.POLLOUT)
+	s.SetUserData(op.tok)
+	op.polling = true
+	b.ops++
+}
+
+// spliceDrain splices what the pipe holds to the socket.
+func (b *uringBackend) spliceDrain(op *spliceOp, dispatch func(*completion)) {
+	if op.cancelled || b.closing {
+		b.spliceEnd(op, -int32(unix.ECANCELED), dispatch)
+		return
+	}
+	s, err := b.sqe()
+	if err != nil {
+		b.spliceEnd(op, errRes(err), dispatch)
+		return
+	}
+	s.PrepSplice(op.p.r, -1, op.out, -1, uint32(op.inPipe), unix.SPLICE_F_MOVE)
+	s.SetUserData(op.tok)
+	b.ops++
+}
+
+// spliceFallback turns op into the polled sendfile(2) emulation.
+func (b *uringBackend) spliceFallback(op *spliceOp, dispatch func(*completion)) {
+	p := &polledOp{sendfile: true, fd: op.out, inFD: op.in, off: op.off, n: op.n}
+	if err := b.armPoll(op.tok, p); err != nil {
+		b.spliceEnd(op, errRes(err), dispatch)
+		return
+	}
+	delete(b.splices, op.tok)
+	b.putPipe(op.p, op.inPipe == 0)
+	b.polled[op.tok] = p
+	b.ops++
+}
+
+// spliceEnd reports op's final completion under the loop's token.
+func (b *uringBackend) spliceEnd(op *spliceOp, res int32, dispatch func(*completion)) {
+	delete(b.splices, op.tok)
+	b.putPipe(op.p, op.inPipe == 0)
+	op.p = nil
+	if dispatch != nil {
+		b.comp = completion{tok: op.tok, res: res}
+		dispatch(&b.comp)
+		b.comp = completion{}
+	}
+}
+
+// errRes turns a submission error into a completion result.
+func errRes(err error) int32 {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return -int32(errno)
+	}
+	return -int32(unix.EIO)
 }
 
 // fillMsg points m.msg at bufs through m.iov, pinning every address the
@@ -388,13 +724,22 @@ func (b *uringBackend) sendTo(fd int, p []byte, to unix.Sockaddr, m *opMem, tok 
 	return nil
 }
 
-func (b *uringBackend) connect(fd int, sa unix.Sockaddr, m *opMem, tok uint64) error {
+// connect submits CONNECT, and with timeout > 0 links a LINK_TIMEOUT to it:
+// when that fires the kernel cancels the connect, whose -ECANCELED reap
+// reports as -ETIME (the backend contract).
+func (b *uringBackend) connect(fd int, sa unix.Sockaddr, m *opMem, timeout time.Duration, tok uint64) (bool, error) {
 	if err := m.sa.Set(sa); err != nil {
-		return err
+		return false, err
 	}
-	s, err := b.sqe()
+	var s, st *uring.SQE
+	var err error
+	if timeout > 0 {
+		s, st, err = b.sqePair()
+	} else {
+		s, err = b.sqe()
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	// Memory: the kernel reads m.sa until the CQE; pinned until m.release.
 	m.pin.Pin(&m.sa)
@@ -402,10 +747,43 @@ func (b *uringBackend) connect(fd int, sa unix.Sockaddr, m *opMem, tok uint64) e
 	s.PrepConnect(fd, &m.sa)
 	s.SetUserData(tok)
 	b.ops++
+	if st == nil {
+		return false, nil
+	}
+	s.SetFlags(uring.SQEIOLink)
+	a := b.newAux(auxLinkTimeout)
+	a.setTimespec(timeout)
+	st.PrepLinkTimeout(&a.ts, 0)
+	st.SetUserData(a.tok)
+	b.ops++
+	b.conns[tok] = a.tok
+	return true, nil
+}
+
+// updateConnectTimeout re-arms the LINK_TIMEOUT of the connect tok with
+// IORING_LINK_TIMEOUT_UPDATE. Its CQE is -ENOENT when the connect or the
+// timeout is over already, which needs nothing more.
+func (b *uringBackend) updateConnectTimeout(tok uint64, d time.Duration) error {
+	lt, ok := b.conns[tok]
+	if !ok {
+		return fmt.Errorf("loop: no bounded connect %#x: %w", tok, unix.ENOENT)
+	}
+	s, err := b.sqe()
+	if err != nil {
+		return err
+	}
+	a := b.newAux(auxTimeoutUpdate)
+	a.setTimespec(d)
+	s.PrepTimeoutUpdate(&a.ts, lt, uring.TimeoutLinkTimeoutUpdate)
+	s.SetUserData(a.tok)
+	b.ops++
 	return nil
 }
 
 func (b *uringBackend) cancel(tok uint64) error {
+	if op := b.splices[tok]; op != nil {
+		op.cancelled = true // no more SQEs for it
+	}
 	s, err := b.sqe()
 	if err != nil {
 		return err
@@ -416,6 +794,11 @@ func (b *uringBackend) cancel(tok uint64) error {
 }
 
 func (b *uringBackend) cancelFD(fd int) error {
+	for _, op := range b.splices {
+		if op.out == fd {
+			op.cancelled = true // no more SQEs for it
+		}
+	}
 	s, err := b.sqe()
 	if err != nil {
 		return err
@@ -438,6 +821,7 @@ func (b *uringBackend) closeFD(fd int, tok uint64) error {
 
 func (b *uringBackend) close() error {
 	var errs []error
+	b.closing = true
 	if b.ops > 0 && b.ops > btoi(b.armed) {
 		// The loop reaps its operations before closing; anything left is
 		// cancelled here and reaped without dispatch.
@@ -480,8 +864,24 @@ func (b *uringBackend) close() error {
 	if err := b.r.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	// The ring is gone: the kernel holds no reference to efbuf any more.
+	// The ring is gone: the kernel holds no reference to efbuf, the aux
+	// timespecs or the pipes any more.
 	b.pin.Unpin()
+	for _, a := range b.aux {
+		a.pin.Unpin()
+	}
+	clear(b.aux)
+	for _, op := range b.splices {
+		if op.p != nil {
+			b.putPipe(op.p, false)
+		}
+	}
+	clear(b.splices)
+	for _, p := range b.pipes {
+		b.putPipe(p, false)
+	}
+	b.pipes = nil
+	clear(b.conns)
 	b.armed = false
 	b.ops = 0
 	if err := unix.Close(b.efd); err != nil {

@@ -104,7 +104,9 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 		}
 	}
 	l.net.nconns++
-	l.armConnectTimer(s, s.connTo)
+	if !s.connBound {
+		l.armConnectTimer(s, s.connTo)
+	}
 	c := s.c
 	l.call(func() { h.PostInit(c) })
 	return c, nil
@@ -121,11 +123,19 @@ func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
 	}
 	s.fd = fd
 	s.raddr = sockaddrToAddr(sa, s.network)
-	if err := l.be.connect(fd, sa, &s.connMem, s.tok(opConnect)); err != nil {
+	// The backend may bound the connect itself (io_uring's LINK_TIMEOUT);
+	// the deadline counts from Connect, host name lookup included.
+	left := max(s.connTo-time.Duration(l.monotonic()-s.connStart), time.Nanosecond)
+	bounded, err := l.be.connect(fd, sa, &s.connMem, left, s.tok(opConnect))
+	if err != nil {
 		s.connMem.release()
 		return err
 	}
 	s.ops++
+	if bounded {
+		s.connBound = true
+		s.connTimer.Cancel() // armed during a host name lookup
+	}
 	return nil
 }
 

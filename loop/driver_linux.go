@@ -210,8 +210,15 @@ func (s *sock) SetConnectTimeout(d time.Duration) error {
 	}
 	s.connTo = d
 	if s.connecting && !s.closed {
+		left := d - time.Duration(s.l.monotonic()-s.connStart)
+		// A connect the backend bounds (io_uring) gets its bound moved; if
+		// that cannot be submitted, the loop's timer takes over (the old
+		// bound stays armed, so it only works to shorten the timeout).
+		if s.connBound && s.l.be.updateConnectTimeout(s.tok(opConnect), left) == nil {
+			return nil
+		}
 		s.connTimer.Cancel()
-		s.l.armConnectTimer(s, d-time.Duration(s.l.monotonic()-s.connStart))
+		s.l.armConnectTimer(s, left)
 	}
 	return nil
 }

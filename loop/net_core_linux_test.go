@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -253,5 +255,88 @@ func TestCoreStopWithOpenConnections(t *testing.T) {
 		}
 		assert.Zero(t, l.InFlightOps())
 		assert.Zero(t, l.ConnectionCount())
+	})
+}
+
+// TestCoreSendFileRange sends file ranges larger than a splice pipe, from an
+// unaligned offset, to a reader that starts late (so the socket takes only
+// part of a pipe at a time), and a range whose file shrinks before it is
+// sent (a short file -> pipe splice): the bytes must match on both backends.
+func TestCoreSendFileRange(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		const size = 5<<20 + 777
+		content := randomBytes(t, size)
+		dir := t.TempDir()
+		path := filepath.Join(dir, "f")
+		require.NoError(t, os.WriteFile(path, content, 0o600))
+		shrink := filepath.Join(dir, "shrink")
+		require.NoError(t, os.WriteFile(shrink, content, 0o600))
+		const shrunk = 1<<20 + 5000
+
+		var want []byte
+		want = append(want, content[4097:4097+3<<20+12345]...)
+		want = append(want, content[1<<20+1:]...)
+		want = append(want, content[100:shrunk]...)
+
+		g := startLoop(t, b, loop.Options{})
+		ev := make(chan event, 4096)
+		_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+			h := newHandler(t)
+			h.ev = ev
+			h.postInit = func(c *conn.Conn) {
+				assert.NoError(t, c.SendFileRange(path, 4097, 3<<20+12345))
+				assert.NoError(t, c.SendFileRange(path, 1<<20+1, -1))
+				assert.NoError(t, c.SendFileRange(shrink, 100, size))
+				// Queued from the file's size now, sent after this returns.
+				assert.NoError(t, os.Truncate(shrink, shrunk))
+				assert.NoError(t, c.CloseAfterWriting())
+			}
+			return h
+		})
+		c := dial(t, addr)
+		time.Sleep(50 * time.Millisecond) // let the socket buffers fill up
+		got, err := io.ReadAll(c)
+		require.NoError(t, err)
+		require.Equal(t, len(want), len(got))
+		assert.True(t, bytes.Equal(want, got), "file bytes")
+		expectKind(t, ev, "post_init")
+		assert.NoError(t, expectKind(t, ev, "unbind").err)
+		require.NoError(t, g.stop())
+	})
+}
+
+// TestCoreConnectTimeoutMoved moves the connect timeout after the connect
+// is submitted, both later (io_uring: the LINK_TIMEOUT is updated, it must
+// not fire at the old time) and earlier.
+func TestCoreConnectTimeoutMoved(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		for _, tc := range []struct {
+			name        string
+			first, then time.Duration
+		}{
+			{"Later", 50 * time.Millisecond, 400 * time.Millisecond},
+			{"Earlier", 5 * time.Second, 150 * time.Millisecond},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				addr := blackHole(t)
+				g := startLoop(t, b, loop.Options{})
+				h := newHandler(t)
+				h.postInit = func(c *conn.Conn) { assert.NoError(t, c.SetConnectTimeout(tc.first)) }
+				var c *conn.Conn
+				var err error
+				start := time.Now()
+				g.do(func(l *loop.Loop) { c, err = l.Connect(addr, h) })
+				require.NoError(t, err)
+				time.Sleep(20 * time.Millisecond) // the connect is in the kernel now
+				g.do(func(*loop.Loop) { assert.NoError(t, c.SetConnectTimeout(tc.then)) })
+				expectKind(t, h.ev, "post_init")
+				u := expectKind(t, h.ev, "unbind")
+				assert.ErrorIs(t, u.err, conn.ErrConnectTimeout)
+				took := u.at.Sub(start)
+				assert.GreaterOrEqual(t, took, tc.then)
+				assert.Less(t, took, tc.then+2*time.Second)
+				require.NoError(t, g.stop())
+			})
+		}
 	})
 }

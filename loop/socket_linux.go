@@ -110,7 +110,8 @@ type sock struct {
 	inactTimer Timer
 	connTo     time.Duration
 	connStart  int64
-	connTimer  Timer
+	connTimer  Timer // the connect timeout unless connBound
+	connBound  bool  // the backend bounds the connect (io_uring LINK_TIMEOUT)
 
 	laddr, raddr net.Addr
 	stats        conn.Stats
@@ -525,6 +526,12 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 func (l *Loop) onConnect(s *sock, c *completion) {
 	s.connMem.release()
 	if s.closed {
+		return
+	}
+	if c.res == -int32(unix.ETIME) && s.connBound {
+		// The backend's bound ran out (see backend.connect): the same
+		// Unbind reason as the loop's timer gives.
+		l.closeSock(s, conn.ErrConnectTimeout)
 		return
 	}
 	if c.res < 0 {
