@@ -71,6 +71,7 @@ var conformance = []struct {
 	{"NowAdvances", testNowAdvances},
 	{"StopDiscardsPending", testStopDiscardsPending},
 	{"TimerFiresNotEarly", testTimerNotEarly},
+	{"StopSkipsRestOfPhase", testStopSkipsRestOfPhase},
 }
 
 func TestConformance(t *testing.T) {
@@ -666,4 +667,23 @@ func TestBackendSelection(t *testing.T) {
 func TestURingAvailable(t *testing.T) {
 	testutil.RequireURing(t)
 	assert.NoError(t, loop.URingAvailable())
+}
+
+func testStopSkipsRestOfPhase(t *testing.T, b loop.Backend) {
+	var got []string
+	_, err := runLoop(t, b, loop.Options{}, 5*time.Second, func(l *loop.Loop) {
+		_, _ = l.AddTimer(0, func() { got = append(got, "timer1"); l.Stop() })
+		_, _ = l.AddTimer(0, func() { got = append(got, "timer2") })
+		_ = l.NextTick(func() { got = append(got, "tick1") })
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"tick1", "timer1"}, got, "nothing runs after the callback that stopped the loop")
+
+	got = nil
+	_, err = runLoop(t, b, loop.Options{}, 5*time.Second, func(l *loop.Loop) {
+		_ = l.NextTick(func() { got = append(got, "tick1"); l.Stop() })
+		_ = l.NextTick(func() { got = append(got, "tick2") })
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"tick1"}, got)
 }

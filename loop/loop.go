@@ -179,7 +179,11 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 // runs the shutdown hooks (last added first), lets connections flush their
 // queued output for up to Options.StopTimeout, unbinds every connection,
 // reaps every in-flight operation, closes the backend and the Defer pool, and
-// only then does Run return. Timers and ticks still pending are discarded.
+// only then does Run return. Timers and ticks still pending are discarded,
+// including those due in the phase that called Stop: no tick or timer
+// callback runs after the one that stopped the loop. (EventMachine runs the
+// rest of the iteration; then a periodic timer due with the stopping timer
+// fires once more after EM.stop, depending on scheduling.)
 // Stop on a loop that is not running does nothing.
 func (l *Loop) Stop() {
 	if !l.running.Load() {
@@ -283,6 +287,11 @@ func (l *Loop) runTicks() {
 	l.queued.Add(-int64(len(batch)))
 	for i, fn := range batch {
 		batch[i] = nil
+		if l.stopReq.Load() {
+			// Stop was called: the rest of the snapshot is discarded, as
+			// pending ticks are at shutdown (see Stop).
+			continue
+		}
 		l.call(fn)
 	}
 	l.runBatch = batch[:0]

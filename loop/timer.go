@@ -84,6 +84,9 @@ func (l *Loop) runTimers() {
 		}
 		t.fn = nil
 		l.nTimers--
+		if l.stopReq.Load() {
+			continue // Stop discards timers, even those already due
+		}
 		l.call(fn)
 	}
 	if cap(due) > 4096 {
