@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRESPParser(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		in      string
+		args    []string // nil with n > 0: an ignored empty command
+		n       int      // -1: len(in); 0: incomplete
+		err     string
+		maxBulk int
+	}{
+		{name: "array", in: "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", args: []string{"GET", "k"}, n: -1},
+		{name: "first of two", in: "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n", args: []string{"PING"}, n: 14},
+		{name: "empty bulk", in: "*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", args: []string{"ECHO", ""}, n: -1},
+		{name: "binary bulk", in: "*2\r\n$4\r\nECHO\r\n$4\r\n\r\n\x00\xff\r\n", args: []string{"ECHO", "\r\n\x00\xff"}, n: -1},
+		{name: "*0 ignored", in: "*0\r\n", n: -1},
+		{name: "*-1 ignored", in: "*-1\r\n", n: -1},
+		{name: "inline", in: "PING\r\n", args: []string{"PING"}, n: -1},
+		{name: "inline LF", in: "set a  b\n", args: []string{"set", "a", "b"}, n: -1},
+		{name: "inline blanks", in: " \tGET\t k \r\n", args: []string{"GET", "k"}, n: -1},
+		{name: "inline quotes", in: `SET k "a b\"\\\x41\n"` + "\r\n", args: []string{"SET", "k", "a b\"\\A\n"}, n: -1},
+		{name: "inline empty quotes", in: `ECHO ""` + "\n", args: []string{"ECHO", ""}, n: -1},
+		{name: "inline empty line", in: "\r\n", n: -1},
+
+		{name: "nothing", in: ""},
+		{name: "partial header", in: "*2\r"},
+		{name: "partial bulk header", in: "*2\r\n$3\r\nGET\r\n$1"},
+		{name: "partial bulk", in: "*2\r\n$3\r\nGET\r\n$5\r\nab"},
+		{name: "missing CRLF", in: "*2\r\n$3\r\nGET\r\n$1\r\nk\r"},
+		{name: "partial inline", in: "PIN"},
+
+		{name: "bad count", in: "*x\r\n", err: "Protocol error: invalid multibulk length"},
+		{name: "leading zero count", in: "*01\r\n", err: "Protocol error: invalid multibulk length"},
+		{name: "too many args", in: "*2000000\r\n", err: "Protocol error: invalid multibulk length"},
+		{name: "not a bulk", in: "*1\r\n+PING\r\n", err: "Protocol error: expected '$', got '+'"},
+		{name: "bad bulk length", in: "*1\r\n$-1\r\n", err: "Protocol error: invalid bulk length"},
+		{name: "bulk too long", in: "*1\r\n$11\r\n", maxBulk: 10, err: "Protocol error: invalid bulk length"},
+		{name: "bulk over 512MiB", in: "*1\r\n$536870913\r\n", err: "Protocol error: invalid bulk length"},
+		{name: "bad bulk end", in: "*1\r\n$4\r\nPINGxx", err: "Protocol error: expected CRLF after bulk string"},
+		{name: "CR without LF", in: "*1\r.", err: "Protocol error: invalid multibulk length"},
+		{name: "huge count line", in: "*" + strings.Repeat("1", maxLine), err: "Protocol error: too big mbulk count string"},
+		{name: "huge bulk line", in: "*1\r\n$" + strings.Repeat("1", maxLine), err: "Protocol error: too big bulk count string"},
+		{name: "huge inline", in: strings.Repeat("a", maxLine), err: "Protocol error: too big inline request"},
+		{name: "unbalanced quotes", in: "ECHO \"a\r\n", err: "Protocol error: unbalanced quotes in request"},
+		{name: "text after quotes", in: "ECHO \"a\"b\r\n", err: "Protocol error: unbalanced quotes in request"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			maxBulk := tt.maxBulk
+			if maxBulk == 0 {
+				maxBulk = maxBulkHard
+			}
+			p := newRESPParser(maxBulk, 1<<20, 1<<30)
+			args, n, err := p.next([]byte(tt.in))
+			if tt.err != "" {
+				require.Error(t, err)
+				assert.Equal(t, tt.err, err.Error())
+				return
+			}
+			require.NoError(t, err)
+			want := tt.n
+			if want < 0 {
+				want = len(tt.in)
+			}
+			assert.Equal(t, want, n)
+			var got []string
+			for _, a := range args {
+				got = append(got, string(a))
+			}
+			assert.Equal(t, tt.args, got)
+		})
+	}
+}
+
+// TestRESPParserResumes feeds a command byte by byte: each call goes on
+// from where the previous one stopped.
+func TestRESPParserResumes(t *testing.T) {
+	in := []byte("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n0123456789\r\nrest")
+	p := newRESPParser(100, 10, 1000)
+	for i := range len(in) - 4 {
+		args, n, err := p.next(in[:i])
+		require.NoError(t, err)
+		require.Zero(t, n, "prefix %d", i)
+		require.Nil(t, args)
+	}
+	args, n, err := p.next(in)
+	require.NoError(t, err)
+	assert.Equal(t, len(in)-4, n)
+	assert.Equal(t, [][]byte{[]byte("SET"), []byte("key"), []byte("0123456789")}, args)
+}
+
+func TestParseInt(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "1": 1, "-1": -1, "9223372036854775807": 1<<63 - 1, "-9223372036854775808": -1 << 63,
+	} {
+		v, ok := parseInt([]byte(in))
+		assert.True(t, ok, in)
+		assert.Equal(t, want, v, in)
+	}
+	for _, in := range []string{"", "-", "+1", "01", "-0", " 1", "1 ", "1a", "9223372036854775808", "-9223372036854775809", "99999999999999999999"} {
+		_, ok := parseInt([]byte(in))
+		assert.False(t, ok, in)
+	}
+}
+
+// fakeClock is a db clock the test moves by hand.
+type fakeClock struct{ ns int64 }
+
+func (c *fakeClock) now() int64 { return c.ns }
+
+func newTestSession() (*session, *fakeClock) {
+	clk := &fakeClock{ns: 1}
+	return &session{db: newDB(clk.now), p: newRESPParser(1<<20, 1024, 8<<20)}, clk
+}
+
+// cmd encodes a command as a RESP array.
+func cmd(args ...string) string {
+	var b []byte
+	b = appendArray(b, len(args))
+	for _, a := range args {
+		b = appendBulkString(b, a)
+	}
+	return string(b)
+}
+
+func TestCommands(t *testing.T) {
+	type step struct {
+		in, want string
+		advance  time.Duration // clock moves before the step
+		close    bool
+	}
+	for _, tt := range []struct {
+		name  string
+		steps []step
+	}{
+		{"ping", []step{
+			{in: cmd("PING"), want: "+PONG\r\n"},
+			{in: cmd("ping", "hi"), want: "$2\r\nhi\r\n"},
+			{in: cmd("PING", "a", "b"), want: "-ERR wrong number of arguments for 'ping' command\r\n"},
+			{in: "PING\r\nping x\r\n", want: "+PONG\r\n$1\r\nx\r\n"},
+		}},
+		{"echo", []step{
+			{in: cmd("ECHO", "a\r\nb"), want: "$4\r\na\r\nb\r\n"},
+			{in: cmd("ECHO"), want: "-ERR wrong number of arguments for 'echo' command\r\n"},
+		}},
+		{"set get del exists", []step{
+			{in: cmd("GET", "k"), want: "$-1\r\n"},
+			{in: cmd("SET", "k", "v"), want: "+OK\r\n"},
+			{in: cmd("GET", "k"), want: "$1\r\nv\r\n"},
+			{in: cmd("SET", "k", "longer value"), want: "+OK\r\n"},
+			{in: cmd("GET", "k"), want: "$12\r\nlonger value\r\n"},
+			{in: cmd("SET", "k2", "x"), want: "+OK\r\n"},
+			{in: cmd("EXISTS", "k", "k2", "nope", "k"), want: ":3\r\n"},
+			{in: cmd("DBSIZE"), want: ":2\r\n"},
+			{in: cmd("DEL", "k", "nope", "k"), want: ":1\r\n"},
+			{in: cmd("GET", "k"), want: "$-1\r\n"},
+			{in: cmd("GET"), want: "-ERR wrong number of arguments for 'get' command\r\n"},
+			{in: cmd("SET", "k"), want: "-ERR wrong number of arguments for 'set' command\r\n"},
+			{in: cmd("DEL"), want: "-ERR wrong number of arguments for 'del' command\r\n"},
+			{in: cmd("FLUSHALL"), want: "+OK\r\n"},
+			{in: cmd("DBSIZE"), want: ":0\r\n"},
+		}},
+		{"set options", []step{
+			{in: cmd("SET", "k", "1", "XX"), want: "$-1\r\n"},
+			{in: cmd("SET", "k", "1", "NX"), want: "+OK\r\n"},
+			{in: cmd("SET", "k", "2", "NX"), want: "$-1\r\n"},
+			{in: cmd("SET", "k", "3", "xx", "GET"), want: "$1\r\n1\r\n"},
+			{in: cmd("SET", "k", "3", "NX", "XX"), want: "-ERR syntax error\r\n"},
+			{in: cmd("SET", "k", "3", "EX"), want: "-ERR syntax error\r\n"},
+			{in: cmd("SET", "k", "3", "EX", "x"), want: "-ERR value is not an integer or out of range\r\n"},
+			{in: cmd("SET", "k", "3", "EX", "0"), want: "-ERR invalid expire time in 'set' command\r\n"},
+			{in: cmd("SET", "k", "3", "EX", "1", "PX", "5"), want: "-ERR syntax error\r\n"},
+			{in: cmd("SET", "k", "3", "foo"), want: "-ERR syntax error\r\n"},
+			{in: cmd("GET", "k"), want: "$1\r\n3\r\n"},
+		}},
+		{"expiry", []step{
+			{in: cmd("SET", "k", "v", "PX", "50"), want: "+OK\r\n"},
+			{in: cmd("PTTL", "k"), want: ":50\r\n"},
+			{in: cmd("TTL", "k"), want: ":0\r\n"},
+			{in: cmd("GET", "k"), want: "$1\r\nv\r\n", advance: 49 * time.Millisecond},
+			{in: cmd("GET", "k"), want: "$-1\r\n", advance: time.Millisecond},
+			{in: cmd("TTL", "k"), want: ":-2\r\n"},
+			{in: cmd("SET", "k", "v", "EX", "10"), want: "+OK\r\n"},
+			{in: cmd("TTL", "k"), want: ":10\r\n"},
+			{in: cmd("SET", "k", "w", "KEEPTTL"), want: "+OK\r\n"},
+			{in: cmd("TTL", "k"), want: ":10\r\n"},
+			{in: cmd("SET", "k", "w"), want: "+OK\r\n"},
+			{in: cmd("TTL", "k"), want: ":-1\r\n"},
+			{in: cmd("EXPIRE", "k", "5"), want: ":1\r\n"},
+			{in: cmd("TTL", "k"), want: ":3\r\n", advance: 2500 * time.Millisecond},
+			{in: cmd("PERSIST", "k"), want: ":1\r\n"},
+			{in: cmd("TTL", "k"), want: ":-1\r\n"},
+			{in: cmd("EXPIRE", "nope", "5"), want: ":0\r\n"},
+			{in: cmd("EXPIRE", "k", "x"), want: "-ERR value is not an integer or out of range\r\n"},
+			{in: cmd("EXPIRE", "k", "0"), want: ":1\r\n"},
+			{in: cmd("EXISTS", "k"), want: ":0\r\n"},
+			{in: cmd("TTL"), want: "-ERR wrong number of arguments for 'ttl' command\r\n"},
+		}},
+		{"incr", []step{
+			{in: cmd("INCR", "n"), want: ":1\r\n"},
+			{in: cmd("INCR", "n"), want: ":2\r\n"},
+			{in: cmd("INCRBY", "n", "-5"), want: ":-3\r\n"},
+			{in: cmd("DECR", "n"), want: ":-4\r\n"},
+			{in: cmd("GET", "n"), want: "$2\r\n-4\r\n"},
+			{in: cmd("SET", "s", "abc"), want: "+OK\r\n"},
+			{in: cmd("INCR", "s"), want: "-ERR value is not an integer or out of range\r\n"},
+			{in: cmd("SET", "m", "9223372036854775807"), want: "+OK\r\n"},
+			{in: cmd("INCR", "m"), want: "-ERR increment or decrement would overflow\r\n"},
+			{in: cmd("INCR"), want: "-ERR wrong number of arguments for 'incr' command\r\n"},
+		}},
+		{"mget mset", []step{
+			{in: cmd("MSET", "a", "1", "b", "2"), want: "+OK\r\n"},
+			{in: cmd("MGET", "a", "x", "b"), want: "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n2\r\n"},
+			{in: cmd("MSET", "a", "1", "b"), want: "-ERR wrong number of arguments for 'mset' command\r\n"},
+		}},
+		{"admin", []step{
+			{in: cmd("COMMAND", "DOCS"), want: "*0\r\n"},
+			{in: cmd("COMMAND"), want: "*0\r\n"},
+			{in: cmd("CONFIG", "GET", "save"), want: "*2\r\n$4\r\nsave\r\n$0\r\n\r\n"},
+			{in: cmd("CONFIG", "GET", "appendonly"), want: "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n"},
+			{in: cmd("CONFIG", "GET", "maxmemory"), want: "*0\r\n"},
+			{in: cmd("SELECT", "0"), want: "+OK\r\n"},
+			{in: cmd("SELECT", "1"), want: "-ERR DB index is out of range\r\n"},
+		}},
+		{"unknown", []step{
+			{in: cmd("NOPE", "a", "b"), want: "-ERR unknown command 'NOPE', with args beginning with: 'a' 'b' \r\n"},
+			{in: "averyveryverylongcommandname\r\n", want: "-ERR unknown command 'averyveryverylongcommandname', with args beginning with: \r\n"},
+		}},
+		{"quit", []step{
+			{in: cmd("QUIT") + cmd("PING"), want: "+OK\r\n", close: true},
+			{in: cmd("PING"), want: "", close: true},
+		}},
+		{"protocol error after good", []step{
+			{in: cmd("PING") + "*1\r\n$x\r\n" + cmd("PING"), want: "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n", close: true},
+		}},
+		{"pipelined split", []step{
+			{in: cmd("SET", "k", "v") + cmd("GET", "k")[:7], want: "+OK\r\n"},
+			{in: cmd("GET", "k")[7:] + "PI", want: "$1\r\nv\r\n"},
+			{in: "NG\r\n", want: "+PONG\r\n"},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, clk := newTestSession()
+			for i, st := range tt.steps {
+				clk.ns += int64(st.advance)
+				out, closing := s.feed([]byte(st.in), nil)
+				assert.Equal(t, st.want, string(out), "step %d: %q", i, st.in)
+				assert.Equal(t, st.close, closing, "step %d: %q", i, st.in)
+			}
+		})
+	}
+}
+
+func TestSweep(t *testing.T) {
+	s, clk := newTestSession()
+	for i := range 1000 {
+		px := "10"
+		if i%2 == 0 {
+			px = "100000"
+		}
+		out, _ := s.feed([]byte(cmd("SET", "k"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune(i)), "v", "PX", px)), nil)
+		require.Equal(t, "+OK\r\n", string(out))
+	}
+	n := len(s.db.m)
+	clk.ns += int64(time.Second)
+	for range 100 {
+		s.db.sweep(time.Second)
+	}
+	assert.Less(t, len(s.db.m), n, "the sweep drops expired keys without their being touched")
+	assert.GreaterOrEqual(t, len(s.db.m), 500, "live keys stay")
+	assert.Equal(t, len(s.db.m), len(s.db.volatile))
+}
+
+// TestSessionNoAlloc checks the hot path of redis-benchmark's commands,
+// pipelined, one of them split across reads.
+func TestSessionNoAlloc(t *testing.T) {
+	s, _ := newTestSession()
+	batch := []byte(strings.Repeat(cmd("SET", "key:__rand_int__", "xxx")+cmd("GET", "key:__rand_int__")+cmd("PING")+"PING\r\n", 4))
+	batch = append(batch, cmd("GET", "key:__rand_int__")[:10]...)
+	rest := []byte(cmd("GET", "key:__rand_int__")[10:])
+	out := make([]byte, 0, 4096)
+	out, _ = s.feed(batch, out[:0])
+	out, _ = s.feed(rest, out[:0])
+	allocs := testing.AllocsPerRun(100, func() {
+		out, _ = s.feed(batch, out[:0])
+		out, _ = s.feed(rest, out[:0])
+	})
+	assert.Zero(t, allocs)
+}
+
+func BenchmarkSession(b *testing.B) {
+	s, _ := newTestSession()
+	batch := []byte(strings.Repeat(cmd("SET", "key:__rand_int__", "xxx")+cmd("GET", "key:__rand_int__"), 8))
+	out := make([]byte, 0, 4096)
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = s.feed(batch, out[:0])
+	}
+}
+
+// FuzzRESP feeds a stream to a session at once and in the chunks cuts
+// describes: nothing panics, the kept bytes stay bounded, and the replies
+// and the close decision do not depend on the chunking.
+func FuzzRESP(f *testing.F) {
+	for _, seed := range []string{
+		cmd("PING"),
+		cmd("SET", "k", "v", "PX", "50") + cmd("GET", "k") + cmd("INCR", "k") + cmd("TTL", "k"),
+		cmd("MSET", "a", "1", "b", "2") + cmd("MGET", "a", "b", "c") + cmd("DEL", "a") + cmd("EXISTS", "a", "b"),
+		"PING\r\nECHO \"a b\\x41\"\r\n" + cmd("QUIT") + cmd("PING"),
+		"*2\r\n$4\r\nECHO\r\n$100000\r\n",
+		"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$x\r\n",
+		"*0\r\n*-1\r\n\r\n" + cmd("DBSIZE") + cmd("FLUSHALL"),
+	} {
+		f.Add([]byte(seed), []byte{1, 5, 2, 255})
+	}
+	const (
+		maxBulk  = 1 << 10
+		maxQuery = 4 << 10
+	)
+	newSession := func() *session {
+		clk := &fakeClock{ns: 1}
+		return &session{db: newDB(clk.now), p: newRESPParser(maxBulk, 64, maxQuery)}
+	}
+	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
+		whole := newSession()
+		want, wantClose := whole.feed(bytes.Clone(stream), nil)
+
+		chunked := newSession()
+		var got []byte
+		var gotClose bool
+		rest := stream
+		for i := 0; len(rest) > 0; i++ {
+			n := len(rest)
+			if len(cuts) > 0 {
+				n = min(n, 1+int(cuts[i%len(cuts)]))
+			}
+			chunk := bytes.Clone(rest[:n])
+			got, gotClose = chunked.feed(chunk, got)
+			clear(chunk) // the session must have copied what it keeps
+			rest = rest[n:]
+			// A command in progress is at most maxQuery bytes plus the
+			// lines announcing it.
+			if len(chunked.tail) > maxQuery+2*maxLine {
+				t.Fatalf("tail of %d bytes", len(chunked.tail))
+			}
+		}
+		if !bytes.Equal(want, got) || wantClose != gotClose {
+			t.Fatalf("chunking changed the answer:\nwhole   %q (close %v)\nchunked %q (close %v)", want, wantClose, got, gotClose)
+		}
+	})
+}
