@@ -44,6 +44,29 @@
 // belongs in [Defer], which runs it on a pool of Options.PoolSize workers
 // (20 by default, like EventMachine's thread pool).
 //
+// # Lightweight concurrency
+//
+// EventMachine's toolkit for coordinating callbacks, all running on the loop
+// goroutine (each type's documentation says which methods other goroutines
+// may call, and where it differs from EventMachine):
+//
+//   - [Deferrable] (EM::Deferrable, embeddable; [NewDeferrable] is
+//     DefaultDeferrable): a result that succeeds or fails later, with
+//     callbacks, errbacks and a timeout.
+//   - [Spawn] (EM.spawn): a function run once per [Spawned.Notify], in a later
+//     tick; Notify is safe from any goroutine.
+//   - [Queue] (EM::Queue): a FIFO that any goroutine pushes to and the loop
+//     pops from with callbacks that wait while it is empty.
+//   - [Channel] (EM::Channel): publish/subscribe fan-out to every subscriber.
+//   - [Iterator] with [Iterator.Each], [Map] and [Inject] (EM::Iterator): an
+//     asynchronous walk over a slice with a concurrency limit.
+//   - [Loop.TickLoop] (EM.tick_loop): a function called once per iteration
+//     until it returns [TickStop].
+//
+// A panic in any of their callbacks is handled like a panic in any loop
+// callback, and the remaining callbacks of the same batch (a Deferrable's
+// callbacks, a Channel's subscribers, a Queue's waiting pops) still run.
+//
 // # Backends
 //
 // Options.Backend chooses the backend: [Auto] (io_uring when the kernel has
