@@ -1,17 +1,18 @@
 # RingMachine: `make run` starts the echo server example, `make test` runs
-# every test (both backends), `make bench` measures.
+# every test (both backends), `make bench` compares servers
+# (bench/), `make bench-go` runs the Go benchmarks.
 
 GO        ?= go
 GIOURING  := -tags giouring -ldflags=-checklinkname=0
 BENCHTIME ?= 1s
 
-.PHONY: run test fmt-check vet build cross test-race test-giouring test-stress bench-compile bench
+.PHONY: run test fmt-check vet build cross test-race test-giouring test-stress bench-compile bench-module bench-go bench
 
 # The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
 run:
 	$(GO) run ./examples/echo -addr 127.0.0.1:10000
 
-test: fmt-check vet build cross test-race test-giouring test-stress bench-compile
+test: fmt-check vet build cross test-race test-giouring test-stress bench-compile bench-module
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -39,5 +40,16 @@ test-stress:
 bench-compile:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 ./...
 
-bench:
+# The bench module (its own go.mod, so gnet stays out of the library's) must
+# keep building and its load generator's checks must pass.
+bench-module:
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count=1 ./...
+
+# Side-by-side servers (RingMachine uring/epoll, Go net, gnet, redis-server,
+# Ruby EventMachine) under loadgen, wrk and redis-benchmark; see bench/README.md.
+# BENCHFLAGS=-capped caps the server at 30 % of a CPU.
+bench:
+	cd bench && $(GO) run ./run -quick $(BENCHFLAGS)

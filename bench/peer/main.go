@@ -1,0 +1,176 @@
+// Command peer is the benchmark's reference servers: the same echo, HTTP
+// plaintext and RESP behaviour as RingMachine's examples/echo, httpd and
+// redis, on Go's net package (a goroutine per connection) or on gnet v2
+// (one event loop, like RingMachine's -loops 1).
+//
+//	peer -impl net  -proto echo  -addr 127.0.0.1:10000
+//	peer -impl gnet -proto redis -addr 127.0.0.1:6379
+//
+// It prints "<impl>-<proto>: listening on ADDR (<impl>)" once listening and
+// stops on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+
+	"github.com/ringmachine/ringmachine/bench/internal/proto"
+)
+
+func main() {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, os.Stdout, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "peer:", err)
+		os.Exit(1)
+	}
+}
+
+// feeder is the protocol state of one connection.
+type feeder interface {
+	Feed(data, out []byte) ([]byte, bool)
+}
+
+type echo struct{}
+
+func (echo) Feed(data, out []byte) ([]byte, bool) { return append(out, data...), false }
+
+func newFeeder(p string, db *proto.DB) func() feeder {
+	switch p {
+	case "echo":
+		return func() feeder { return echo{} }
+	case "http":
+		return func() feeder { return &proto.HTTP{} }
+	case "redis":
+		return func() feeder { return &proto.RESP{DB: db} }
+	}
+	return nil
+}
+
+func run(ctx context.Context, stdout io.Writer, args []string) error {
+	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
+	impl := fs.String("impl", "net", "net or gnet")
+	p := fs.String("proto", "echo", "echo, http or redis")
+	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if newFeeder(*p, nil) == nil {
+		return fmt.Errorf("-proto %q: echo, http or redis", *p)
+	}
+	name := *impl + "-" + *p
+	switch *impl {
+	case "net":
+		return runNet(ctx, stdout, name, *addr, newFeeder(*p, proto.NewDB(&sync.Mutex{})))
+	case "gnet":
+		return runGnet(ctx, stdout, name, *addr, newFeeder(*p, proto.NewDB(nil)))
+	}
+	return fmt.Errorf("-impl %q: net or gnet", *impl)
+}
+
+func runNet(ctx context.Context, stdout io.Writer, name, addr string, nf func() feeder) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: listening on %s (net)\n", name, ln.Addr())
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		go serveNet(c, nf())
+	}
+}
+
+func serveNet(c net.Conn, f feeder) {
+	defer c.Close()
+	buf := make([]byte, 16<<10)
+	var out []byte
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			var closing bool
+			out, closing = f.Feed(buf[:n], out[:0])
+			if len(out) > 0 {
+				if _, err := c.Write(out); err != nil {
+					return
+				}
+			}
+			if cap(out) > 1<<20 {
+				out = nil
+			}
+			if closing {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+type gnetServer struct {
+	gnet.BuiltinEventEngine
+	name, addr string
+	stdout     io.Writer
+	nf         func() feeder
+	ctx        context.Context
+	out        []byte // shared by the connections of the one loop
+}
+
+type gnetConn struct{ f feeder }
+
+func (s *gnetServer) OnBoot(eng gnet.Engine) gnet.Action {
+	fmt.Fprintf(s.stdout, "%s: listening on %s (gnet)\n", s.name, s.addr)
+	context.AfterFunc(s.ctx, func() { _ = eng.Stop(context.Background()) })
+	return gnet.None
+}
+
+func (s *gnetServer) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	c.SetContext(&gnetConn{f: s.nf()})
+	return nil, gnet.None
+}
+
+func (s *gnetServer) OnTraffic(c gnet.Conn) gnet.Action {
+	gc := c.Context().(*gnetConn)
+	data, _ := c.Next(-1)
+	out, closing := gc.f.Feed(data, s.out[:0])
+	if len(out) > 0 {
+		_, _ = c.Write(out) // copies what the socket does not take
+	}
+	if cap(out) <= 1<<20 {
+		s.out = out
+	}
+	if closing {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+func runGnet(ctx context.Context, stdout io.Writer, name, addr string, nf func() feeder) error {
+	s := &gnetServer{name: name, addr: addr, stdout: stdout, nf: nf, ctx: ctx}
+	err := gnet.Run(s, "tcp://"+addr,
+		gnet.WithMulticore(false), gnet.WithNumEventLoop(1), gnet.WithLockOSThread(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogLevel(logging.ErrorLevel))
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is one server program for one protocol.
+type server struct {
+	name  string // column label, e.g. "ringmachine-uring", "gnet"
+	proto string // echo, http, redis
+	ours  bool
+	argv  func(addr string) []string
+	env   []string
+}
+
+var ourBins = map[string]string{"echo": "rm-echo", "http": "rm-httpd", "redis": "rm-redis"}
+
+// servers2 lists the servers of every protocol and notes what is missing.
+func (c *config) servers2() ([]server, []string) {
+	var out []server
+	var notes []string
+	add := func(s server) {
+		if c.servers.MatchString(s.name) {
+			out = append(out, s)
+		}
+	}
+	for _, proto := range []string{"echo", "http", "redis"} {
+		for _, be := range []string{"uring", "epoll"} {
+			bin := filepath.Join(c.binDir, ourBins[proto])
+			add(server{name: "ringmachine-" + be, proto: proto, ours: true,
+				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1"} },
+				env:  []string{"RINGMACHINE_BACKEND=" + be}})
+		}
+		peer := filepath.Join(c.binDir, "peer")
+		for _, impl := range []string{"gnet", "net"} {
+			add(server{name: impl, proto: proto,
+				argv: func(a string) []string { return []string{peer, "-impl", impl, "-proto", proto, "-addr", a} }})
+		}
+	}
+	if err := exec.Command("ruby", "-reventmachine", "-e", "1").Run(); err == nil {
+		script := filepath.Join(c.benchDir, "peer", "em_echo.rb")
+		add(server{name: "eventmachine", proto: "echo",
+			argv: func(a string) []string { _, p, _ := net.SplitHostPort(a); return []string{"ruby", script, p} }})
+	} else {
+		notes = append(notes, "Ruby EventMachine not installed (apt-get install ruby-eventmachine): skipped.")
+	}
+	if path, err := exec.LookPath("redis-server"); err == nil {
+		add(server{name: "redis-server", proto: "redis",
+			argv: func(a string) []string {
+				h, p, _ := net.SplitHostPort(a)
+				return []string{path, "--bind", h, "--port", p, "--save", "", "--appendonly", "no",
+					"--protected-mode", "no", "--daemonize", "no", "--io-threads", "1", "--loglevel", "warning",
+					"--maxclients", "15000"}
+			}})
+	} else {
+		notes = append(notes, "redis-server not installed (apt-get install redis-server): skipped.")
+	}
+	return out, notes
+}
+
+// running is a started server.
+type running struct {
+	cmd  *exec.Cmd
+	pid  int
+	addr string
+	done chan error
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// start runs s pinned to c.serverCPU, moves it into cg (if any), and waits
+// until its port accepts connections.
+func (c *config) start(s server, cg *cgroup) (*running, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	argv := append([]string{"taskset", "-c", c.serverCPU}, s.argv(addr)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), s.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &running{cmd: cmd, pid: cmd.Process.Pid, addr: addr, done: make(chan error, 1)}
+	go func() { // drain stdout
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if c.verbose {
+				fmt.Fprintln(os.Stderr, "  |", sc.Text())
+			}
+		}
+		r.done <- cmd.Wait()
+	}()
+	if cg != nil {
+		if err := cg.add(r.pid); err != nil {
+			r.stop()
+			return nil, err
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			nc.Close()
+			break
+		}
+		select {
+		case err := <-r.done:
+			return nil, fmt.Errorf("%s exited before listening: %v", s.name, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			r.stop()
+			return nil, fmt.Errorf("%s: not listening on %s after 10s", s.name, addr)
+		}
+	}
+	// The dial above made one connection: let the server settle.
+	time.Sleep(20 * time.Millisecond)
+	return r, nil
+}
+
+// stop sends SIGTERM, then SIGKILL to the process group after 3 s.
+func (r *running) stop() {
+	_ = syscall.Kill(r.pid, syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(3 * time.Second):
+		_ = syscall.Kill(-r.pid, syscall.SIGKILL)
+		<-r.done
+	}
+}
+
+// cpuSeconds is utime+stime of pid (all its threads), from /proc/PID/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command may contain spaces
+	if i < 0 {
+		return 0, errors.New("bad /proc/PID/stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// Fields after the command: state(3) ... utime(14) stime(15).
+	if len(f) < 13 {
+		return 0, errors.New("short /proc/PID/stat")
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return float64(ut+st) / clkTck, nil
+}
+
+const clkTck = 100 // sysconf(_SC_CLK_TCK) on Linux
+
+// rssKB is VmRSS of pid in KiB.
+func rssKB(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				return strconv.ParseFloat(f[0], 64)
+			}
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+// cgroup is a CPU-capped cgroup (v1 cpu controller or v2 cpu.max).
+type cgroup struct {
+	dir     string
+	version string
+}
+
+func newCgroup(quotaPct int) (*cgroup, error) {
+	name := "ringbench-" + strconv.Itoa(os.Getpid())
+	period := 100000
+	quota := period * quotaPct / 100
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"); err == nil {
+		dir := filepath.Join("/sys/fs/cgroup/cpu", name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, err
+		}
+		cg := &cgroup{dir: dir, version: "v1 cpu.cfs_quota_us"}
+		err := errors.Join(
+			os.WriteFile(filepath.Join(dir, "cpu.cfs_period_us"), []byte(strconv.Itoa(period)), 0),
+			os.WriteFile(filepath.Join(dir, "cpu.cfs_quota_us"), []byte(strconv.Itoa(quota)), 0))
+		if err != nil {
+			cg.remove()
+			return nil, err
+		}
+		return cg, nil
+	}
+	ctrl, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	if err != nil || !strings.Contains(string(ctrl), "cpu") {
+		return nil, errors.New("no cgroup v1 cpu controller nor cgroup v2 cpu controller in /sys/fs/cgroup")
+	}
+	_ = os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+cpu"), 0)
+	dir := filepath.Join("/sys/fs/cgroup", name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cg := &cgroup{dir: dir, version: "v2 cpu.max"}
+	if err := os.WriteFile(filepath.Join(dir, "cpu.max"), []byte(fmt.Sprintf("%d %d", quota, period)), 0); err != nil {
+		cg.remove()
+		return nil, err
+	}
+	return cg, nil
+}
+
+// add moves the whole process (all threads) into the group.
+func (g *cgroup) add(pid int) error {
+	return os.WriteFile(filepath.Join(g.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+}
+
+func (g *cgroup) remove() {
+	for range 50 { // the last process may take a moment to leave
+		if err := os.Remove(g.dir); err == nil || os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

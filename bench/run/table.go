@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// median of the finite values (NaN if none).
+func median(v []float64) float64 {
+	var f []float64
+	for _, x := range v {
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			f = append(f, x)
+		}
+	}
+	if len(f) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(f)
+	if len(f)%2 == 1 {
+		return f[len(f)/2]
+	}
+	return (f[len(f)/2-1] + f[len(f)/2]) / 2
+}
+
+// summary is the medians of one result's successful rounds.
+type summary struct {
+	ok                  int
+	rps, p50, p99, p999 float64
+	cpuPerM, loadCPU    float64
+	spread              float64 // (max-min)/median of req/s
+	errors              float64
+	rss0, rss1, kbc     float64
+	firstErr            string
+}
+
+func summarize(r *result) summary {
+	var s summary
+	var rps, p50, p99, p999, cpm, lc, rss0, rss1, kbc []float64
+	for _, m := range r.samples {
+		s.errors += m.errors
+		if m.err != "" {
+			if s.firstErr == "" {
+				s.firstErr = m.err
+			}
+			if m.rps == 0 && m.kbc == 0 {
+				s.errors++
+				continue
+			}
+		}
+		s.ok++
+		rps = append(rps, m.rps)
+		p50, p99, p999 = append(p50, m.p50), append(p99, m.p99), append(p999, m.p999)
+		if m.requests > 0 {
+			cpm = append(cpm, m.serverCPU/(m.requests/1e6))
+		}
+		lc = append(lc, m.loadCPU)
+		rss0, rss1, kbc = append(rss0, m.rss0), append(rss1, m.rss1), append(kbc, m.kbc)
+	}
+	s.rps, s.p50, s.p99, s.p999 = median(rps), median(p50), median(p99), median(p999)
+	s.cpuPerM, s.loadCPU = median(cpm), median(lc)
+	s.rss0, s.rss1, s.kbc = median(rss0), median(rss1), median(kbc)
+	s.spread = math.NaN()
+	if len(rps) > 1 && s.rps > 0 {
+		s.spread = (slices.Max(rps) - slices.Min(rps)) / s.rps
+	}
+	return s
+}
+
+func num(v float64, prec int) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+// thousands formats an integer with thin separators: 1234567 -> 1,234,567.
+func thousands(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
+
+func pct(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f %%", 100*v)
+}
+
+// formatReport renders one Markdown table per scenario (in first-seen
+// order) and the ratio table of RingMachine against each peer.
+func formatReport(results []*result) string {
+	var b strings.Builder
+	var order []string
+	by := map[string][]*result{}
+	for _, r := range results {
+		if _, ok := by[r.scenario.name]; !ok {
+			order = append(order, r.scenario.name)
+		}
+		by[r.scenario.name] = append(by[r.scenario.name], r)
+	}
+	type ratioRow struct {
+		scenario, server string
+		vs               map[string]float64
+	}
+	var ratios []ratioRow
+	var peers []string
+	for _, name := range order {
+		rs := by[name]
+		sums := make([]summary, len(rs))
+		for i, r := range rs {
+			sums[i] = summarize(r)
+		}
+		idle := rs[0].scenario.kind == "idle"
+		// Best peer: the most req/s, or the fewest KB per connection.
+		best := -1
+		for i, r := range rs {
+			v := sums[i].rps
+			if idle {
+				v = sums[i].kbc
+			}
+			if r.ours || sums[i].ok == 0 || math.IsNaN(v) {
+				continue
+			}
+			if best < 0 || (!idle && v > sums[best].rps) || (idle && v < sums[best].kbc) {
+				best = i
+			}
+		}
+		fmt.Fprintf(&b, "### %s\n\n", name)
+		if idle {
+			b.WriteString("| server | RSS before (MiB) | RSS with conns (MiB) | KB per conn | vs best peer |\n|---|--:|--:|--:|--:|\n")
+		} else {
+			b.WriteString("| server | req/s | p50 µs | p99 µs | p99.9 µs | server CPU s / M req | spread | vs best peer | load CPU | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		}
+		for i, r := range rs {
+			s := sums[i]
+			label := r.server
+			if r.ours {
+				label = "**" + label + "**"
+			}
+			if s.ok == 0 {
+				fmt.Fprintf(&b, "| %s | failed: %s |\n", label, strings.ReplaceAll(s.firstErr, "|", "/"))
+				continue
+			}
+			vs := "–"
+			if best >= 0 {
+				if idle {
+					vs = fmt.Sprintf("%.2f× %s", s.kbc/sums[best].kbc, rs[best].server)
+				} else {
+					vs = fmt.Sprintf("%.2f× %s", s.rps/sums[best].rps, rs[best].server)
+				}
+			}
+			if idle {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", label, num(s.rss0/1024, 1), num(s.rss1/1024, 1), num(s.kbc, 1), vs)
+				continue
+			}
+			load := pct(s.loadCPU)
+			if s.loadCPU > 0.9 {
+				load += " ⚠"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label,
+				thousands(s.rps), num(s.p50, 0), num(s.p99, 0), num(s.p999, 0), num(s.cpuPerM, 2),
+				pct(s.spread), vs, load, thousands(s.errors))
+		}
+		b.WriteString("\n")
+		if idle {
+			continue
+		}
+		for i, r := range rs {
+			if !r.ours || sums[i].ok == 0 {
+				continue
+			}
+			row := ratioRow{scenario: name, server: r.server, vs: map[string]float64{}}
+			for j, p := range rs {
+				if p.ours || sums[j].ok == 0 {
+					continue
+				}
+				row.vs[p.server] = sums[i].rps / sums[j].rps
+				if !slices.Contains(peers, p.server) {
+					peers = append(peers, p.server)
+				}
+			}
+			ratios = append(ratios, row)
+		}
+	}
+	if len(ratios) > 0 {
+		b.WriteString("### RingMachine req/s ÷ peer req/s (medians)\n\n| scenario | server |")
+		for _, p := range peers {
+			fmt.Fprintf(&b, " vs %s |", p)
+		}
+		b.WriteString("\n|---|---|" + strings.Repeat("--:|", len(peers)) + "\n")
+		for _, r := range ratios {
+			fmt.Fprintf(&b, "| %s | %s |", r.scenario, r.server)
+			for _, p := range peers {
+				if v, ok := r.vs[p]; ok {
+					fmt.Fprintf(&b, " %.2f |", v)
+				} else {
+					b.WriteString(" |")
+				}
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\nLoad CPU is the share of its CPU the load tool used: near 100 % (⚠) the load tool, not the server, is the bottleneck — use -capped.\n")
+	}
+	return b.String()
+}
