@@ -36,6 +36,8 @@ type BufRing struct {
 	tail    uint16         // local tail, including buffers added but not yet published
 	tailPtr *atomic.Uint32 // bufs[0].bid and the shared tail, as one 32-bit word
 	closed  bool
+
+	provided uint32 // buffers handed to the kernel so far: IDs [0, provided)
 }
 
 // NewBufRing maps entries buffers of bufSize bytes and registers them as buffer group
@@ -46,6 +48,18 @@ type BufRing struct {
 // before 5.19. Close it before closing the ring, once no receive using the group is in
 // flight.
 func (r *Ring) NewBufRing(group uint16, entries uint16, bufSize int) (*BufRing, error) {
+	return r.NewBufRingProvided(group, entries, bufSize, entries)
+}
+
+// NewBufRingProvided is [Ring.NewBufRing] with room for entries buffers of which only
+// the first provide (1 <= provide <= entries) are handed to the kernel; [BufRing.Grow]
+// hands over more later. The whole mapping is reserved up front, but a buffer costs
+// resident memory only once the kernel has written into it, so a ring that starts small
+// and grows on ENOBUFS keeps an idle process small without re-registering the group.
+func (r *Ring) NewBufRingProvided(group uint16, entries uint16, bufSize int, provide uint16) (*BufRing, error) {
+	if provide == 0 || provide > entries {
+		return nil, fmt.Errorf("uring: buffer ring providing %d of %d entries: %w", provide, entries, unix.EINVAL)
+	}
 	if r.closed {
 		return nil, ErrClosed
 	}
@@ -83,11 +97,32 @@ func (r *Ring) NewBufRing(group uint16, entries uint16, bufSize int) (*BufRing, 
 	if _, err := r.register(RegisterPbufRing, unsafe.Pointer(&reg), 1); err != nil {
 		return nil, errors.Join(err, munmap(mem))
 	}
-	for id := range entries {
+	for id := range provide {
 		b.Add(id)
 	}
+	b.provided = uint32(provide)
 	b.Advance()
 	return b, nil
+}
+
+// Provided returns how many buffers have been handed to the kernel (IDs 0 to
+// Provided-1): all Entries for a ring made by NewBufRing.
+func (b *BufRing) Provided() int { return int(b.provided) }
+
+// Grow hands up to n more buffers to the kernel (never beyond Entries) and publishes
+// them with any buffers queued by Add. It returns how many it added: 0 once the ring is
+// full or closed.
+func (b *BufRing) Grow(n int) int {
+	if b.closed || n <= 0 {
+		return 0
+	}
+	n = min(n, int(b.entries-b.provided))
+	for i := range n {
+		b.Add(uint16(b.provided) + uint16(i))
+	}
+	b.provided += uint32(n)
+	b.Advance()
+	return n
 }
 
 // Group returns the buffer group ID, for [SQE.SetBufGroup].
