@@ -136,6 +136,10 @@ func (m *opMem) release() {
 // complete again. Must match uring.CQEFMore and epoll.FlagMore.
 const flagMore = 1 << 1
 
+// testHookRingEntries, when set by a test, replaces the io_uring submission
+// queue size (ringEntries), to force SQ-full and CQ-overflow conditions.
+var testHookRingEntries int
+
 // testHookOpenURing, when set by a test, replaces opening the io_uring
 // backend, so fallback rules can be exercised on a kernel that has io_uring.
 var testHookOpenURing func() (backend, error)
@@ -144,4 +148,6 @@ var testHookOpenURing func() (backend, error)
 type backendConfig struct {
 	recvBufferSize int
 	recvBuffers    int
+	recvBuffersMax int // io_uring: the most buffers the ring grows to
+	ringEntries    int // io_uring: SQ size (0: ringEntries)
 }

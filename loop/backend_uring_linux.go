@@ -58,6 +58,7 @@ type uringBackend struct {
 	// completion that carried it has been dispatched.
 	br       *uring.BufRing
 	recycled bool // buffers were Added since the last Advance
+	grown    bool // the ring grew during this poll (at most once per poll)
 
 	// polled are the operations the ring has no opcode for that the loop can
 	// use (recvfrom with the sender's address; sendfile for a file that cannot
@@ -97,7 +98,11 @@ type polledOp struct {
 // newURingBackend sets up a ring and checks that the kernel has what the
 // loop needs. It must run on the loop's locked OS thread (SINGLE_ISSUER).
 func newURingBackend(cfg backendConfig) (*uringBackend, error) {
-	r, err := uring.New(ringEntries, nil)
+	entries := uint32(ringEntries)
+	if cfg.ringEntries > 0 {
+		entries = uint32(cfg.ringEntries)
+	}
+	r, err := uring.New(entries, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +122,11 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	if n <= 0 {
 		n = DefaultRecvBuffers
 	}
-	br, err := r.NewBufRing(bufGroup, uint16(n), size)
+	// The ring has room for recvBuffersMax buffers but starts with n: it
+	// grows on ENOBUFS (growRecvBuffers), and an untouched buffer costs no
+	// resident memory.
+	capacity := max(cfg.recvBuffersMax, n)
+	br, err := r.NewBufRingProvided(bufGroup, uint16(capacity), size, uint16(n))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("loop: buffer ring: %w", err), unix.Close(efd), r.Close())
 	}
@@ -188,8 +197,21 @@ func (b *uringBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 	if _, err := b.r.SubmitAndWait(1, timeout); err != nil {
 		return err
 	}
+	b.grown = false
 	b.reap(dispatch)
 	return nil
+}
+
+// growRecvBuffers doubles the buffers of the provided-buffer ring, once per
+// poll, up to its capacity (Options.RecvBuffersMax): called when a receive
+// ended with ENOBUFS. The receive itself is re-armed by the loop; the bytes
+// it could not take wait in the socket, so nothing is lost or reordered.
+func (b *uringBackend) growRecvBuffers() {
+	if b.grown || b.br == nil {
+		return
+	}
+	b.grown = true
+	b.br.Grow(b.br.Provided())
 }
 
 // reap copies out and handles every completion available.
@@ -234,6 +256,9 @@ func (b *uringBackend) reap(dispatch func(*completion)) {
 			}
 			if !c.More() {
 				b.ops--
+			}
+			if c.Res == -int32(unix.ENOBUFS) {
+				b.growRecvBuffers()
 			}
 			b.comp = completion{tok: c.UserData, res: c.Res, flags: c.Flags}
 			id, hasBuf := c.BufferID()

@@ -67,6 +67,37 @@
 // callback, and the remaining callbacks of the same batch (a Deferrable's
 // callbacks, a Channel's subscribers, a Queue's waiting pops) still run.
 //
+// # Loop groups: one reactor per core
+//
+// A [Group] runs N loops ([NewGroup]; N <= 0 means runtime.GOMAXPROCS(0)),
+// each a complete [Loop] with its own backend, OS thread, timers, NextTick
+// queue and Defer pool; [RunGroup] is [Run] for a group. [Group.StartServer]
+// serves one address on every loop: with [AcceptReusePort] (the default)
+// each loop has its own SO_REUSEPORT listener and the kernel spreads the
+// connections; with [AcceptHandoff] (and always for unix sockets) loop 0
+// accepts and hands each connection to the loops in turn through their
+// cross-goroutine queue and eventfd. Both were measured equal for
+// ping-pong throughput once connected (BenchmarkGroupEcho); reuse-port
+// stays the default because it has no single acceptor and no extra wake-up
+// per connection. A connection, its handler and its timers stay on one loop
+// for life; work crosses loops with [Loop.Post] or [Group.Each]. The group
+// runs and stops as a unit: [Group.Stop], [Loop.Stop] on any member, or a
+// panic without ErrorHandler stops every loop gracefully, and [Group.Run]
+// returns the loops' errors joined.
+//
+// # Limits and back-pressure
+//
+// [RaiseFileLimit] raises RLIMIT_NOFILE (EventMachine's
+// set_descriptor_table_size). A server out of descriptors (EMFILE, ENFILE)
+// pauses accepting, retrying after 5 ms, doubling up to 1 s, and resets once
+// an accept succeeds; existing connections are served meanwhile and new
+// ones wait in the listen backlog. The io_uring provided-buffer ring starts
+// with Options.RecvBuffers buffers and doubles when receives run out
+// (ENOBUFS), up to Options.RecvBuffersMax; a receive that ran out is simply
+// re-armed, its bytes waiting in the socket, so nothing is lost or
+// reordered. A full submission queue is submitted and reused; completions
+// beyond the CQ wait in the kernel's overflow list (IORING_FEAT_NODROP).
+//
 // # Backends
 //
 // Options.Backend chooses the backend: [Auto] (io_uring when the kernel has

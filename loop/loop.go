@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringmachine/ringmachine/conn"
 	"github.com/ringmachine/ringmachine/pool"
 	"github.com/ringmachine/ringmachine/timers"
 )
@@ -62,6 +63,24 @@ type Loop struct {
 	err            error // first unhandled panic, returned by Run
 
 	net netState // servers and connections
+
+	// Group membership, set by NewGroup and never changed.
+	group *Group
+	index int
+
+	// handoffs are connections accepted by another loop of the group for
+	// this one (AcceptHandoff), guarded by mu and counted in queued; they
+	// are adopted at the start of the tick phase, and closed if the loop
+	// stops first.
+	handoffs []handoff
+}
+
+// handoff is an accepted connection travelling from the acceptor loop to the
+// loop that will serve it.
+type handoff struct {
+	fd      int
+	network string
+	factory func(l *Loop) conn.Handler // called on the adopting loop
 }
 
 // New returns a loop configured by opts. It validates the options but opens
@@ -137,6 +156,8 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	be, err := openBackend(l.opts.Backend, backendConfig{
 		recvBufferSize: l.opts.RecvBufferSize,
 		recvBuffers:    l.opts.RecvBuffers,
+		recvBuffersMax: l.opts.RecvBuffersMax,
+		ringEntries:    testHookRingEntries,
 	})
 	if err != nil {
 		return err
@@ -277,6 +298,8 @@ func (l *Loop) runTicks() {
 		return
 	}
 	l.mu.Lock()
+	hand := l.handoffs
+	l.handoffs = nil
 	batch := append(l.runBatch[:0], l.results...)
 	batch = append(batch, l.ticks...)
 	clear(l.results)
@@ -284,7 +307,16 @@ func (l *Loop) runTicks() {
 	l.results = l.results[:0]
 	l.ticks = l.ticks[:0]
 	l.mu.Unlock()
-	l.queued.Add(-int64(len(batch)))
+	l.queued.Add(-int64(len(batch) + len(hand)))
+	// Connections handed over by the group's acceptor come first: they
+	// were accepted before anything queued now could refer to them.
+	for _, h := range hand {
+		if l.stopReq.Load() {
+			closeFD(h.fd)
+			continue
+		}
+		l.adoptConn(h)
+	}
 	for i, fn := range batch {
 		batch[i] = nil
 		if l.stopReq.Load() {
@@ -418,10 +450,33 @@ func (l *Loop) shutdown() error {
 	l.results, l.ticks = l.results[:0], l.ticks[:0]
 	l.mu.Unlock()
 	l.queued.Add(-int64(n))
+	l.dropHandoffs()
 	if l.err != nil {
 		errs = append([]error{l.err}, errs...)
 	}
 	return errors.Join(errs...)
+}
+
+// postConn hands the accepted fd to l, which adopts it in its next tick
+// phase (or closes it if it stops first). Safe for concurrent use.
+func (l *Loop) postConn(h handoff) {
+	l.mu.Lock()
+	l.handoffs = append(l.handoffs, h)
+	l.mu.Unlock()
+	l.queued.Add(1)
+	l.wakeup(false)
+}
+
+// dropHandoffs closes the connections handed to l that it did not adopt.
+func (l *Loop) dropHandoffs() {
+	l.mu.Lock()
+	hand := l.handoffs
+	l.handoffs = nil
+	l.mu.Unlock()
+	l.queued.Add(-int64(len(hand)))
+	for _, h := range hand {
+		closeFD(h.fd)
+	}
 }
 
 // closeBackend closes the backend once.

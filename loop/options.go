@@ -110,7 +110,51 @@ type Options struct {
 
 	// ReusePort sets SO_REUSEPORT on servers' sockets, so several loops can
 	// listen on one address and the kernel spreads connections among them.
+	// Group.StartServer sets it itself when it needs it.
 	ReusePort bool
+
+	// RecvBuffersMax bounds how far the io_uring backend grows its
+	// provided-buffer ring when receives run out of buffers (ENOBUFS): it
+	// starts with RecvBuffers buffers and doubles on exhaustion, at most once
+	// per loop iteration, up to RecvBuffersMax (default 8 × RecvBuffers, at
+	// most 32768; a power of two no smaller than RecvBuffers). A buffer costs
+	// resident memory only once the kernel has written into it. The epoll
+	// backend reads into an arena reset every iteration and never runs out.
+	RecvBuffersMax int
+
+	// Accept chooses how servers started with Group.StartServer spread
+	// connections over the loops (default AcceptReusePort). Loops outside a
+	// group ignore it.
+	Accept AcceptMode
+}
+
+// AcceptMode is how a [Group] server spreads connections over its loops.
+type AcceptMode uint8
+
+const (
+	// AcceptReusePort gives every loop its own listening socket on the same
+	// address with SO_REUSEPORT: the kernel hashes each new connection to
+	// one of them, and no loop ever touches another's connections. It is the
+	// default (measured faster: see the package documentation). Unix-domain
+	// servers cannot share an address this way and use AcceptHandoff.
+	AcceptReusePort AcceptMode = iota
+	// AcceptHandoff has one listening socket on the group's first loop,
+	// which hands each accepted connection to the loops in turn (itself
+	// included) through their cross-goroutine queue and eventfd: an even
+	// spread whatever the clients' addresses, for one extra wake-up per
+	// connection.
+	AcceptHandoff
+)
+
+// String returns "reuseport" or "handoff".
+func (m AcceptMode) String() string {
+	switch m {
+	case AcceptReusePort:
+		return "reuseport"
+	case AcceptHandoff:
+		return "handoff"
+	}
+	return fmt.Sprintf("AcceptMode(%d)", uint8(m))
 }
 
 // Defaults of the networking options.
@@ -166,6 +210,18 @@ func (o *Options) validate() error {
 	}
 	if o.RecvBuffers > 32768 || o.RecvBuffers&(o.RecvBuffers-1) != 0 {
 		return fmt.Errorf("loop: RecvBuffers %d is not a power of two up to 32768", o.RecvBuffers)
+	}
+	if o.RecvBuffersMax < 0 {
+		return fmt.Errorf("loop: negative RecvBuffersMax %d", o.RecvBuffersMax)
+	}
+	if o.RecvBuffersMax == 0 {
+		o.RecvBuffersMax = min(8*o.RecvBuffers, 32768)
+	}
+	if o.RecvBuffersMax < o.RecvBuffers || o.RecvBuffersMax > 32768 || o.RecvBuffersMax&(o.RecvBuffersMax-1) != 0 {
+		return fmt.Errorf("loop: RecvBuffersMax %d is not a power of two from RecvBuffers (%d) up to 32768", o.RecvBuffersMax, o.RecvBuffers)
+	}
+	if o.Accept > AcceptHandoff {
+		return fmt.Errorf("loop: invalid Accept mode %v", o.Accept)
 	}
 	if o.ListenBacklog == 0 {
 		o.ListenBacklog = DefaultListenBacklog

@@ -14,9 +14,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// acceptRetryDelay is how long a server waits before accepting again after
-// running out of file descriptors (EMFILE, ENFILE).
-const acceptRetryDelay = 100 * time.Millisecond
+// A server that runs out of file descriptors (EMFILE, ENFILE) or kernel
+// memory (ENOBUFS, ENOMEM) stops accepting and tries again after
+// acceptRetryMin, doubling the pause on each failure in a row up to
+// acceptRetryMax, and back to acceptRetryMin once an accept succeeds.
+// Meanwhile existing connections are served as usual (closing them is what
+// frees descriptors) and new ones wait in the listen backlog; once it is
+// full the kernel drops further SYNs, so clients see a slow or refused
+// connect, never a server that hangs.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
+)
 
 // Server is a listening socket made by [Loop.StartServer]. Call its methods
 // only from the loop goroutine.
@@ -28,6 +37,8 @@ type Server struct {
 	path    string // unix socket file to remove on Stop
 	stopped bool
 	retry   Timer
+	backoff time.Duration // current accept retry delay after EMFILE and co.
+	gs      *GroupServer  // the group server this is one loop's part of
 }
 
 // Addr returns the address the server is bound to: the real port when port
@@ -81,35 +92,59 @@ func (l *Loop) StartServer(addr string, factory func() conn.Handler) (*Server, e
 	if !l.running.Load() || l.stopping || l.be == nil {
 		return nil, ErrLoopStopped
 	}
-	network, address, err := conn.ParseAddr(addr)
+	la, err := parseListenAddr(addr)
 	if err != nil {
 		return nil, err
 	}
-	var sa unix.Sockaddr
-	path := ""
-	if network == "unix" {
-		sa = &unix.SockaddrUnix{Name: address}
-		if address[0] != '@' {
-			path = address
-		}
-	} else {
-		sa, err = listenSockaddr(address)
-		if err != nil {
-			return nil, err
-		}
-	}
-	fd, err := l.listen(network, sa)
+	fd, err := listenFD(la.network, la.sa, l.opts.ReusePort, l.opts.ListenBacklog)
 	if err != nil {
 		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Err: err}
 	}
-	s := l.newSock(sockListener, fd, network)
-	srv := &Server{l: l, s: s, factory: factory, path: path}
+	return l.serveFD(fd, la, factory, nil)
+}
+
+// listenAddr is a parsed server address.
+type listenAddr struct {
+	network string // "tcp" or "unix"
+	address string // as given after the network prefix
+	sa      unix.Sockaddr
+	path    string // unix socket file to remove on Stop
+}
+
+// parseListenAddr parses and resolves a StartServer address.
+func parseListenAddr(addr string) (listenAddr, error) {
+	network, address, err := conn.ParseAddr(addr)
+	if err != nil {
+		return listenAddr{}, err
+	}
+	la := listenAddr{network: network, address: address}
+	if network == "unix" {
+		la.sa = &unix.SockaddrUnix{Name: address}
+		if address[0] != '@' {
+			la.path = address
+		}
+		return la, nil
+	}
+	la.sa, err = listenSockaddr(address)
+	return la, err
+}
+
+// serveFD makes a Server of the listening socket fd and starts accepting on
+// it; it owns fd from then on (closing it on failure). gs is the group
+// server it belongs to, if any.
+func (l *Loop) serveFD(fd int, la listenAddr, factory func() conn.Handler, gs *GroupServer) (*Server, error) {
+	if !l.running.Load() || l.stopping || l.be == nil {
+		unix.Close(fd)
+		return nil, ErrLoopStopped
+	}
+	s := l.newSock(sockListener, fd, la.network)
+	srv := &Server{l: l, s: s, factory: factory, path: la.path, gs: gs}
 	s.srv = srv
 	if lsa, err := unix.Getsockname(fd); err == nil {
-		srv.addr = sockaddrToAddr(lsa, network)
+		srv.addr = sockaddrToAddr(lsa, la.network)
 	}
-	if network == "unix" {
-		srv.addr = &net.UnixAddr{Name: address, Net: "unix"}
+	if la.network == "unix" {
+		srv.addr = &net.UnixAddr{Name: la.address, Net: "unix"}
 	}
 	if err := l.armAccept(srv); err != nil {
 		l.closeSock(s, nil)
@@ -151,8 +186,10 @@ func preferIPv4(ips []netip.Addr) netip.Addr {
 	return ips[0]
 }
 
-// listen makes a non-blocking listening socket bound to sa.
-func (l *Loop) listen(network string, sa unix.Sockaddr) (int, error) {
+// listenFD makes a non-blocking listening socket bound to sa. It is a plain
+// system call sequence, usable from any goroutine (Group.StartServer binds
+// every loop's socket before handing them over).
+func listenFD(network string, sa unix.Sockaddr, reusePort bool, backlog int) (int, error) {
 	fd, err := unix.Socket(familyOf(sa), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
@@ -162,7 +199,7 @@ func (l *Loop) listen(network string, sa unix.Sockaddr) (int, error) {
 			unix.Close(fd)
 			return -1, os.NewSyscallError("setsockopt", err)
 		}
-		if l.opts.ReusePort {
+		if reusePort {
 			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 				unix.Close(fd)
 				return -1, os.NewSyscallError("setsockopt", err)
@@ -173,7 +210,7 @@ func (l *Loop) listen(network string, sa unix.Sockaddr) (int, error) {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("bind", err)
 	}
-	if err := unix.Listen(fd, l.opts.ListenBacklog); err != nil {
+	if err := unix.Listen(fd, backlog); err != nil {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("listen", err)
 	}
@@ -193,6 +230,7 @@ func (l *Loop) armAccept(srv *Server) error {
 func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 	srv := s.srv
 	if c.res >= 0 {
+		srv.backoff = 0
 		l.accepted(srv, int(c.res))
 	}
 	if !final {
@@ -210,7 +248,8 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		}
 		// EMFILE, ENFILE, ENOBUFS, ...: the server stays up and tries again
 		// after a pause; the error is reported.
-		delay = acceptRetryDelay
+		srv.backoff = min(max(2*srv.backoff, acceptRetryMin), acceptRetryMax)
+		delay = srv.backoff
 		l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: err})
 	}
 	if delay == 0 {
@@ -229,7 +268,8 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 	})
 }
 
-// accepted makes a connection of a freshly accepted fd.
+// accepted makes a connection of a freshly accepted fd, or hands it to
+// another loop of the group (AcceptHandoff).
 func (l *Loop) accepted(srv *Server, fd int) {
 	if srv.stopped || l.stopping {
 		unix.Close(fd)
@@ -240,13 +280,35 @@ func (l *Loop) accepted(srv *Server, fd int) {
 		// batches a connection's writes into one send per iteration.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
+	if gs := srv.gs; gs != nil && gs.handoff {
+		if target := gs.nextLoop(); target != l {
+			target.postConn(handoff{fd: fd, network: srv.s.network, factory: gs.factory})
+			return
+		}
+	}
+	l.startConn(fd, srv.s.network, srv.factory)
+}
+
+// adoptConn serves a connection another loop of the group accepted.
+func (l *Loop) adoptConn(h handoff) {
+	if l.stopping || l.be == nil {
+		unix.Close(h.fd)
+		return
+	}
+	l.startConn(h.fd, h.network, func() conn.Handler { return h.factory(l) })
+	l.runCloses()
+}
+
+// startConn makes a connection of the accepted fd with a handler from
+// factory, and calls PostInit.
+func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 	var h conn.Handler
-	l.call(func() { h = srv.factory() })
+	l.call(func() { h = factory() })
 	if h == nil {
 		unix.Close(fd)
 		return
 	}
-	s := l.newSock(sockStream, fd, srv.s.network)
+	s := l.newSock(sockStream, fd, network)
 	s.h = h
 	s.c = conn.New(s, h)
 	s.lastAct = l.monotonic()

@@ -1,0 +1,124 @@
+package loop_test
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+// pattern returns n bytes of connection id's stream, starting at off: any
+// loss, duplication or reordering shows as a mismatch.
+func pattern(id, off, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		x := uint32(off+i)*2654435761 + uint32(id)*40503
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
+
+// pumpEcho streams size bytes per connection over conns connections through
+// the echo server at addr, all at once, and checks every byte that comes
+// back.
+func pumpEcho(t *testing.T, addr string, conns, size int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	for id := range conns {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(60*time.Second)))
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for off := 0; off < size; off += 8192 {
+				if _, err := c.Write(pattern(id, off, min(8192, size-off))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			buf := make([]byte, 8192)
+			for off := 0; off < size; {
+				n, err := c.Read(buf[:min(len(buf), size-off)])
+				if n > 0 {
+					if want := pattern(id, off, n); string(want) != string(buf[:n]) {
+						errs <- fmt.Errorf("conn %d: bytes %d..%d differ", id, off, off+n)
+						return
+					}
+					off += n
+				}
+				if err != nil {
+					errs <- fmt.Errorf("conn %d at %d: %w", id, off, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestHazardTinyRings runs an echo server whose io_uring has a 4-entry SQ
+// and 16-entry CQ and whose receives share 2 buffers (epoll: a 2-buffer
+// arena) with 32 connections streaming at once: submissions find the SQ
+// full, completions overflow the CQ, receives end with ENOBUFS — and every
+// byte still comes back, in order.
+func TestHazardTinyRings(t *testing.T) {
+	defer loop.SetTestRingEntries(4)()
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		testutil.CheckLeaks(t)
+		opts := loop.Options{Backend: b, RecvBuffers: 2, RecvBuffersMax: 2, RecvBufferSize: 4096}
+		_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
+			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+				return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
+			})
+			require.NoError(t, err)
+			addr := srv.Addr().String()
+			go func() {
+				defer func() { _ = l.NextTick(l.Stop) }()
+				pumpEcho(t, addr, 32, 256<<10)
+			}()
+		})
+		require.NoError(t, err)
+	})
+}
+
+// TestRecvBuffersGrow: receives that run out of buffers make the io_uring
+// buffer ring grow, up to RecvBuffersMax, without losing data.
+func TestRecvBuffersGrow(t *testing.T) {
+	testutil.RequireURing(t)
+	testutil.CheckLeaks(t)
+	provided := 0
+	_, err := runLoop(t, loop.URing, loop.Options{RecvBuffers: 2, RecvBuffersMax: 64, RecvBufferSize: 4096}, 60*time.Second, func(l *loop.Loop) {
+		assert.Equal(t, 2, l.RecvBuffersProvided())
+		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+			return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
+		})
+		require.NoError(t, err)
+		addr := srv.Addr().String()
+		_ = l.AddShutdownHook(func() { provided = l.RecvBuffersProvided() })
+		go func() {
+			defer func() { _ = l.NextTick(l.Stop) }()
+			pumpEcho(t, addr, 32, 256<<10)
+		}()
+	})
+	require.NoError(t, err)
+	assert.Greater(t, provided, 2, "the ring grew")
+	assert.LessOrEqual(t, provided, 64, "bounded by RecvBuffersMax")
+}
