@@ -3,7 +3,12 @@
 //
 //	go run ./examples/echo                      # listens on 127.0.0.1:10000
 //	go run ./examples/echo -addr 127.0.0.1:0    # any free port
+//	go run ./examples/echo -loops 0             # one reactor per core
 //	telnet 127.0.0.1 10000
+//
+// -loops N runs N reactors (a loop.Group; 0 means one per core), each with
+// its own SO_REUSEPORT listener on the address: the kernel spreads the
+// connections and no two reactors ever share one.
 //
 // It prints one line once listening ("echo: listening on ADDR (BACKEND)")
 // and stops gracefully on SIGINT or SIGTERM. The backend follows
@@ -12,7 +17,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,29 +51,27 @@ func (echo) ReceiveData(c *conn.Conn, data []byte) {
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port` (or unix:/path)")
-	loops := fs.Int("loops", 1, "number of reactors (only 1 is supported for now)")
+	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *loops != 1 {
-		return fmt.Errorf("-loops %d: only one loop is supported for now", *loops)
+	if *loops < 0 {
+		return fmt.Errorf("-loops %d: must be 0 (one per core) or more", *loops)
 	}
-	var startErr error
-	err := loop.Run(func(l *loop.Loop) {
-		stopOnDone(ctx, l)
-		srv, err := l.StartServer(*addr, func() conn.Handler { return echo{} })
-		if err != nil {
-			startErr = err
-			l.Stop()
+	g, err := loop.NewGroup(*loops, loop.Options{})
+	if err != nil {
+		return err
+	}
+	srv, err := g.StartServer(*addr, func(*loop.Loop) conn.Handler { return echo{} })
+	if err != nil {
+		return err
+	}
+	return g.Run(func(l *loop.Loop) {
+		if l.Index() != 0 {
 			return
 		}
-		fmt.Fprintf(stdout, "echo: listening on %s (%s)\n", srv.Addr(), l.Backend())
+		stop := context.AfterFunc(ctx, g.Stop)
+		_ = l.AddShutdownHook(func() { stop() })
+		fmt.Fprintf(stdout, "echo: listening on %s (%s, %d loops)\n", srv.Addr(), l.Backend(), g.Len())
 	})
-	return errors.Join(startErr, err)
-}
-
-// stopOnDone stops l when ctx is cancelled (SIGINT, SIGTERM).
-func stopOnDone(ctx context.Context, l *loop.Loop) {
-	stop := context.AfterFunc(ctx, l.Stop)
-	_ = l.AddShutdownHook(func() { stop() })
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/ringmachine/ringmachine/internal/testutil"
 )
 
-var listening = regexp.MustCompile(`^echo: listening on (\S+) \((uring|epoll)\)$`)
+var listening = regexp.MustCompile(`^echo: listening on (\S+) \((uring|epoll), \d+ loops\)$`)
 
 // start runs the server on an ephemeral port and returns its address and a
 // function that stops it and returns run's error.
@@ -52,9 +52,15 @@ func start(t *testing.T, args ...string) (addr string, stop func() error) {
 }
 
 func TestEcho(t *testing.T) {
+	for _, loops := range []string{"1", "2"} {
+		t.Run("loops="+loops, func(t *testing.T) { testEcho(t, "-loops", loops) })
+	}
+}
+
+func testEcho(t *testing.T, args ...string) {
 	testutil.ForEachBackendEnv(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
-		addr, stop := start(t)
+		addr, stop := start(t, args...)
 		c, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
 		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
@@ -90,7 +96,7 @@ func TestEcho(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
-	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "2"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "-1"}))
 }
 
 func TestBadAddr(t *testing.T) {

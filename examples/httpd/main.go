@@ -13,6 +13,7 @@
 //
 //	go run ./examples/httpd                      # listens on 127.0.0.1:8080
 //	go run ./examples/httpd -addr 127.0.0.1:0    # any free port
+//	go run ./examples/httpd -loops 0             # one reactor per core
 //	wrk -t1 -c64 -d5s http://127.0.0.1:8080/
 //
 // Behaviour:
@@ -204,38 +205,41 @@ func (h *handler) ReceiveData(c *conn.Conn, data []byte) {
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("httpd", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port` (or unix:/path)")
-	loops := fs.Int("loops", 1, "number of reactors (only 1 is supported for now)")
+	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *loops != 1 {
-		return fmt.Errorf("-loops %d: only one loop is supported for now", *loops)
+	if *loops < 0 {
+		return fmt.Errorf("-loops %d: must be 0 (one per core) or more", *loops)
+	}
+	g, err := loop.NewGroup(*loops, loop.Options{})
+	if err != nil {
+		return err
+	}
+	// One Date clock per loop, refreshed by that loop's timer: handlers read
+	// their own loop's clock, so nothing is shared between reactors.
+	clocks := make([]clock, g.Len())
+	srv, err := g.StartServer(*addr, func(l *loop.Loop) conn.Handler {
+		return &handler{s: session{clock: &clocks[l.Index()]}}
+	})
+	if err != nil {
+		return err
 	}
 	var startErr error
-	err := loop.Run(func(l *loop.Loop) {
-		stopOnDone(ctx, l)
-		clk := &clock{}
+	err = g.Run(func(l *loop.Loop) {
+		clk := &clocks[l.Index()]
 		clk.set(time.Now())
 		if _, err := l.AddPeriodicTimer(time.Second, func() { clk.set(time.Now()) }); err != nil {
-			startErr = err
-			l.Stop()
+			startErr = err // written by at most one loop: it then stops the group
+			g.Stop()
 			return
 		}
-		srv, err := l.StartServer(*addr, func() conn.Handler {
-			return &handler{s: session{clock: clk}}
-		})
-		if err != nil {
-			startErr = err
-			l.Stop()
+		if l.Index() != 0 {
 			return
 		}
-		fmt.Fprintf(stdout, "httpd: listening on %s (%s)\n", srv.Addr(), l.Backend())
+		stop := context.AfterFunc(ctx, g.Stop)
+		_ = l.AddShutdownHook(func() { stop() })
+		fmt.Fprintf(stdout, "httpd: listening on %s (%s, %d loops)\n", srv.Addr(), l.Backend(), g.Len())
 	})
 	return errors.Join(startErr, err)
-}
-
-// stopOnDone stops l when ctx is cancelled (SIGINT, SIGTERM).
-func stopOnDone(ctx context.Context, l *loop.Loop) {
-	stop := context.AfterFunc(ctx, l.Stop)
-	_ = l.AddShutdownHook(func() { stop() })
 }

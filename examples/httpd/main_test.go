@@ -20,17 +20,17 @@ import (
 	"github.com/ringmachine/ringmachine/internal/testutil"
 )
 
-var listening = regexp.MustCompile(`^httpd: listening on (\S+) \((uring|epoll)\)$`)
+var listening = regexp.MustCompile(`^httpd: listening on (\S+) \((uring|epoll), \d+ loops\)$`)
 
 // start runs the server on an ephemeral port and returns its address and a
 // function that stops it and returns run's error.
-func start(t *testing.T) (addr string, stop func() error) {
+func start(t *testing.T, args ...string) (addr string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, pw, []string{"-addr", "127.0.0.1:0"})
+		err := run(ctx, pw, append([]string{"-addr", "127.0.0.1:0"}, args...))
 		pw.Close()
 		done <- err
 	}()
@@ -78,6 +78,29 @@ func readResponse(t *testing.T, r *bufio.Reader, method string) (int, http.Heade
 }
 
 var dateRE = regexp.MustCompile(`^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$`)
+
+// TestHTTPDLoops: with -loops 2, concurrent keep-alive clients are all
+// answered, with a valid Date from each loop's own clock.
+func TestHTTPDLoops(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-loops", "2")
+		for range 16 {
+			c := dial(t, addr)
+			r := bufio.NewReader(c)
+			for i := range 2 {
+				_, err := fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+				require.NoError(t, err)
+				code, h, body := readResponse(t, r, "GET")
+				assert.Equal(t, 200, code)
+				assert.Equal(t, "Hello, World!", body)
+				assert.Regexp(t, dateRE, h.Get("Date"))
+			}
+			c.Close()
+		}
+		require.NoError(t, stop())
+	})
+}
 
 func TestHTTPD(t *testing.T) {
 	testutil.ForEachBackendEnv(t, func(t *testing.T) {
@@ -260,7 +283,7 @@ func TestHTTPD(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
-	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "2"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "-1"}))
 }
 
 func TestBadAddr(t *testing.T) {

@@ -309,7 +309,7 @@ func lastLines(s string) string {
 
 func TestBadFlags(t *testing.T) {
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
-	assert.EqualError(t, run(context.Background(), io.Discard, []string{"-loops", "2"}), "-loops > 1 not supported yet")
+	assert.EqualError(t, run(context.Background(), io.Discard, []string{"-loops", "2"}), "-loops > 1: one loop owns the keyspace (see the package documentation)")
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-bulk", "0"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-bulk", "1000000000"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-args", "0"}))
