@@ -65,8 +65,7 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 	s.h = h
 	s.c = conn.New(s, h)
 	s.connecting = true
-	s.connTo = conn.DefaultConnectTimeout
-	s.connStart = l.monotonic()
+	s.cl = &clientState{connTo: conn.DefaultConnectTimeout, connStart: l.monotonic()}
 	if sa != nil {
 		if err := l.startConnect(s, sa); err != nil {
 			s.closed, s.fdClosing = true, true
@@ -104,8 +103,8 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 		}
 	}
 	l.net.nconns++
-	if !s.connBound {
-		l.armConnectTimer(s, s.connTo)
+	if !s.cl.connBound {
+		l.armConnectTimer(s, s.cl.connTo)
 	}
 	c := s.c
 	l.call(func() { h.PostInit(c) })
@@ -125,16 +124,17 @@ func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
 	s.raddr = sockaddrToAddr(sa, s.network)
 	// The backend may bound the connect itself (io_uring's LINK_TIMEOUT);
 	// the deadline counts from Connect, host name lookup included.
-	left := max(s.connTo-time.Duration(l.monotonic()-s.connStart), time.Nanosecond)
-	bounded, err := l.be.connect(fd, sa, &s.connMem, left, s.tok(opConnect))
+	left := max(s.cl.connTo-time.Duration(l.monotonic()-s.cl.connStart), time.Nanosecond)
+	s.connMem = l.getOpMem()
+	bounded, err := l.be.connect(fd, sa, s.connMem, left, s.tok(opConnect))
 	if err != nil {
-		s.connMem.release()
+		l.putOpMem(&s.connMem)
 		return err
 	}
 	s.ops++
 	if bounded {
-		s.connBound = true
-		s.connTimer.Cancel() // armed during a host name lookup
+		s.cl.connBound = true
+		s.cl.connTimer.Cancel() // armed during a host name lookup
 	}
 	return nil
 }
@@ -176,7 +176,7 @@ func (l *Loop) OpenDatagram(addr string, h conn.Handler) (*conn.Conn, error) {
 	s := l.newSock(sockDgram, fd, "udp")
 	s.h = h
 	s.c = conn.New(s, h)
-	s.dbuf = make([]byte, 64<<10)
+	s.dg = &dgramState{dbuf: make([]byte, 64<<10)}
 	s.lastAct = l.monotonic()
 	l.net.nconns++
 	c := s.c

@@ -20,7 +20,7 @@ func (s *sock) SendData(b []byte) error {
 	if s.closing || s.wrClosed || s.closed {
 		return conn.ErrClosed
 	}
-	if s.hardCap > 0 && s.out.Len()+len(b) > s.hardCap {
+	if s.fl != nil && s.fl.hard > 0 && s.out.Len()+len(b) > s.fl.hard {
 		return conn.ErrOutboundFull
 	}
 	if len(b) == 0 {
@@ -31,7 +31,7 @@ func (s *sock) SendData(b []byte) error {
 	if !s.connecting {
 		s.l.markDirty(s)
 	}
-	if s.high > 0 && !s.aboveHigh && s.out.Len() > s.high {
+	if s.fl != nil && s.fl.high > 0 && !s.aboveHigh && s.out.Len() > s.fl.high {
 		s.aboveHigh = true
 		s.l.updateRead(s)
 	}
@@ -118,27 +118,27 @@ func (s *sock) SendDatagram(b []byte, addr net.Addr) error {
 	}
 	var to unix.Sockaddr
 	if addr == nil {
-		if s.lastFrom == nil {
+		if s.dg.lastFrom == nil {
 			return errNoPeer
 		}
-		to = s.lastFrom
+		to = s.dg.lastFrom
 	} else {
 		var err error
 		if to, err = addrToSockaddr(addr); err != nil {
 			return err
 		}
 	}
-	if s.hardCap > 0 && s.dgramBytes()+len(b) > s.hardCap {
+	if s.fl != nil && s.fl.hard > 0 && s.dgramBytes()+len(b) > s.fl.hard {
 		return conn.ErrOutboundFull
 	}
-	s.dgrams = append(s.dgrams, dgram{b: append([]byte(nil), b...), to: to})
+	s.dg.dgrams = append(s.dg.dgrams, dgram{b: append([]byte(nil), b...), to: to})
 	s.l.markDirty(s)
 	return nil
 }
 
 func (s *sock) dgramBytes() int {
 	n := 0
-	for _, d := range s.dgrams {
+	for _, d := range s.dg.dgrams {
 		n += len(d.b)
 	}
 	return n
@@ -152,7 +152,7 @@ func (s *sock) Close(afterWriting bool) error {
 		s.closing, s.afterWriting = true, true
 		return nil
 	}
-	if afterWriting && s.kind == sockDgram && (len(s.dgrams) > 0 || s.sendInFlight) {
+	if afterWriting && s.kind == sockDgram && (len(s.dg.dgrams) > 0 || s.sendInFlight) {
 		s.closing, s.afterWriting = true, true
 		return nil
 	}
@@ -208,23 +208,26 @@ func (s *sock) SetConnectTimeout(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("loop: connect timeout %v must be positive", d)
 	}
-	s.connTo = d
+	if s.cl == nil {
+		return nil // an accepted connection: connected already
+	}
+	s.cl.connTo = d
 	if s.connecting && !s.closed {
-		left := d - time.Duration(s.l.monotonic()-s.connStart)
+		left := d - time.Duration(s.l.monotonic()-s.cl.connStart)
 		// A connect the backend bounds (io_uring) gets its bound moved; if
 		// that cannot be submitted, the loop's timer takes over (the old
 		// bound stays armed, so it only works to shorten the timeout).
-		if s.connBound && s.l.be.updateConnectTimeout(s.tok(opConnect), left) == nil {
+		if s.cl.connBound && s.l.be.updateConnectTimeout(s.tok(opConnect), left) == nil {
 			return nil
 		}
-		s.connTimer.Cancel()
+		s.cl.connTimer.Cancel()
 		s.l.armConnectTimer(s, left)
 	}
 	return nil
 }
 
 func (l *Loop) armConnectTimer(s *sock, d time.Duration) {
-	l.armInternalTimer(&s.connTimer, d, func() {
+	l.armInternalTimer(&s.cl.connTimer, d, func() {
 		if s.connecting && !s.closed {
 			l.closeSock(s, conn.ErrConnectTimeout)
 		}
@@ -242,7 +245,8 @@ func (s *sock) SetOutboundLimits(low, high, hardCap int) error {
 	if low < 0 || high < low || hardCap < 0 || (hardCap > 0 && hardCap < high) {
 		return fmt.Errorf("loop: bad outbound limits low=%d high=%d hardCap=%d", low, high, hardCap)
 	}
-	s.low, s.high, s.hardCap = low, high, hardCap
+	fl := s.flow()
+	fl.low, fl.high, fl.hard = low, high, hardCap
 	if s.aboveHigh && (high == 0 || s.out.Len() <= low) {
 		s.aboveHigh = false
 		s.l.updateRead(s)
@@ -274,15 +278,16 @@ func (s *sock) Stats() conn.Stats { return s.stats }
 
 // submitDatagram sends the first queued datagram.
 func (l *Loop) submitDatagram(s *sock) {
-	if len(s.dgrams) == 0 {
+	if len(s.dg.dgrams) == 0 {
 		return
 	}
-	d := s.dgrams[0]
-	if err := l.be.sendTo(s.fd, d.b, d.to, &s.sendMem, s.tok(opSendTo)); err != nil {
-		s.sendMem.release()
-		s.dgrams = s.dgrams[1:]
+	d := s.dg.dgrams[0]
+	s.sendMem = l.getOpMem()
+	if err := l.be.sendTo(s.fd, d.b, d.to, s.sendMem, s.tok(opSendTo)); err != nil {
+		l.putOpMem(&s.sendMem)
+		s.dg.dgrams = s.dg.dgrams[1:]
 		l.report(l.opError("sendto", s, err))
-		if len(s.dgrams) > 0 {
+		if len(s.dg.dgrams) > 0 {
 			l.markDirty(s)
 		}
 		return
@@ -293,10 +298,10 @@ func (l *Loop) submitDatagram(s *sock) {
 
 func (l *Loop) onSendTo(s *sock, c *completion) {
 	s.sendInFlight = false
-	s.sendMem.release()
-	if len(s.dgrams) > 0 {
-		s.dgrams[0] = dgram{}
-		s.dgrams = s.dgrams[1:]
+	l.putOpMem(&s.sendMem)
+	if len(s.dg.dgrams) > 0 {
+		s.dg.dgrams[0] = dgram{}
+		s.dg.dgrams = s.dg.dgrams[1:]
 	}
 	if s.closed {
 		return
@@ -305,11 +310,11 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 		s.stats.BytesOut += uint64(c.res)
 		s.lastAct = l.monotonic()
 	}
-	if len(s.dgrams) > 0 {
+	if len(s.dg.dgrams) > 0 {
 		l.markDirty(s)
 		return
 	}
-	s.dgrams = nil
+	s.dg.dgrams = nil
 	if s.afterWriting {
 		l.closeSock(s, nil)
 	}
@@ -327,7 +332,7 @@ func (l *Loop) onRecvFrom(s *sock, c *completion) {
 		s.lastAct = l.monotonic()
 		from := sockaddrToAddr(c.from, "udp")
 		if c.from != nil {
-			s.lastFrom = c.from
+			s.dg.lastFrom = c.from
 		}
 		h, cn := s.h, s.c
 		if r, ok := h.(conn.DatagramReceiver); ok {

@@ -62,15 +62,12 @@ type sock struct {
 	l    *Loop
 	slot uint32
 	gen  uint32
-	kind sockKind
 	fd   int
 	ops  int // operations in flight on fd
 
-	network string // "tcp", "unix", "udp"
-	h       conn.Handler
-	c       *conn.Conn
-	srv     *Server // listener: its server
-
+	// State flags, kept together so the record packs tightly (an idle
+	// connection's memory is mostly this record).
+	kind         sockKind
 	connecting   bool // client: connect not completed yet
 	closing      bool // no more sends (Close, CloseAfterWriting)
 	afterWriting bool // close once the outbound queue is empty
@@ -78,27 +75,26 @@ type sock struct {
 	shutPending  bool // shutdown(SHUT_WR) once the queue is empty
 	closed       bool // closed: Unbind queued, fd going down
 	fdClosing    bool // the close of fd is submitted (or there was none)
-	reason       error
-
-	recvArmed  bool // the receive (or accept) is in flight
-	recvCancel bool // its cancel was requested
-	paused     bool // by Pause
-	aboveHigh  bool // paused by the high watermark
-	held       []byte
-	resumeQ    bool // queued in net.resumed
-
-	out          conn.Outbound
+	recvArmed    bool // the receive (or accept) is in flight
+	recvCancel   bool // its cancel was requested
+	paused       bool // by Pause
+	aboveHigh    bool // paused by the high watermark
+	resumeQ      bool // queued in net.resumed
 	sendInFlight bool
 	dirty        bool
-	sendMem      opMem
-	connMem      opMem
-	low, high    int
-	hardCap      int
 
-	// Datagram sockets.
-	dbuf     []byte
-	dgrams   []dgram
-	lastFrom unix.Sockaddr
+	network string // "tcp", "unix", "udp"
+	h       conn.Handler
+	c       *conn.Conn
+	srv     *Server // listener: its server
+	reason  error
+
+	out     conn.Outbound
+	sendMem *opMem       // while a send or sendto is in flight (from the loop's pool)
+	connMem *opMem       // while the connect is in flight
+	fl      *flowState   // set by SetOutboundLimits or when paused data is held
+	dg      *dgramState  // datagram sockets only
+	cl      *clientState // outbound connections only
 
 	// SendFile segments, each sent once the bytes queued before it are.
 	files   []*fileSeg
@@ -107,14 +103,49 @@ type sock struct {
 
 	inact      time.Duration
 	lastAct    int64
-	inactTimer Timer
-	connTo     time.Duration
-	connStart  int64
-	connTimer  Timer // the connect timeout unless connBound
-	connBound  bool  // the backend bounds the connect (io_uring LINK_TIMEOUT)
+	inactTimer *Timer // allocated by the first SetInactivityTimeout
 
 	laddr, raddr net.Addr
 	stats        conn.Stats
+}
+
+// flowState holds a sock's outbound limits and the bytes received while
+// reading was paused, out of line: most connections use neither.
+type flowState struct {
+	held            []byte // received after a pause, delivered on Resume
+	low, high, hard int    // SetOutboundLimits
+}
+
+// flow returns s's flowState, allocating it.
+func (s *sock) flow() *flowState {
+	if s.fl == nil {
+		s.fl = new(flowState)
+	}
+	return s.fl
+}
+
+// heldLen reports the bytes held for Resume.
+func (s *sock) heldLen() int {
+	if s.fl == nil {
+		return 0
+	}
+	return len(s.fl.held)
+}
+
+// clientState is the part of a sock only outbound connections need, kept
+// out of line so accepted connections stay small.
+type clientState struct {
+	connTo    time.Duration
+	connStart int64
+	connTimer Timer // the connect timeout unless connBound
+	connBound bool  // the backend bounds the connect (io_uring LINK_TIMEOUT)
+}
+
+// dgramState is the part of a sock only datagram sockets need.
+type dgramState struct {
+	dbuf     []byte  // receive buffer of the one recvfrom in flight
+	dgrams   []dgram // queued datagrams
+	lastFrom unix.Sockaddr
 }
 
 type dgram struct {
@@ -142,6 +173,37 @@ type netState struct {
 	stale   int      // stale completions dropped
 	servers []*Server
 	chunks  conn.ChunkCache // outbound chunks shared by the loop's connections
+	opMems  []*opMem        // free operation memory (see getOpMem)
+}
+
+// maxFreeOpMems bounds the loop's pool of operation memory.
+const maxFreeOpMems = 4096
+
+// getOpMem returns memory for one operation from the loop's pool. Only a
+// connection with a send or connect in flight holds one, which keeps an idle
+// connection's record small (an opMem is about 256 bytes).
+func (l *Loop) getOpMem() *opMem {
+	if k := len(l.net.opMems); k > 0 {
+		m := l.net.opMems[k-1]
+		l.net.opMems[k-1] = nil
+		l.net.opMems = l.net.opMems[:k-1]
+		return m
+	}
+	return new(opMem)
+}
+
+// putOpMem releases *m, which the kernel is done with (its operation's final
+// completion has arrived, or it was never submitted), back to the pool and
+// clears *m. A nil *m is ignored.
+func (l *Loop) putOpMem(m **opMem) {
+	if *m == nil {
+		return
+	}
+	(*m).release()
+	if len(l.net.opMems) < maxFreeOpMems {
+		l.net.opMems = append(l.net.opMems, *m)
+	}
+	*m = nil
 }
 
 func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }
@@ -179,8 +241,8 @@ func (l *Loop) freeSock(s *sock) {
 	n.free = append(n.free, s.slot)
 	n.live--
 	s.out.Reset()
-	s.held = nil
-	s.dbuf = nil
+	s.fl = nil
+	s.dg = nil
 	for _, f := range s.files {
 		f.f.Close()
 	}
@@ -258,7 +320,9 @@ func (l *Loop) closeSock(s *sock, reason error) {
 	s.closed, s.closing = true, true
 	s.reason = reason
 	s.inactTimer.Cancel()
-	s.connTimer.Cancel()
+	if s.cl != nil {
+		s.cl.connTimer.Cancel()
+	}
 	if s.kind != sockListener {
 		l.net.nconns--
 		l.net.closing = append(l.net.closing, s)
@@ -278,8 +342,8 @@ func (l *Loop) maybeCloseFD(s *sock) {
 		return
 	}
 	s.fdClosing = true
-	s.sendMem.release()
-	s.connMem.release()
+	l.putOpMem(&s.sendMem)
+	l.putOpMem(&s.connMem)
 	if s.fd < 0 {
 		l.freeSock(s)
 		return
@@ -324,12 +388,12 @@ func (l *Loop) flushSends() {
 		s := n.resumed[i]
 		n.resumed[i] = nil
 		s.resumeQ = false
-		if !l.wantRead(s) || len(s.held) == 0 {
+		if !l.wantRead(s) || s.heldLen() == 0 {
 			l.updateRead(s)
 			continue
 		}
-		data := s.held
-		s.held = nil
+		data := s.fl.held
+		s.fl.held = nil
 		l.deliver(s, data)
 		l.updateRead(s)
 	}
@@ -361,6 +425,9 @@ func (l *Loop) submitSend(s *sock) {
 	if s.out.Len() == 0 {
 		return
 	}
+	if s.sendMem == nil {
+		s.sendMem = l.getOpMem()
+	}
 	bufs := s.out.Pending(s.sendMem.bufs[:0])
 	if len(s.files) > 0 {
 		limit := s.files[0].at - s.sentSeq
@@ -373,8 +440,8 @@ func (l *Loop) submitSend(s *sock) {
 			limit -= int64(len(b))
 		}
 	}
-	if err := l.be.send(s.fd, bufs, &s.sendMem, s.tok(opSend)); err != nil {
-		s.sendMem.release()
+	if err := l.be.send(s.fd, bufs, s.sendMem, s.tok(opSend)); err != nil {
+		l.putOpMem(&s.sendMem)
 		l.closeSock(s, l.opError("send", s, err))
 		return
 	}
@@ -384,7 +451,7 @@ func (l *Loop) submitSend(s *sock) {
 
 func (l *Loop) onSend(s *sock, c *completion) {
 	s.sendInFlight = false
-	s.sendMem.release()
+	l.putOpMem(&s.sendMem)
 	if s.closed {
 		return
 	}
@@ -406,7 +473,7 @@ func (l *Loop) afterSend(s *sock) {
 	if s.out.Len() > 0 || len(s.files) > 0 {
 		l.markDirty(s)
 	}
-	if s.aboveHigh && s.out.Len() <= s.low {
+	if s.aboveHigh && s.out.Len() <= s.fl.low {
 		s.aboveHigh = false
 		l.updateRead(s)
 		if d, ok := s.h.(conn.Drainer); ok {
@@ -441,7 +508,7 @@ func (l *Loop) updateRead(s *sock) {
 	want := l.wantRead(s)
 	switch {
 	case want && !s.recvArmed:
-		if len(s.held) > 0 {
+		if s.heldLen() > 0 {
 			if !s.resumeQ {
 				s.resumeQ = true
 				l.net.resumed = append(l.net.resumed, s)
@@ -452,7 +519,7 @@ func (l *Loop) updateRead(s *sock) {
 		var k opKind
 		if s.kind == sockDgram {
 			k = opRecvFrom
-			err = l.be.recvFrom(s.fd, s.dbuf, s.tok(k))
+			err = l.be.recvFrom(s.fd, s.dg.dbuf, s.tok(k))
 		} else {
 			k = opRecv
 			err = l.be.recvMultishot(s.fd, s.tok(k))
@@ -498,10 +565,11 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		if s.closed {
 			break
 		}
-		if !l.wantRead(s) || len(s.held) > 0 {
+		if !l.wantRead(s) || s.heldLen() > 0 {
 			// Paused after the kernel took the bytes: keep them, in order,
 			// for Resume.
-			s.held = append(s.held, c.buf...)
+			fl := s.flow()
+			fl.held = append(fl.held, c.buf...)
 			break
 		}
 		l.deliver(s, c.buf)
@@ -524,11 +592,11 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 }
 
 func (l *Loop) onConnect(s *sock, c *completion) {
-	s.connMem.release()
+	l.putOpMem(&s.connMem)
 	if s.closed {
 		return
 	}
-	if c.res == -int32(unix.ETIME) && s.connBound {
+	if c.res == -int32(unix.ETIME) && s.cl.connBound {
 		// The backend's bound ran out (see backend.connect): the same
 		// Unbind reason as the loop's timer gives.
 		l.closeSock(s, conn.ErrConnectTimeout)
@@ -539,7 +607,7 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 		return
 	}
 	s.connecting = false
-	s.connTimer.Cancel()
+	s.cl.connTimer.Cancel()
 	s.lastAct = l.monotonic()
 	if s.inact > 0 && !s.inactTimer.Pending() {
 		l.armInactivity(s, s.inact)
@@ -585,7 +653,10 @@ func (l *Loop) armInactivity(s *sock, d time.Duration) {
 	// SetInactivityTimeout) the loop stamped; it stays well within the
 	// documented d plus one loop iteration.
 	const inactivitySlack = time.Millisecond
-	l.armInternalTimerAt(&s.inactTimer, s.lastAct+int64(d+inactivitySlack), func() {
+	if s.inactTimer == nil {
+		s.inactTimer = new(Timer)
+	}
+	l.armInternalTimerAt(s.inactTimer, s.lastAct+int64(d+inactivitySlack), func() {
 		if s.closed || s.inact == 0 {
 			return
 		}
@@ -689,7 +760,7 @@ func (l *Loop) outputPending() bool {
 		if s == nil || s.closed {
 			continue
 		}
-		if s.out.Len() > 0 || len(s.files) > 0 || len(s.dgrams) > 0 || s.sendInFlight {
+		if s.out.Len() > 0 || len(s.files) > 0 || (s.dg != nil && len(s.dg.dgrams) > 0) || s.sendInFlight {
 			return true
 		}
 	}
