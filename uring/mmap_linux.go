@@ -23,8 +23,10 @@ func mmapRing(fd int, off int64, size int) ([]byte, error) {
 }
 
 // mmapAnon maps size bytes of zeroed, page-aligned private memory outside the Go heap.
+// It is not pre-faulted: a provided-buffer ring reserves room for its largest size, and
+// a buffer should cost resident memory only once the kernel has received into it.
 func mmapAnon(size int) ([]byte, error) {
-	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("uring: mmap: %w", err)
 	}
