@@ -137,7 +137,9 @@ func TestDetectsShortEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Errors == 0 || !strings.Contains(r.FirstErr, "EOF") {
+	// A server that closes with unread requests in its receive queue
+	// resets the connection instead of sending FIN: either is reported.
+	if r.Errors == 0 || !(strings.Contains(r.FirstErr, "EOF") || strings.Contains(r.FirstErr, "reset by peer")) {
 		t.Errorf("connection closed mid-message: %+v", r)
 	}
 }
