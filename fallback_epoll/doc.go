@@ -38,8 +38,12 @@
 // the interest set never changes, so there is no EPOLL_CTL_MOD at all: a Send
 // that has to wait for EPOLLOUT next to a RecvMultishot costs no extra
 // epoll_ctl. The price is that readiness is cached per fd (set by an event,
-// cleared only by EAGAIN), and that a drained socket costs one more read that
-// returns EAGAIN. Events carry a per-fd sequence number, so an event for an
+// cleared by EAGAIN). A drained socket would cost one more read that returns
+// EAGAIN; for stream sockets a short read stands in for it (anything that
+// arrives later raises a new edge), except after EPOLLRDHUP, when the peer's
+// FIN may already sit behind the data and the socket is read until it
+// returns 0. That saves one read per message: BenchmarkEchoPingPong goes
+// from 8 to 6 system calls per round trip. Events carry a per-fd sequence number, so an event for an
 // fd that was removed and re-added is recognised as stale and dropped.
 //
 // # Memory

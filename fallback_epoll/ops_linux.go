@@ -130,6 +130,13 @@ func (p *Poller) recvMultishot(o *op) {
 		p.arenaOff += n
 		o.spent++
 		p.post(Completion{UserData: o.userData, Res: int32(n), Flags: FlagMore, Buf: buf[:n:n]})
+		if n < size && p.shortReadDrains(o.fd) {
+			// A short read emptied the socket's receive queue: anything that
+			// arrives later raises a new edge, so the read that would only
+			// return EAGAIN is skipped (one system call per message saved).
+			p.wouldBlock(o)
+			return
+		}
 		p.enqueue(o)
 	}
 }
@@ -173,4 +180,27 @@ func (p *Poller) connect(o *op) {
 	default:
 		p.finish(o, -int32(errno))
 	}
+}
+
+// shortReadDrains reports whether a short read from fd means its receive
+// queue is empty, so that the next edge will announce more: true for a
+// stream socket that is registered (an EPOLL_CTL_ADD reports the current
+// state as an edge, so an unregistered fd is also safe, but wouldBlock
+// registers it anyway) and has not reported a hang-up. After EPOLLRDHUP the
+// peer's FIN may sit behind the data already, with no edge left to come, so
+// the socket is read until it returns 0. For other descriptors (pipes,
+// datagram sockets) a short read promises nothing.
+func (p *Poller) shortReadDrains(fd int) bool {
+	fs := p.fds[fd]
+	if fs == nil || fs.hup {
+		return false
+	}
+	if fs.sockType == 0 {
+		t, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		if err != nil {
+			t = -1 // not a socket
+		}
+		fs.sockType = t
+	}
+	return fs.sockType == unix.SOCK_STREAM
 }

@@ -91,6 +91,12 @@ type fdState struct {
 	// cleared when an operation meets EAGAIN. Meaningful only if registered.
 	readable, writable bool
 
+	// sockType caches SO_TYPE (0: not asked yet, -1: not a socket); see
+	// Poller.isStream.
+	sockType int
+	// hup is set by an event reporting EPOLLRDHUP, EPOLLHUP or EPOLLERR.
+	hup bool
+
 	readers []*op // FIFO of operations waiting for EPOLLIN
 	writers []*op // FIFO of operations waiting for EPOLLOUT
 }
@@ -466,6 +472,11 @@ func (p *Poller) handleEvents(events []unix.EpollEvent) (woken bool) {
 			continue
 		}
 		// Errors and hang-ups wake both directions: the system call reports them.
+		if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			// The peer's FIN (or an error) is queued behind any data: a
+			// short read no longer means the queue is empty.
+			fs.hup = true
+		}
 		if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			fs.readable = true
 			for _, o := range fs.readers {
