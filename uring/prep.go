@@ -259,6 +259,21 @@ func (s *SQE) PrepSendZC(fd int, buf []byte, flags int, zcFlags uint16) {
 	s.IOPrio = zcFlags
 }
 
+// PrepSendmsgZC prepares a zero-copy sendmsg(2) (liburing io_uring_prep_sendmsg_zc;
+// IORING_OP_SENDMSG_ZC, Linux 6.1). Like [SQE.PrepSendZC] it posts the result with
+// IORING_CQE_F_MORE, then a notification ([CQE.Notif]) once the kernel no longer reads the
+// buffers. Sockets that cannot zero-copy (AF_UNIX) fail with -EOPNOTSUPP.
+//
+// Memory: the kernel reads *msg and its iovec array until the first CQE and every buffer
+// they point to until the notification CQE; keep all of them reachable, pinned and
+// unmodified until then.
+func (s *SQE) PrepSendmsgZC(fd int, msg *unix.Msghdr, flags int) {
+	escape(unsafe.Pointer(msg))
+	// Memory: msg is on the heap (escape) and caller-owned; see the doc comment.
+	s.prepRW(OpSendmsgZC, fd, uint64(uintptr(unsafe.Pointer(msg))), 1, 0)
+	s.OpFlags = uint32(flags)
+}
+
 // PrepWritev prepares a writev(2) at offset, or at the file position if offset is
 // ^uint64(0) (liburing io_uring_prep_writev; IORING_OP_WRITEV, Linux 5.1).
 //
