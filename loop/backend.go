@@ -116,6 +116,14 @@ type opMem struct {
 	sa     uring.Sockaddr
 	pin    runtime.Pinner
 	pinned bool
+
+	// Zero-copy sends (Options.URingSendZC). noZC is set by the loop for a
+	// socket that must not use them; zc by the backend when the send went
+	// out zero-copy; res keeps its result until the notification, the
+	// operation's final completion.
+	noZC bool
+	zc   bool
+	res  int32
 }
 
 // release ends the kernel's use of m: called by the loop after the final
@@ -130,11 +138,16 @@ func (m *opMem) release() {
 	clear(m.iov)
 	m.iov = m.iov[:0]
 	m.msg = unix.Msghdr{}
+	m.noZC, m.zc, m.res = false, false, 0
 }
 
 // flagMore marks a completion after which the same multishot operation will
 // complete again. Must match uring.CQEFMore and epoll.FlagMore.
 const flagMore = 1 << 1
+
+// flagNotif marks the notification of a zero-copy send: the kernel no longer
+// reads its buffers. Must match uring.CQEFlagNotif; epoll never sets it.
+const flagNotif = 1 << 3
 
 // testHookRingEntries, when set by a test, replaces the io_uring submission
 // queue size (ringEntries), to force SQ-full and CQ-overflow conditions.
@@ -150,4 +163,17 @@ type backendConfig struct {
 	recvBuffers    int
 	recvBuffersMax int // io_uring: the most buffers the ring grows to
 	ringEntries    int // io_uring: SQ size (0: ringEntries)
+	setup          SetupMode
+	sendZC         int  // io_uring: smallest send to go out zero-copy (0: none)
+	submitPerOp    bool // io_uring: one io_uring_enter per SQE
+}
+
+// singleShotReceiver is implemented by backends that can receive into a
+// buffer of the loop's (Options.URingRecv = RecvSingleShot); the loop uses
+// it instead of recvMultishot when asked to.
+type singleShotReceiver interface {
+	// recv reads once from the stream socket fd into m.bufs[0]: res = n,
+	// buf = the bytes (0 at EOF). m holds the buffer until the completion,
+	// after which the loop calls m.release.
+	recv(fd int, m *opMem, tok uint64) error
 }

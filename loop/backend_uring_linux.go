@@ -80,6 +80,8 @@ type uringBackend struct {
 	// token of that timeout, until the connect's CQE.
 	conns   map[uint64]uint64
 	closing bool // close is reaping: no new SQEs for splices
+
+	feat uringFeatures // Options.URing*: backend_uring_features_linux.go
 }
 
 // bufGroup is the buffer group ID of the loop's provided-buffer ring.
@@ -102,7 +104,7 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	if cfg.ringEntries > 0 {
 		entries = uint32(cfg.ringEntries)
 	}
-	r, err := uring.New(entries, nil)
+	r, err := openRing(entries, cfg.setup)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +135,7 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	b := &uringBackend{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte),
 		br: br, polled: make(map[uint64]*polledOp), aux: make(map[uint64]*auxOp),
 		splices: make(map[uint64]*spliceOp), conns: make(map[uint64]uint64)}
+	b.feat = newURingFeatures(cfg, r)
 	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
 	// close has reaped the last read.
 	b.pin.Pin(b.efbuf)
@@ -226,6 +229,9 @@ func (b *uringBackend) reap(dispatch func(*completion)) {
 			case tokenWake:
 				b.armed = false
 				b.ops--
+				continue
+			}
+			if b.reapHandoff(c, dispatch) { // handoff_uring_linux.go
 				continue
 			}
 			if c.UserData&tokenAux == tokenAux {
@@ -342,6 +348,9 @@ func (b *uringBackend) armPoll(tok uint64, p *polledOp) error {
 
 // sqe returns a free SQE, submitting what is queued when the SQ is full.
 func (b *uringBackend) sqe() (*uring.SQE, error) {
+	if err := b.submitPerOp(); err != nil {
+		return nil, err
+	}
 	if s, ok := b.r.GetSQE(); ok {
 		return s, nil
 	}
@@ -420,6 +429,9 @@ func (b *uringBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 // two submissions (the kernel ends a chain with the batch), so it submits
 // what is queued first when fewer than two are free.
 func (b *uringBackend) sqePair() (*uring.SQE, *uring.SQE, error) {
+	if err := b.submitPerOp(); err != nil {
+		return nil, nil, err
+	}
 	if b.r.SQSpaceLeft() < 2 {
 		if _, err := b.r.Submit(); err != nil {
 			return nil, nil, err
@@ -724,8 +736,7 @@ func (b *uringBackend) send(fd int, bufs [][]byte, m *opMem, tok uint64) error {
 		return err
 	}
 	m.bufs = append(m.bufs[:0], bufs...)
-	fillMsg(m, m.bufs)
-	s.PrepSendmsg(fd, &m.msg, unix.MSG_NOSIGNAL)
+	b.prepSend(s, fd, m) // SENDMSG, or zero-copy (Options.URingSendZC)
 	s.SetUserData(tok)
 	b.ops++
 	return nil

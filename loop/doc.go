@@ -75,11 +75,23 @@
 // serves one address on every loop: with [AcceptReusePort] (the default)
 // each loop has its own SO_REUSEPORT listener and the kernel spreads the
 // connections; with [AcceptHandoff] (and always for unix sockets) loop 0
-// accepts and hands each connection to the loops in turn through their
-// cross-goroutine queue and eventfd. Both were measured equal for
-// ping-pong throughput once connected (BenchmarkGroupEcho); reuse-port
-// stays the default because it has no single acceptor and no extra wake-up
-// per connection. A connection, its handler and its timers stay on one loop
+// accepts and hands each connection to the loops in turn. On io_uring the
+// fd travels in an IORING_OP_MSG_RING message (IORING_MSG_DATA) that loop
+// 0 submits on its own ring to the target's: the kernel posts a CQE on the
+// target ring, waking its thread, and the target adopts the fd when it
+// dispatches that CQE — no eventfd write, no lock, and the submit rides on
+// the acceptor's next io_uring_enter. A message that fails (the target ring
+// is gone, its CQ is full) falls back to the target's cross-goroutine
+// queue and eventfd, which epoll always uses; a target that is stopping
+// closes what it receives, and fds whose message dies with a closing ring
+// are closed with it (handoff.go). BenchmarkGroupEcho measured reuse-port,
+// MSG_RING hand-off and queue hand-off equal within noise on a 2-core VM,
+// both for ping-pong over established connections and for connection
+// churn ("connect/": connect, one round trip, close): the hand-off is
+// cheap next to a TCP accept. MSG_RING is the io_uring hand-off by default
+// because it costs fewer system calls at the same measured speed;
+// reuse-port stays the default accept mode because it has no single
+// acceptor. A connection, its handler and its timers stay on one loop
 // for life; work crosses loops with [Loop.Post] or [Group.Each]. The group
 // runs and stops as a unit: [Group.Stop], [Loop.Stop] on any member, or a
 // panic without ErrorHandler stops every loop gracefully, and [Group.Run]
@@ -91,7 +103,9 @@
 // set_descriptor_table_size). A server out of descriptors (EMFILE, ENFILE)
 // pauses accepting, retrying after 5 ms, doubling up to 1 s, and resets once
 // an accept succeeds; existing connections are served meanwhile and new
-// ones wait in the listen backlog. The io_uring provided-buffer ring starts
+// ones wait in the listen backlog. (io_uring's accept reads RLIMIT_NOFILE
+// when it is armed: a limit changed while a server runs applies to its
+// accept after the next EMFILE re-arms it; TestStressFDExhaustion.) The io_uring provided-buffer ring starts
 // with Options.RecvBuffers buffers and doubles when receives run out
 // (ENOBUFS), up to Options.RecvBuffersMax; a receive that ran out is simply
 // re-armed, its bytes waiting in the socket, so nothing is lost or

@@ -20,3 +20,36 @@ func (l *Loop) RecvBuffersProvided() int {
 	}
 	return 0
 }
+
+// HandoffStats reports how many connections l adopted from a MSG_RING
+// message and how many MSG_RING hand-offs to l fell back to its queue.
+// Safe for concurrent use.
+func (l *Loop) HandoffStats() (viaMsgRing, fallbacks uint64) {
+	return l.inbox.viaMsgRing.Load(), l.inbox.fallbacks.Load()
+}
+
+// SetTestHandoffQueue makes io_uring groups hand connections off through
+// the MPSC queue (on) instead of MSG_RING; the returned func restores it.
+func SetTestHandoffQueue(on bool) (restore func()) {
+	old := testHookHandoffQueue
+	testHookHandoffQueue = on
+	return func() { testHookHandoffQueue = old }
+}
+
+// SetTestHookBeforeMsgRing installs fn to run on the acceptor's goroutine
+// before each MSG_RING hand-off with the target and its ring fd; fn returns
+// the ring fd to send to. The returned func restores the previous hook.
+func SetTestHookBeforeMsgRing(fn func(target *Loop, ringFD int) int) (restore func()) {
+	old := testHookBeforeMsgRing
+	testHookBeforeMsgRing = fn
+	return func() { testHookBeforeMsgRing = old }
+}
+
+// ZeroCopySends reports the zero-copy sends the io_uring backend submitted
+// (Options.URingSendZC; 0 on epoll). Call on the loop goroutine.
+func (l *Loop) ZeroCopySends() int {
+	if b, ok := l.be.(*uringBackend); ok {
+		return b.feat.zcSends
+	}
+	return 0
+}

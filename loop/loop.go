@@ -73,6 +73,9 @@ type Loop struct {
 	// are adopted at the start of the tick phase, and closed if the loop
 	// stops first.
 	handoffs []handoff
+	// inbox holds the connections on their way to this loop over
+	// IORING_OP_MSG_RING (see handoff.go).
+	inbox handoffInbox
 }
 
 // handoff is an accepted connection travelling from the acceptor loop to the
@@ -158,11 +161,18 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		recvBuffers:    l.opts.RecvBuffers,
 		recvBuffersMax: l.opts.RecvBuffersMax,
 		ringEntries:    testHookRingEntries,
+		setup:          l.opts.URingSetup,
+		sendZC:         l.opts.URingSendZC,
+		submitPerOp:    l.opts.URingSubmit == SubmitPerOp,
 	})
 	if err != nil {
 		return err
 	}
 	l.be = be
+	l.inbox.open(-1)
+	if mr, ok := be.(msgRinger); ok && l.group != nil {
+		l.inbox.open(mr.msgRingFD())
+	}
 	if l.dispatchFn == nil {
 		l.dispatchFn = l.dispatch
 	}
@@ -488,7 +498,12 @@ func (l *Loop) closeBackend() error {
 	l.wakeMu.Lock()
 	l.waker = nil
 	l.wakeMu.Unlock()
+	// No new MSG_RING hand-offs from now on (they take the MPSC queue);
+	// those delivered but not dispatched die with the ring, and their fds
+	// are closed once it is gone.
+	l.inbox.shut()
 	err := be.close()
+	l.inbox.drain()
 	l.be = nil
 	return err
 }

@@ -39,7 +39,13 @@ func (benchEcho) ReceiveData(c *conn.Conn, data []byte) { _ = c.SendData(data) }
 // startLoopServer runs a loop echo server of backend be in the background.
 func startLoopServer(b testing.TB, be loop.Backend) benchServer {
 	b.Helper()
-	l, err := loop.New(loop.Options{Backend: be})
+	return startLoopServerOpts(b, loop.Options{Backend: be})
+}
+
+// startLoopServerOpts runs a loop echo server with opts in the background.
+func startLoopServerOpts(b testing.TB, opts loop.Options) benchServer {
+	b.Helper()
+	l, err := loop.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -152,51 +158,58 @@ func BenchmarkEcho(b *testing.B) {
 			b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
 				srv := start(b)
 				defer srv.stop()
-				cs := make([]net.Conn, conns)
-				for i := range cs {
-					c, err := net.Dial("tcp", srv.addr)
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer c.Close()
-					cs[i] = c
-				}
-				payload := bytes.Repeat([]byte{'x'}, size)
-				b.SetBytes(int64(conns * rounds * size))
-				b.ReportAllocs()
-				var requests atomic.Int64
-				begin := time.Now()
-				for b.Loop() {
-					var wg sync.WaitGroup
-					errs := make(chan error, conns)
-					for _, c := range cs {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							buf := make([]byte, size)
-							for range rounds {
-								if _, err := c.Write(payload); err != nil {
-									errs <- err
-									return
-								}
-								if _, err := io.ReadFull(c, buf); err != nil {
-									errs <- err
-									return
-								}
-								requests.Add(1)
-							}
-						}()
-					}
-					wg.Wait()
-					close(errs)
-					for err := range errs {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(requests.Load())/time.Since(begin).Seconds(), "req/s")
+				pingPong(b, srv.addr, conns, rounds, size)
 			})
 		}
 	})
+}
+
+// pingPong is the client side of the echo benchmarks: conns connections to
+// addr each send a payload of size bytes and wait for it to come back,
+// rounds times per iteration. It reports req/s.
+func pingPong(b *testing.B, addr string, conns, rounds, size int) {
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		cs[i] = c
+	}
+	payload := bytes.Repeat([]byte{'x'}, size)
+	b.SetBytes(int64(conns * rounds * size))
+	b.ReportAllocs()
+	var requests atomic.Int64
+	begin := time.Now()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		errs := make(chan error, conns)
+		for _, c := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, size)
+				for range rounds {
+					if _, err := c.Write(payload); err != nil {
+						errs <- err
+						return
+					}
+					if _, err := io.ReadFull(c, buf); err != nil {
+						errs <- err
+						return
+					}
+					requests.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(requests.Load())/time.Since(begin).Seconds(), "req/s")
 }
 
 // idleScales are the connection counts of BenchmarkIdleConnMemory:

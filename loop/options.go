@@ -126,6 +126,138 @@ type Options struct {
 	// connections over the loops (default AcceptReusePort). Loops outside a
 	// group ignore it.
 	Accept AcceptMode
+
+	// The URing options below switch io_uring features on and off, for
+	// measurement (BenchmarkURingFeatures; README "io_uring feature A/B") and
+	// for kernels where one misbehaves. Their zero values are the measured
+	// best. The epoll backend ignores them.
+
+	// URingRecv chooses how connections receive (default RecvMultishot).
+	URingRecv RecvMode
+
+	// URingSendZC is a size in bytes: a send of at least this many bytes goes
+	// out as IORING_OP_SEND_ZC (one buffer) or IORING_OP_SENDMSG_ZC (several),
+	// which lets the kernel read the outbound buffers in place instead of
+	// copying them into the socket. 0, the default, means never (on loopback
+	// the kernel copies anyway; see the README). Only TCP connections use it.
+	//
+	// A zero-copy send completes twice: its result, then a notification
+	// (IORING_CQE_F_NOTIF) once the kernel no longer reads the buffers,
+	// which for TCP is when the peer has acknowledged the bytes. The loop
+	// treats the notification as the send's end: the operation memory stays
+	// pinned and the sent bytes stay in the outbound queue until it arrives,
+	// and the next send of the connection waits for it. A closing
+	// connection's socket is closed after the result, but its record and
+	// buffers are kept until the notification; after a peer that stopped
+	// reading, that can take until the kernel gives the orphaned socket up
+	// (Stop waits at most 5 s for it, then reports the connection). Requires
+	// Linux 6.0 (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send
+	// takes only its first buffer); a socket that refuses it (-EOPNOTSUPP)
+	// falls back to ordinary sends.
+	URingSendZC int
+
+	// URingSetup chooses the io_uring_setup flags (default SetupAuto).
+	URingSetup SetupMode
+
+	// URingSubmit chooses when prepared SQEs are submitted (default
+	// SubmitBatch).
+	URingSubmit SubmitMode
+}
+
+// RecvMode is how the io_uring backend receives on stream connections
+// (Options.URingRecv).
+type RecvMode uint8
+
+const (
+	// RecvMultishot arms one multishot IORING_OP_RECV per connection that
+	// picks its buffers from the loop's provided-buffer ring
+	// (Options.RecvBuffers): an idle connection holds no buffer, and one
+	// submission serves many receives. The default.
+	RecvMultishot RecvMode = iota
+	// RecvSingleShot submits one IORING_OP_RECV at a time into a buffer of
+	// Options.RecvBufferSize owned by the connection while that receive is
+	// armed, and re-arms it after every completion. A receive is armed
+	// whenever the connection reads, so an idle connection holds a whole
+	// buffer (16 KiB by default) in this mode.
+	RecvSingleShot
+)
+
+// String returns "multishot" or "singleshot".
+func (m RecvMode) String() string {
+	switch m {
+	case RecvMultishot:
+		return "multishot"
+	case RecvSingleShot:
+		return "singleshot"
+	}
+	return fmt.Sprintf("RecvMode(%d)", uint8(m))
+}
+
+// SetupMode selects the io_uring_setup(2) flags that decide where and when
+// the kernel runs completion work (Options.URingSetup).
+type SetupMode uint8
+
+const (
+	// SetupAuto takes the first the kernel accepts of SetupDeferTaskrun,
+	// SetupCoopTaskrun and SetupNoTaskrunFlags (uring.New's choice). The
+	// default.
+	SetupAuto SetupMode = iota
+	// SetupDeferTaskrun asks for IORING_SETUP_SINGLE_ISSUER |
+	// IORING_SETUP_DEFER_TASKRUN (with TASKRUN_FLAG where accepted, Linux
+	// 6.1): completion work runs only when the loop waits, and the ring fd
+	// is registered. Where the kernel refuses it the io_uring backend does
+	// not open (Run fails with Backend URing; Auto falls back to epoll).
+	SetupDeferTaskrun
+	// SetupCoopTaskrun asks for IORING_SETUP_COOP_TASKRUN |
+	// IORING_SETUP_TASKRUN_FLAG (Linux 5.19): completion work does not
+	// interrupt the loop thread but runs at its next kernel entry. Refused
+	// like SetupDeferTaskrun.
+	SetupCoopTaskrun
+	// SetupNoTaskrunFlags asks for none of those flags: the kernel
+	// interrupts the loop thread to post completions (task work with IPIs).
+	SetupNoTaskrunFlags
+)
+
+// String returns "auto", "defer-taskrun", "coop-taskrun" or "none".
+func (m SetupMode) String() string {
+	switch m {
+	case SetupAuto:
+		return "auto"
+	case SetupDeferTaskrun:
+		return "defer-taskrun"
+	case SetupCoopTaskrun:
+		return "coop-taskrun"
+	case SetupNoTaskrunFlags:
+		return "none"
+	}
+	return fmt.Sprintf("SetupMode(%d)", uint8(m))
+}
+
+// SubmitMode is when the io_uring backend hands prepared SQEs to the kernel
+// (Options.URingSubmit).
+type SubmitMode uint8
+
+const (
+	// SubmitBatch submits everything an iteration prepared in the one
+	// io_uring_enter that also waits for completions (or earlier when the
+	// submission queue fills). The default.
+	SubmitBatch SubmitMode = iota
+	// SubmitPerOp gives every operation its own io_uring_enter: the SQE
+	// queued last is submitted before the next one is prepared (linked
+	// pairs go together), the last one with the wait. For measuring what
+	// batching saves.
+	SubmitPerOp
+)
+
+// String returns "batch" or "per-op".
+func (m SubmitMode) String() string {
+	switch m {
+	case SubmitBatch:
+		return "batch"
+	case SubmitPerOp:
+		return "per-op"
+	}
+	return fmt.Sprintf("SubmitMode(%d)", uint8(m))
 }
 
 // AcceptMode is how a [Group] server spreads connections over its loops.
@@ -140,7 +272,9 @@ const (
 	AcceptReusePort AcceptMode = iota
 	// AcceptHandoff has one listening socket on the group's first loop,
 	// which hands each accepted connection to the loops in turn (itself
-	// included) through their cross-goroutine queue and eventfd: an even
+	// included): on io_uring in an IORING_OP_MSG_RING message to the
+	// target's ring (Linux 5.18), otherwise, or when a message fails,
+	// through the target's cross-goroutine queue and eventfd. An even
 	// spread whatever the clients' addresses, for one extra wake-up per
 	// connection.
 	AcceptHandoff
@@ -222,6 +356,18 @@ func (o *Options) validate() error {
 	}
 	if o.Accept > AcceptHandoff {
 		return fmt.Errorf("loop: invalid Accept mode %v", o.Accept)
+	}
+	if o.URingRecv > RecvSingleShot {
+		return fmt.Errorf("loop: invalid URingRecv mode %v (want RecvMultishot or RecvSingleShot)", o.URingRecv)
+	}
+	if o.URingSendZC < 0 {
+		return fmt.Errorf("loop: negative URingSendZC %d (0 disables zero-copy sends)", o.URingSendZC)
+	}
+	if o.URingSetup > SetupNoTaskrunFlags {
+		return fmt.Errorf("loop: invalid URingSetup mode %v", o.URingSetup)
+	}
+	if o.URingSubmit > SubmitPerOp {
+		return fmt.Errorf("loop: invalid URingSubmit mode %v (want SubmitBatch or SubmitPerOp)", o.URingSubmit)
 	}
 	if o.ListenBacklog == 0 {
 		o.ListenBacklog = DefaultListenBacklog

@@ -282,7 +282,7 @@ func (l *Loop) accepted(srv *Server, fd int) {
 	}
 	if gs := srv.gs; gs != nil && gs.handoff {
 		if target := gs.nextLoop(); target != l {
-			target.postConn(handoff{fd: fd, network: srv.s.network, factory: gs.factory})
+			l.handOff(target, handoff{fd: fd, network: srv.s.network, factory: gs.factory})
 			return
 		}
 	}

@@ -29,6 +29,7 @@ const (
 	opSendTo
 	opSendFile
 	opClose
+	// opHandoffIn and opHandoffOut (handoff_linux.go) sit apart, at 0x40.
 )
 
 const (
@@ -82,6 +83,9 @@ type sock struct {
 	resumeQ      bool // queued in net.resumed
 	sendInFlight bool
 	dirty        bool
+	noZC         bool // refused a zero-copy send (-EOPNOTSUPP): no more
+	zcWait       bool // a zero-copy send's result is in, its notification not
+	fdDone       bool // fd closed while zcWait: free the record at the notification
 
 	network string // "tcp", "unix", "udp"
 	h       conn.Handler
@@ -91,6 +95,7 @@ type sock struct {
 
 	out     conn.Outbound
 	sendMem *opMem       // while a send or sendto is in flight (from the loop's pool)
+	recvMem *opMem       // single-shot receives (Options.URingRecv): while one is in flight
 	connMem *opMem       // while the connect is in flight
 	fl      *flowState   // set by SetOutboundLimits or when paused data is held
 	dg      *dgramState  // datagram sockets only
@@ -162,18 +167,19 @@ type fileSeg struct {
 
 // netState is the loop's networking state.
 type netState struct {
-	socks   []*sock  // slot table (nil: free); records never move
-	gens    []uint32 // generation of each slot, bumped when it is freed
-	free    []uint32 // free slots
-	nconns  int      // open connections (stream and datagram)
-	dirty   []*sock  // connections with output to submit
-	closing []*sock  // connections whose Unbind is due
-	resumed []*sock  // connections with held data to deliver
-	live    int      // records not freed yet
-	stale   int      // stale completions dropped
-	servers []*Server
-	chunks  conn.ChunkCache // outbound chunks shared by the loop's connections
-	opMems  []*opMem        // free operation memory (see getOpMem)
+	socks    []*sock  // slot table (nil: free); records never move
+	gens     []uint32 // generation of each slot, bumped when it is freed
+	free     []uint32 // free slots
+	nconns   int      // open connections (stream and datagram)
+	dirty    []*sock  // connections with output to submit
+	closing  []*sock  // connections whose Unbind is due
+	resumed  []*sock  // connections with held data to deliver
+	live     int      // records not freed yet
+	stale    int      // stale completions dropped
+	servers  []*Server
+	chunks   conn.ChunkCache // outbound chunks shared by the loop's connections
+	opMems   []*opMem        // free operation memory (see getOpMem)
+	recvBufs [][]byte        // free single-shot receive buffers (see recvSingleShot)
 }
 
 // maxFreeOpMems bounds the loop's pool of operation memory.
@@ -257,6 +263,10 @@ func (l *Loop) ConnectionCount() int { return l.net.nconns }
 // dispatch handles one completion reported by the backend.
 func (l *Loop) dispatch(c *completion) {
 	k, slot, gen := splitToken(c.tok)
+	if k == opHandoffIn || k == opHandoffOut {
+		l.dispatchHandoff(k, c)
+		return
+	}
 	n := &l.net
 	if int(slot) >= len(n.socks) || n.socks[slot] == nil || n.socks[slot].gen != gen {
 		n.stale++
@@ -264,7 +274,9 @@ func (l *Loop) dispatch(c *completion) {
 	}
 	s := n.socks[slot]
 	final := c.flags&flagMore == 0
-	if final {
+	if final && c.flags&flagNotif == 0 {
+		// (A zero-copy send's notification is no operation on fd: onSend
+		// counted the send out at its result.)
 		s.ops--
 	}
 	switch k {
@@ -283,6 +295,10 @@ func (l *Loop) dispatch(c *completion) {
 	case opSendFile:
 		l.onSendFile(s, c)
 	case opClose:
+		if s.zcWait {
+			s.fdDone = true // the record goes at the notification (onSend)
+			return
+		}
 		l.freeSock(s)
 		return
 	default:
@@ -342,8 +358,11 @@ func (l *Loop) maybeCloseFD(s *sock) {
 		return
 	}
 	s.fdClosing = true
-	l.putOpMem(&s.sendMem)
+	if !s.zcWait { // else the kernel still reads its buffers (onSend)
+		l.putOpMem(&s.sendMem)
+	}
 	l.putOpMem(&s.connMem)
+	l.putRecvMem(s)
 	if s.fd < 0 {
 		l.freeSock(s)
 		return
@@ -428,6 +447,8 @@ func (l *Loop) submitSend(s *sock) {
 	if s.sendMem == nil {
 		s.sendMem = l.getOpMem()
 	}
+	// Zero-copy sends (Options.URingSendZC) are for TCP: AF_UNIX refuses them.
+	s.sendMem.noZC = s.noZC || s.network == "unix"
 	bufs := s.out.Pending(s.sendMem.bufs[:0])
 	if len(s.files) > 0 {
 		limit := s.files[0].at - s.sentSeq
@@ -450,19 +471,49 @@ func (l *Loop) submitSend(s *sock) {
 }
 
 func (l *Loop) onSend(s *sock, c *completion) {
+	res := c.res
+	if m := s.sendMem; m != nil {
+		if c.flags&flagNotif == 0 {
+			m.res = c.res
+		}
+		if c.flags&flagMore != 0 {
+			// The result of a zero-copy send. The request is over, so fd
+			// may close, but the kernel may read the buffers until the
+			// notification (which it posts after this CQE): they stay
+			// pinned in m and unconsumed in s.out until then, and s stays
+			// in its slot (STYLE §5: the notification is final).
+			s.ops--
+			s.zcWait = true
+			return
+		}
+		s.zcWait = false
+		res = m.res
+		if m.zc && res == -int32(unix.EOPNOTSUPP) && !s.closed {
+			// The socket cannot send zero-copy: send it the ordinary way.
+			s.noZC = true
+			s.sendInFlight = false
+			l.putOpMem(&s.sendMem)
+			l.markDirty(s)
+			return
+		}
+	}
 	s.sendInFlight = false
 	l.putOpMem(&s.sendMem)
+	if s.fdDone {
+		l.freeSock(s) // the notification of a send outlived the socket
+		return
+	}
 	if s.closed {
 		return
 	}
-	if c.res < 0 {
-		l.closeSock(s, l.opError("send", s, errnoOf(c.res)))
+	if res < 0 {
+		l.closeSock(s, l.opError("send", s, errnoOf(res)))
 		return
 	}
-	s.out.Consume(int(c.res))
-	s.sentSeq += int64(c.res)
-	s.stats.BytesOut += uint64(c.res)
-	if c.res > 0 {
+	s.out.Consume(int(res))
+	s.sentSeq += int64(res)
+	s.stats.BytesOut += uint64(res)
+	if res > 0 {
 		s.lastAct = l.monotonic()
 	}
 	l.afterSend(s)
@@ -520,6 +571,9 @@ func (l *Loop) updateRead(s *sock) {
 		if s.kind == sockDgram {
 			k = opRecvFrom
 			err = l.be.recvFrom(s.fd, s.dg.dbuf, s.tok(k))
+		} else if r := l.singleShot(); r != nil {
+			k = opRecv
+			err = l.recvSingleShot(r, s)
 		} else {
 			k = opRecv
 			err = l.be.recvMultishot(s.fd, s.tok(k))
@@ -560,6 +614,9 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		s.recvArmed = false
 		s.recvCancel = false
 	}
+	if s.recvMem != nil && c.res > 0 {
+		c.buf = s.recvMem.bufs[0][:c.res] // single-shot: the connection's buffer
+	}
 	switch {
 	case c.res > 0:
 		if s.closed {
@@ -574,6 +631,7 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		}
 		l.deliver(s, c.buf)
 	case c.res == 0:
+		l.putRecvMem(s)
 		l.closeSock(s, io.EOF)
 		return
 	default:
@@ -582,11 +640,13 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 			// Paused, closed, or out of buffers: re-armed below if wanted
 			// (the buffers came back right after their dispatch).
 		default:
+			l.putRecvMem(s)
 			l.closeSock(s, l.opError("recv", s, err))
 			return
 		}
 	}
 	if final {
+		l.putRecvMem(s)
 		l.updateRead(s)
 	}
 }

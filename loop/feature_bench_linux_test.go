@@ -1,0 +1,81 @@
+package loop_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/ringmachine/ringmachine/internal/testutil"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+// featureCase is one side of an io_uring feature A/B.
+type featureCase struct {
+	name string
+	opts loop.Options
+}
+
+// BenchmarkURingFeatures measures each io_uring feature on and off in one
+// run, with the ping-pong echo of BenchmarkEcho (64 connections; req/s):
+//
+//   - backend: io_uring vs epoll;
+//   - recv: multishot RECV on the provided-buffer ring vs single-shot RECV
+//     into a per-connection buffer (Options.URingRecv);
+//   - sendzc: SEND/SENDMSG vs SEND_ZC/SENDMSG_ZC for every send
+//     (Options.URingSendZC = 1) at 64 B, 4 KB and 64 KB;
+//   - setup: SINGLE_ISSUER|DEFER_TASKRUN vs COOP_TASKRUN vs no taskrun flags
+//     (Options.URingSetup);
+//   - submit: one io_uring_enter per iteration vs one per operation
+//     (Options.URingSubmit).
+//
+// Compare the sides of one feature within one run (README "io_uring
+// feature A/B"); run with -benchtime 20x -count 3 or more.
+func BenchmarkURingFeatures(b *testing.B) {
+	testutil.RequireURing(b)
+	const conns = 64
+	u := loop.Options{Backend: loop.URing}
+	with := func(f func(o *loop.Options)) loop.Options { o := u; f(&o); return o }
+	groups := []struct {
+		name  string
+		sizes []int
+		cases []featureCase
+	}{
+		{"backend", []int{64}, []featureCase{
+			{"uring", u},
+			{"epoll", loop.Options{Backend: loop.Epoll}},
+		}},
+		{"recv", []int{64, 4096}, []featureCase{
+			{"multishot", u},
+			{"singleshot", with(func(o *loop.Options) { o.URingRecv = loop.RecvSingleShot })},
+		}},
+		{"sendzc", []int{64, 4096, 65536}, []featureCase{
+			{"off", u},
+			{"on", with(func(o *loop.Options) { o.URingSendZC = 1 })},
+		}},
+		{"setup", []int{64}, []featureCase{
+			{"defer-taskrun", with(func(o *loop.Options) { o.URingSetup = loop.SetupDeferTaskrun })},
+			{"coop-taskrun", with(func(o *loop.Options) { o.URingSetup = loop.SetupCoopTaskrun })},
+			{"none", with(func(o *loop.Options) { o.URingSetup = loop.SetupNoTaskrunFlags })},
+		}},
+		{"submit", []int{64}, []featureCase{
+			{"batch", u},
+			{"per-op", with(func(o *loop.Options) { o.URingSubmit = loop.SubmitPerOp })},
+		}},
+	}
+	for _, g := range groups {
+		b.Run(g.name, func(b *testing.B) {
+			for _, size := range g.sizes {
+				rounds := 100
+				if size >= 65536 {
+					rounds = 10 // 64 connections x 10 x 64 KB = 40 MiB each way
+				}
+				for _, fc := range g.cases {
+					b.Run(fmt.Sprintf("%s/%dB", fc.name, size), func(b *testing.B) {
+						srv := startLoopServerOpts(b, fc.opts)
+						defer srv.stop()
+						pingPong(b, srv.addr, conns, rounds, size)
+					})
+				}
+			}
+		})
+	}
+}
