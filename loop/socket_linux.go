@@ -64,7 +64,7 @@ type sock struct {
 	slot uint32
 	gen  uint32
 	fd   int
-	ops  int // operations in flight on fd
+	ops  int32 // operations in flight on fd
 
 	// State flags, kept together so the record packs tightly (an idle
 	// connection's memory is mostly this record).
