@@ -155,7 +155,9 @@ func runEpoll(c *Config, ready io.Writer) (*Result, error) {
 			wait = (end + int64(c.Drain) - e.now) / 1e6
 		}
 		n, err := unix.EpollWait(epfd, events, int(min(max(wait, 1), 100)))
-		if err != nil && err != unix.EINTR {
+		if err == unix.EINTR {
+			n = 0 // a signal (the Go runtime's preemption, say): n is -1
+		} else if err != nil {
 			return nil, err
 		}
 		clock()
@@ -186,7 +188,9 @@ func (e *engine) idleWait(clock func(), limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for e.outstanding() > 0 && time.Now().Before(deadline) {
 		n, err := unix.EpollWait(e.epfd, events, 100)
-		if err != nil && err != unix.EINTR {
+		if err == unix.EINTR {
+			n = 0 // n is -1 on an interrupted wait
+		} else if err != nil {
 			e.fail(&e.conns[0], err.Error())
 			return
 		}
