@@ -52,4 +52,5 @@ bench-go:
 # Ruby EventMachine) under loadgen, wrk and redis-benchmark; see bench/README.md.
 # BENCHFLAGS=-capped caps the server at 30 % of a CPU.
 bench:
+	bash bench/deps.sh
 	cd bench && $(GO) run ./run -quick $(BENCHFLAGS)
