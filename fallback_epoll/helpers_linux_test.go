@@ -3,8 +3,6 @@ package epoll_test
 import (
 	"bytes"
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -13,52 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	epoll "github.com/ringmachine/ringmachine/fallback_epoll"
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 )
-
-// openFDs lists /proc/self/fd as "fd -> target".
-func openFDs(t testing.TB) []string {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	require.NoError(t, err)
-	var out []string
-	for _, e := range ents {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil {
-			continue // the directory fd of ReadDir itself, already closed
-		}
-		out = append(out, e.Name()+" -> "+target)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// checkLeaks registers a cleanup, to run after all cleanups registered later,
-// that fails the test if fds or goroutines were leaked.
-func checkLeaks(t testing.TB) {
-	t.Helper()
-	fds := openFDs(t)
-	goroutines := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		// A plain retry loop: require.Eventually polls from a goroutine of
-		// its own, which would count as a leak.
-		var nowFDs []string
-		var nowG int
-		for range 200 {
-			nowFDs, nowG = openFDs(t), runtime.NumGoroutine()
-			if slices.Equal(fds, nowFDs) && nowG <= goroutines {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		require.Equal(t, fds, nowFDs, "fd leak")
-		require.LessOrEqual(t, nowG, goroutines, "goroutine leak")
-	})
-}
 
 // newPoller returns a Poller closed at the end of the test, with a leak check.
 func newPoller(t testing.TB, opts epoll.Options) *epoll.Poller {
 	t.Helper()
-	checkLeaks(t)
+	leakcheck.Check(t)
 	p, err := epoll.New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, p.Close()) })

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	epoll "github.com/ringmachine/ringmachine/fallback_epoll"
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 )
 
 func TestCompletion(t *testing.T) {
@@ -50,7 +51,7 @@ func TestSubmitErrors(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	p, err := epoll.New(epoll.Options{})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())

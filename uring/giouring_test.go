@@ -17,6 +17,8 @@ import (
 	"github.com/pawelgaczynski/giouring"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 )
 
 func TestGiouringOpcodes(t *testing.T) {
@@ -180,7 +182,7 @@ func TestGiouringLayouts(t *testing.T) {
 }
 
 func TestGiouringNOPBothRings(t *testing.T) {
-	checkFDs(t)
+	leakcheck.Check(t)
 	theirs, err := giouring.CreateRing(8)
 	require.NoError(t, err)
 	defer theirs.QueueExit()

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"os"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
@@ -22,47 +23,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// openFDs lists this process's open fds with their targets.
-func openFDs(t testing.TB) map[string]string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	require.NoError(t, err)
-	fds := make(map[string]string, len(entries))
-	for _, e := range entries {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		fds[e.Name()] = target
-	}
-	return fds
-}
-
-// checkFDs fails the test if it leaves fds open that were not open when it started.
-func checkFDs(t testing.TB) {
-	t.Helper()
-	before := openFDs(t)
-	t.Cleanup(func() {
-		var leaked []string
-		for range 50 {
-			leaked = leaked[:0]
-			for fd, target := range openFDs(t) {
-				// The ReadDir fd itself may show up.
-				if _, ok := before[fd]; !ok && !strings.HasPrefix(target, "/proc/") {
-					leaked = append(leaked, fd+" -> "+target)
-				}
-			}
-			if len(leaked) == 0 {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Errorf("leaked fds: %v", leaked)
-	})
-}
-
 // newRing locks the test goroutine to its thread (SINGLE_ISSUER), creates a ring and
 // closes it when the test ends, checking fds.
 func newRing(t testing.TB, entries uint32, opts *Options) *Ring {
 	t.Helper()
-	checkFDs(t)
+	leakcheck.Check(t)
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
 	r, err := New(entries, opts)

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 )
 
 func TestTimeout(t *testing.T) {
@@ -455,7 +457,7 @@ func TestShutdown(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	r := newRing(t, 8, nil)
-	checkFDs(t)
+	leakcheck.Check(t)
 	var p [2]int
 	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
 	for _, fd := range p {

@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 )
 
 func TestNewReportsGrantedSetup(t *testing.T) {
@@ -51,7 +53,7 @@ func TestNewOptions(t *testing.T) {
 }
 
 func TestNewErrno(t *testing.T) {
-	checkFDs(t)
+	leakcheck.Check(t)
 	_, err := New(0, nil)
 	require.ErrorIs(t, err, unix.EINVAL)
 	// Without CLAMP, an oversized CQ is rejected by io_uring_setup itself.
@@ -78,7 +80,7 @@ func TestFeatureError(t *testing.T) {
 }
 
 func TestCloseTwice(t *testing.T) {
-	checkFDs(t)
+	leakcheck.Check(t)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	r, err := New(8, nil)

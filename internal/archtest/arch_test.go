@@ -20,13 +20,14 @@ const module = "github.com/ringmachine/ringmachine"
 // its non-test code may import. Examples and bench programs may import loop
 // and conn only.
 var allowed = map[string][]string{
-	"uring":             nil,
-	"fallback_epoll":    nil,
-	"timers":            nil,
-	"pool":              nil,
-	"conn":              nil,
-	"loop":              {"conn", "timers", "pool", "uring", "fallback_epoll"},
-	"internal/testutil": {"loop"},
+	"uring":              nil,
+	"fallback_epoll":     nil,
+	"timers":             nil,
+	"pool":               nil,
+	"conn":               nil,
+	"loop":               {"conn", "timers", "pool", "uring", "fallback_epoll"},
+	"internal/testutil":  {"loop", "internal/leakcheck"},
+	"internal/leakcheck": nil,
 }
 
 type pkg struct {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ringmachine/ringmachine/internal/leakcheck"
 	"github.com/ringmachine/ringmachine/loop"
 )
 
@@ -46,4 +47,11 @@ func ForEachBackendEnv(t *testing.T, fn func(t *testing.T)) {
 		t.Setenv(loop.EnvBackend, b.String())
 		fn(t)
 	})
+}
+
+// CheckLeaks is leakcheck.Check: it fails t if goroutines or fds created
+// during the test outlive it.
+func CheckLeaks(t testing.TB) {
+	t.Helper()
+	leakcheck.Check(t)
 }

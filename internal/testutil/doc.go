@@ -1,6 +1,6 @@
-// Package testutil holds helpers shared by the project's tests: a goroutine
-// and file-descriptor leak check, and the backend table the conformance
-// suites iterate over.
+// Package testutil holds helpers shared by the project's tests: the backend
+// table the conformance suites iterate over, and CheckLeaks (leakcheck.Check
+// under the name the loop's tests use).
 //
 // It is imported only by _test.go files.
 //

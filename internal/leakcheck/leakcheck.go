@@ -1,4 +1,13 @@
-package testutil
+// Package leakcheck fails a test that leaves goroutines or file descriptors
+// behind: the project's goleak, in-house because the module depends only on
+// x/sys and testify. It imports nothing of the project, so every package's
+// tests can use it, the leaves' included.
+//
+//	func TestX(t *testing.T) {
+//		leakcheck.Check(t) // first, so it runs after every other cleanup
+//		...
+//	}
+package leakcheck
 
 import (
 	"fmt"
@@ -130,11 +139,11 @@ func openFDs() map[int]string {
 	return out
 }
 
-// CheckLeaks takes a snapshot now and registers a cleanup that fails t if
+// Check takes a snapshot now and registers a cleanup that fails t if
 // goroutines or fds created during the test are still there (after a grace
 // period of two seconds). Register it first, so it runs after every other
 // cleanup of the test.
-func CheckLeaks(t testing.TB) {
+func Check(t testing.TB) {
 	t.Helper()
 	s := Take()
 	t.Cleanup(func() {
