@@ -33,64 +33,6 @@ var uringFeatureModes = []featureCase{
 		URingSetup: loop.SetupNoTaskrunFlags, URingSubmit: loop.SubmitPerOp}},
 }
 
-// echoOnce runs TestCoreEcho1MB's scenario with opts: a client on the same
-// loop sends size random bytes to an echo server at addr and compares what
-// comes back. It returns the zero-copy sends the loop submitted.
-func echoOnce(t *testing.T, opts loop.Options, addr string, size int) (zcSends int) {
-	t.Helper()
-	payload := make([]byte, size)
-	r := rand.New(rand.NewPCG(5, uint64(size)))
-	for i := range payload {
-		payload[i] = byte(r.Uint32())
-	}
-	h := &coreClient{payload: payload, want: len(payload), done: make(chan struct{})}
-	var serverUnbinds sync.WaitGroup
-	opts.Backend, opts.DebugPoisonReceive = loop.URing, true
-	l, err := loop.New(opts)
-	require.NoError(t, err)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- l.Run(func(l *loop.Loop) {
-			srv, err := l.StartServer(addr, func() conn.Handler { serverUnbinds.Add(1); return &coreServer{wg: &serverUnbinds} })
-			if !assert.NoError(t, err) {
-				l.Stop()
-				return
-			}
-			target := srv.Addr().String()
-			if srv.Addr().Network() == "unix" {
-				target = "unix:" + target
-			}
-			_, err = l.Connect(target, h)
-			assert.NoError(t, err)
-			go func() {
-				select {
-				case <-h.done:
-				case <-time.After(30 * time.Second):
-				}
-				l.NextTick(func() {
-					zcSends = l.ZeroCopySends()
-					l.Stop()
-				})
-			}()
-		})
-	}()
-	select {
-	case err := <-errc:
-		require.NoError(t, err)
-	case <-time.After(60 * time.Second):
-		l.Stop()
-		t.Fatal("timeout")
-	}
-	assert.Zero(t, l.InFlightOps())
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	assert.Equal(t, 1, h.unbinds)
-	assert.NoError(t, h.reason)
-	assert.True(t, bytes.Equal(payload, h.got), "echo differs: got %d of %d bytes", len(h.got), len(payload))
-	serverUnbinds.Wait()
-	return zcSends
-}
-
 // TestURingFeatureModes runs the 1 MB echo (TCP and Unix) and a 10 MB
 // echo stream with every io_uring option value.
 func TestURingFeatureModes(t *testing.T) {
@@ -107,7 +49,9 @@ func TestURingFeatureModes(t *testing.T) {
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					testutil.CheckLeaks(t)
-					zc := echoOnce(t, m.opts, tc.addr, tc.size)
+					opts := m.opts
+					opts.Backend = loop.URing
+					zc := echoOnce(t, opts, tc.addr, tc.size)
 					if m.opts.URingSendZC > 0 && strings.HasPrefix(tc.name, "tcp") {
 						assert.Positive(t, zc, "no zero-copy send")
 					} else {
