@@ -42,8 +42,9 @@
 // EAGAIN; for stream sockets a short read stands in for it (anything that
 // arrives later raises a new edge), except after EPOLLRDHUP, when the peer's
 // FIN may already sit behind the data and the socket is read until it
-// returns 0. That saves one read per message: BenchmarkEchoPingPong goes
-// from 8 to 6 system calls per round trip. Events carry a per-fd sequence number, so an event for an
+// returns 0. That saves one read per message: BenchmarkEchoPingPong
+// reports 6 system calls per echo round trip (both ends), where reading
+// until EAGAIN would take 8; TestShortReadSavesSyscall checks the count. Events carry a per-fd sequence number, so an event for an
 // fd that was removed and re-added is recognised as stale and dropped.
 //
 // # Memory

@@ -62,7 +62,7 @@ func BenchmarkPushPopExpired(b *testing.B) {
 			clear(dst) // keep the timers collectable, as the loop would
 		}
 		reportPerTimer(b, &ms, benchN)
-		b.ReportMetric(float64(reflect.TypeFor[benchTimer]().Size()+reflect.TypeFor[slot[*benchTimer]]().Size()), "live-B/timer")
+		b.ReportMetric(float64(reflect.TypeFor[benchTimer]().Size()+reflect.TypeFor[slot[*benchTimer]]().Size()), "sizeof-B/timer")
 	})
 	b.Run("heap-reuse", func(b *testing.B) {
 		b.ReportAllocs()
