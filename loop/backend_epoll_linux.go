@@ -12,10 +12,9 @@ var _ backend = (*epollBackend)(nil)
 
 // epollBackend adapts epoll.Poller to the backend contract.
 type epollBackend struct {
-	p     *epoll.Poller
-	cqes  []epoll.Completion
-	comp  completion
-	timeo time.Duration
+	p    *epoll.Poller
+	cqes []epoll.Completion
+	comp completion
 }
 
 func newEpollBackend(cfg backendConfig) (*epollBackend, error) {

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -309,6 +310,10 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 	if c.res >= 0 {
 		s.stats.BytesOut += uint64(c.res)
 		s.lastAct = l.monotonic()
+	} else if err := errnoOf(c.res); err != unix.ECANCELED {
+		// Reported like a failure at submission, so both backends tell the
+		// handler the same (io_uring fails some sends earlier than epoll).
+		l.report(l.opError("sendto", s, err))
 	}
 	if len(s.dg.dgrams) > 0 {
 		l.markDirty(s)
@@ -320,6 +325,26 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 	}
 }
 
+// deliverDatagram hands one datagram to the handler: ReceiveDatagram with
+// its sender when the handler has it, ReceiveData otherwise.
+func (l *Loop) deliverDatagram(s *sock, data []byte, from unix.Sockaddr) {
+	if from != nil {
+		s.dg.lastFrom = from
+	}
+	h, cn := s.h, s.c
+	if r, ok := h.(conn.DatagramReceiver); ok {
+		addr := sockaddrToAddr(from, "udp")
+		l.call(func() { r.ReceiveDatagram(cn, data, addr) })
+	} else {
+		l.call(func() { h.ReceiveData(cn, data) })
+	}
+	if l.opts.DebugPoisonReceive {
+		for i := range data {
+			data[i] = 0xDB
+		}
+	}
+}
+
 func (l *Loop) onRecvFrom(s *sock, c *completion) {
 	s.recvArmed = false
 	s.recvCancel = false
@@ -327,24 +352,16 @@ func (l *Loop) onRecvFrom(s *sock, c *completion) {
 		return
 	}
 	if c.res >= 0 {
-		data := c.buf
-		s.stats.BytesIn += uint64(len(data))
+		s.stats.BytesIn += uint64(len(c.buf))
 		s.lastAct = l.monotonic()
-		from := sockaddrToAddr(c.from, "udp")
-		if c.from != nil {
-			s.dg.lastFrom = c.from
+		if !l.wantRead(s) {
+			// Paused while the receive was in flight: keep the datagram for
+			// Resume, as stream bytes are kept (both backends).
+			s.dg.held = append(s.dg.held, dgram{b: bytes.Clone(c.buf), to: c.from})
+			l.updateRead(s)
+			return
 		}
-		h, cn := s.h, s.c
-		if r, ok := h.(conn.DatagramReceiver); ok {
-			l.call(func() { r.ReceiveDatagram(cn, data, from) })
-		} else {
-			l.call(func() { h.ReceiveData(cn, data) })
-		}
-		if l.opts.DebugPoisonReceive {
-			for i := range data {
-				data[i] = 0xDB
-			}
-		}
+		l.deliverDatagram(s, c.buf, c.from)
 	} else if err := errnoOf(c.res); errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOTSOCK) {
 		l.closeSock(s, l.opError("recvfrom", s, err))
 		return

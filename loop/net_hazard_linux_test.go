@@ -2,6 +2,7 @@ package loop_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync/atomic"
@@ -349,5 +350,65 @@ func TestHazardStopWithOpsInFlight(t *testing.T) {
 		assert.Equal(t, 8, unbinds, "every connection unbound once")
 		assert.Zero(t, l.InFlightOps())
 		assert.Zero(t, l.ConnectionCount())
+	})
+}
+
+// TestHazardDatagramPause: Pause on a datagram socket, including while its
+// receive is in flight, delivers nothing until Resume and then everything,
+// in order (stream sockets keep their bytes the same way).
+func TestHazardDatagramPause(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		testutil.CheckLeaks(t)
+		const n = 20
+		var got []string
+		paused := false
+		deliveredPaused := 0
+		_, err := runLoop(t, b, loop.Options{}, 20*time.Second, func(l *loop.Loop) {
+			var dc *conn.Conn
+			dc, err := l.OpenDatagram("127.0.0.1:0", &hazardFunc{
+				recv: func(c *conn.Conn, data []byte) {
+					if paused {
+						deliveredPaused++
+					}
+					got = append(got, string(data))
+					if len(got) == n {
+						_ = c.Close()
+						l.Stop()
+					}
+				},
+			})
+			require.NoError(t, err)
+			addr := dc.LocalAddr().String()
+			go func() {
+				c, err := net.Dial("udp", addr)
+				if !assert.NoError(t, err) {
+					return
+				}
+				defer c.Close()
+				for i := range n {
+					_, _ = fmt.Fprintf(c, "d%02d", i)
+					if i == n/2 {
+						// Pause right after a datagram went out: its receive
+						// may already be complete in the kernel.
+						_ = l.NextTick(func() {
+							dc.Pause()
+							paused = true
+							_, _ = l.AddTimer(50*time.Millisecond, func() {
+								paused = false
+								dc.Resume()
+							})
+						})
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+		})
+		require.NoError(t, err)
+		assert.Zero(t, deliveredPaused, "nothing delivered while paused")
+		want := make([]string, n)
+		for i := range want {
+			want[i] = fmt.Sprintf("d%02d", i)
+		}
+		assert.Equal(t, want, got)
 	})
 }

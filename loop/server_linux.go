@@ -246,6 +246,15 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		if err == unix.ECANCELED {
 			return
 		}
+		if err == unix.ECONNABORTED || err == unix.EPROTO {
+			// The peer gave up before the accept: nothing is wrong with
+			// the server. The epoll backend retries these inside accept;
+			// here the multishot accept ended, so arm it again at once.
+			if err := l.armAccept(srv); err != nil {
+				l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: err})
+			}
+			return
+		}
 		// EMFILE, ENFILE, ENOBUFS, ...: the server stays up and tries again
 		// after a pause; the error is reported.
 		srv.backoff = min(max(2*srv.backoff, acceptRetryMin), acceptRetryMax)

@@ -131,10 +131,14 @@ func (s *sock) flow() *flowState {
 
 // heldLen reports the bytes held for Resume.
 func (s *sock) heldLen() int {
-	if s.fl == nil {
-		return 0
+	n := 0
+	if s.fl != nil {
+		n += len(s.fl.held)
 	}
-	return len(s.fl.held)
+	if s.dg != nil {
+		n += len(s.dg.held)
+	}
+	return n
 }
 
 // clientState is the part of a sock only outbound connections need, kept
@@ -150,6 +154,7 @@ type clientState struct {
 type dgramState struct {
 	dbuf     []byte  // receive buffer of the one recvfrom in flight
 	dgrams   []dgram // queued datagrams
+	held     []dgram // received after a Pause, delivered on Resume (to: the sender)
 	lastFrom unix.Sockaddr
 }
 
@@ -411,9 +416,17 @@ func (l *Loop) flushSends() {
 			l.updateRead(s)
 			continue
 		}
-		data := s.fl.held
-		s.fl.held = nil
-		l.deliver(s, data)
+		if s.dg != nil {
+			held := s.dg.held
+			s.dg.held = nil
+			for _, d := range held {
+				l.deliverDatagram(s, d.b, d.to)
+			}
+		} else {
+			data := s.fl.held
+			s.fl.held = nil
+			l.deliver(s, data)
+		}
 		l.updateRead(s)
 	}
 	n.resumed = n.resumed[:0]
@@ -841,7 +854,7 @@ func (l *Loop) shutdownConns() error {
 				break
 			}
 			l.flushSends()
-			if err := l.be.poll(min(left, 50*time.Millisecond), l.dispatch); err != nil {
+			if err := l.be.poll(min(left, 50*time.Millisecond), l.dispatchFn); err != nil {
 				errs = append(errs, err)
 				break
 			}
@@ -857,7 +870,7 @@ func (l *Loop) shutdownConns() error {
 	l.runCloses()
 	deadline := time.Now().Add(5 * time.Second)
 	for l.net.live > 0 && time.Now().Before(deadline) {
-		if err := l.be.poll(100*time.Millisecond, l.dispatch); err != nil {
+		if err := l.be.poll(100*time.Millisecond, l.dispatchFn); err != nil {
 			errs = append(errs, err)
 			break
 		}
