@@ -156,7 +156,16 @@ func (b *BufRing) Add(id uint16) {
 	}
 	// Memory: the address is inside our mapping, valid until Close.
 	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b.bufs)))) + uint64(id)*uint64(b.bufSize)
-	b.ring[b.tail&b.mask] = bufRingEntry{Addr: addr, Len: uint32(b.bufSize), BID: id}
+	// Memory: the entry at the local tail is not published yet, so the kernel does not
+	// read addr, len or bid here; but resv of entry 0 is the shared tail that the kernel
+	// reads at any buffer selection, including one triggered by a submission between this
+	// Add and Advance. Write the three fields one by one (liburing io_uring_buf_ring_add)
+	// and never resv: assigning the whole struct would store 0 into the published tail and
+	// let the kernel hand out buffers that are still in use.
+	e := &b.ring[b.tail&b.mask]
+	e.Addr = addr
+	e.Len = uint32(b.bufSize)
+	e.BID = id
 	b.tail++
 }
 

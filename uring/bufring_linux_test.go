@@ -142,3 +142,66 @@ func TestBufRingLargeBuffers(t *testing.T) {
 	s.PrepCancelFD(a, CancelAll)
 	reap(t, r, 2)
 }
+
+// publishedTail reads the tail the kernel sees (struct io_uring_buf_ring's tail,
+// which overlays entry 0's resv).
+func publishedTail(b *BufRing) uint16 { return uint16(b.tailPtr.Load() >> 16) }
+
+// TestBufRingAddKeepsPublishedTail: Add writes the entry at the local tail, which for
+// slot 0 shares its last two bytes with the published tail. Queuing a buffer must not
+// move the tail the kernel reads; only Advance does.
+func TestBufRingAddKeepsPublishedTail(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br := newBufRing(t, r, 5, 4, 16)
+	require.Equal(t, uint16(4), publishedTail(br))
+	br.Add(0) // local tail 4: slot 4&3 = 0, whose resv is the tail
+	assert.Equal(t, uint16(4), publishedTail(br), "Add into slot 0 changed the published tail")
+	br.Add(1)
+	assert.Equal(t, uint16(4), publishedTail(br))
+	br.Advance()
+	assert.Equal(t, uint16(6), publishedTail(br))
+}
+
+// TestBufRingAddThenSubmitSelectsNothing: the kernel has taken every buffer; one is
+// queued with Add (slot 0) but not published, and a receive is submitted before Advance
+// (as happens when the SQ fills in the middle of a reap). The kernel must find no buffer:
+// before Add wrote only addr, len and bid, it saw tail 0 and handed out a buffer the
+// program still held, delivering one connection's bytes over another's.
+func TestBufRingAddThenSubmitSelectsNothing(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br := newBufRing(t, r, 6, 4, 16)
+	a, b := socketpair(t)
+	recv := func(ud uint64) CQE {
+		s := sqe(t, r)
+		s.PrepRecv(a, nil, 0)
+		s.Flags |= SQEBufferSelect
+		s.SetBufGroup(br.Group())
+		s.SetUserData(ud)
+		return reap(t, r, 1)[0]
+	}
+	var held []uint16
+	for i := range 4 {
+		_, err := unix.Write(b, bytes.Repeat([]byte{byte('a' + i)}, 16))
+		require.NoError(t, err)
+		c := recv(uint64(i))
+		require.NoError(t, c.Err())
+		id, ok := c.BufferID()
+		require.True(t, ok)
+		held = append(held, id)
+	}
+	br.Add(held[0]) // queued, not published
+	_, err := unix.Write(b, []byte("zzzz"))
+	require.NoError(t, err)
+	c := recv(9)
+	if c.Res >= 0 {
+		id, _ := c.BufferID()
+		t.Fatalf("the kernel selected buffer %d (%d bytes) from an empty ring: tail clobbered by Add", id, c.Res)
+	}
+	assert.ErrorIs(t, c.Err(), unix.ENOBUFS)
+	br.Advance()
+	c = recv(10)
+	require.NoError(t, c.Err())
+	id, _ := c.BufferID()
+	assert.Equal(t, held[0], id)
+	assert.Equal(t, "zzzz", string(br.Buffer(id, int(c.Res))))
+}

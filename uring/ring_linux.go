@@ -204,6 +204,8 @@ func (r *Ring) mapRings(p *Params) error {
 	r.sqes = sqeSlice(r.sqesMem, r.sqEntries)
 	if !r.flags.Has(SetupNoSQArray) {
 		// SQ slot i always holds SQE i, so the index array is written once, here.
+		// Memory: before any submission, so the kernel reads none of it yet; each slot is a
+		// 32-bit index of its own.
 		array := u32Slice(r.sqMem, p.SQOff.Array, r.sqEntries)
 		for i := range array {
 			array[i] = uint32(i)
@@ -294,6 +296,10 @@ func (r *Ring) GetSQE() (*SQE, bool) {
 	}
 	s := &r.sqes[r.sqeTail&r.sqMask]
 	r.sqeTail++
+	// Memory: the whole 64-byte slot is ours: the kernel has consumed it (sq.head passed
+	// it) and reads it again only after flushSQ publishes a tail beyond it. Unlike a
+	// buffer ring's entry 0, an SQE overlays no shared index, so assigning the struct
+	// cannot change anything the kernel reads now.
 	*s = SQE{}
 	return s, true
 }
@@ -312,6 +318,8 @@ func (r *Ring) SQSpaceLeft() uint32 {
 func (r *Ring) flushSQ() uint32 {
 	if r.sqFlushed != r.sqeTail {
 		r.sqFlushed = r.sqeTail
+		// Memory: sq.tail is a 32-bit word of its own in the SQ mapping (sq_off.tail),
+		// written only here and with one 32-bit store: no neighbouring field shares it.
 		// release: pairs with the kernel's smp_load_acquire of sq.tail (io_sqring_entries),
 		// so the SQE contents are visible before the new tail.
 		r.sqTail.Store(r.sqeTail)
@@ -465,6 +473,9 @@ func (r *Ring) copyCQEs(dst []CQE) int {
 		dst[i] = r.cqes[(head+uint32(i))&r.cqMask]
 	}
 	if n > 0 {
+		// Memory: cq.head is a 32-bit word of its own in the CQ mapping (cq_off.head),
+		// written only here with one 32-bit store; cq.flags and the ring flags in the SQ
+		// mapping (sq.flags) are never written by us, only loaded.
 		// release: pairs with the kernel's load of cq.head before it reuses slots
 		// (io_get_cqe), so our copies are done before the slots are overwritten.
 		r.cqHead.Store(head + uint32(n))
