@@ -122,3 +122,41 @@ func TestRecvBuffersGrow(t *testing.T) {
 	assert.Greater(t, provided, 2, "the ring grew")
 	assert.LessOrEqual(t, provided, 64, "bounded by RecvBuffersMax")
 }
+
+// TestNoCrossTalk echoes a stream tagged with its connection's id (pattern) over
+// many connections at once under every combination of submission-queue size,
+// receive-buffer count (fixed, or growing) and buffer size: a byte that reaches
+// the wrong connection, or comes back twice, late or not at all, fails it. A
+// buffer handed out while still in use (the buffer-ring tail hazard) shows here
+// as one connection's bytes on another.
+func TestNoCrossTalk(t *testing.T) {
+	type bufs struct{ n, max int }
+	for _, sq := range []int{4, 16, 0} {
+		for _, bb := range []bufs{{2, 2}, {8, 8}, {4, 64}} {
+			for _, size := range []int{512, 4096} {
+				name := fmt.Sprintf("sq%d/bufs%d-%d/size%d", sq, bb.n, bb.max, size)
+				t.Run(name, func(t *testing.T) {
+					if sq != 0 {
+						defer loop.SetTestRingEntries(sq)()
+					}
+					testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+						testutil.CheckLeaks(t)
+						opts := loop.Options{Backend: b, RecvBuffers: bb.n, RecvBuffersMax: bb.max, RecvBufferSize: size}
+						_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
+							srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+								return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
+							})
+							require.NoError(t, err)
+							addr := srv.Addr().String()
+							go func() {
+								defer func() { _ = l.NextTick(l.Stop) }()
+								pumpEcho(t, addr, 24, 96<<10)
+							}()
+						})
+						require.NoError(t, err)
+					})
+				})
+			}
+		}
+	}
+}
