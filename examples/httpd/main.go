@@ -14,6 +14,7 @@
 //	go run ./examples/httpd                      # listens on 127.0.0.1:8080
 //	go run ./examples/httpd -addr 127.0.0.1:0    # any free port
 //	go run ./examples/httpd -loops 0             # one reactor per core
+//	go run ./examples/httpd -header-timeout 5s -idle-timeout 30s
 //	wrk -t1 -c64 -d5s http://127.0.0.1:8080/
 //
 // Behaviour:
@@ -36,10 +37,29 @@
 //   - The Date header is formatted once a second by a periodic timer, not
 //     per request.
 //
+// Hostile and slow clients:
+//
+//   - A client that pipelines requests without reading the responses holds
+//     at most about 256 KiB of them: above that (the high watermark of
+//     conn.Conn.SetOutboundLimits) the server stops reading from it, and
+//     the requests already received wait unanswered until the queue drains
+//     to 64 KiB (Drained). Every response is still delivered once the
+//     client reads. (Measured with bench/hostile: README.)
+//   - -header-timeout (default 10s): a connection whose request head, or
+//     announced body, stays incomplete that long is closed (slowloris).
+//     The time does not run while the server itself is not reading.
+//   - -idle-timeout (default 60s): a connection with no traffic either
+//     way for that long is closed, including one whose client stopped
+//     reading its responses. 0 disables either timeout.
+//   - Errors no connection can take, such as accept failing with EMFILE
+//     when out of file descriptors, are printed to stderr ("httpd: ...")
+//     and the server goes on (the loop retries the accept).
+//
 // The hot path does not allocate: requests are parsed in place in the
-// received bytes, only an incomplete request head is copied (into a buffer
-// the connection reuses), and the responses go into a per-connection buffer
-// handed to SendData once per read.
+// received bytes, only an incomplete request head (or a backlog held while
+// the client does not read) is copied, into a buffer the connection reuses,
+// and the responses go into a per-connection buffer handed to SendData
+// every 16 KiB or so.
 //
 // It prints one line once listening ("httpd: listening on ADDR (BACKEND)")
 // and stops gracefully on SIGINT or SIGTERM. The backend follows
@@ -55,6 +75,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,57 +105,83 @@ func (c *clock) set(t time.Time) { c.date = t.UTC().AppendFormat(c.date[:0], dat
 // network so that tests and the fuzz target can drive it directly.
 type session struct {
 	clock    *clock
-	tail     []byte // copy of an incomplete request head from earlier reads
-	bodyLeft int64  // body bytes still to skip
-	closed   bool   // a response ended the connection: ignore the rest
+	in       inbuf // received and not consumed: an incomplete head, or a backlog
+	bodyLeft int64 // body bytes still to skip
+	// limit > 0 makes feed stop answering once it appended more than limit
+	// bytes to out; the rest of the input waits in in (see backlog).
+	limit   int
+	backlog bool   // in may hold complete requests: call feed again
+	closed  bool   // a response ended the connection: ignore the rest
+	heads   uint64 // request heads consumed
 }
+
+// keepBuffer is the largest input buffer a connection keeps once empty.
+const keepBuffer = 64 << 10
 
 // feed consumes data (valid only during the call), appends the responses to
 // out and returns it, and whether the connection must close once they are
-// written.
+// written. With s.limit set, it stops once it appended more than the limit
+// and keeps the unanswered requests (s.backlog): feed(nil, ...) goes on.
 func (s *session) feed(data []byte, out []byte) ([]byte, bool) {
 	if s.closed {
 		return out, true
 	}
+	buffered := s.in.len() > 0
 	buf := data
-	if len(s.tail) > 0 {
-		s.tail = append(s.tail, data...)
-		buf = s.tail
+	if buffered {
+		s.in.add(data)
+		buf = s.in.pending()
 	}
-	for len(buf) > 0 {
+	s.backlog = false
+	done := 0 // bytes of buf consumed
+	for start := len(out); done < len(buf); {
 		if s.bodyLeft > 0 {
-			buf = s.skip(buf)
+			n := min(int64(len(buf)-done), s.bodyLeft)
+			s.bodyLeft -= n
+			done += int(n)
 			continue
 		}
-		r, n, code := parseRequest(buf, maxHeaderBytes)
+		if s.limit > 0 && len(out)-start > s.limit {
+			s.backlog = true
+			break
+		}
+		r, n, code := parseRequest(buf[done:], maxHeaderBytes)
 		if code != statusOK {
-			s.closed = true
-			s.tail = s.tail[:0]
+			s.close()
 			return appendError(out, s.clock.date, code), true
 		}
 		if n == 0 {
 			break
 		}
-		buf = buf[n:]
+		done += n
+		s.heads++
 		out = appendHello(out, s.clock.date, &r)
 		s.bodyLeft = r.contentLength
 		if !r.keepAlive {
-			s.closed = true
-			s.tail = s.tail[:0]
+			s.close()
 			return out, true
 		}
 	}
-	// Keep the incomplete head (shorter than maxHeaderBytes). buf may alias
-	// s.tail: append copies with memmove semantics.
-	s.tail = append(s.tail[:0], buf...)
+	// Keep the incomplete head (shorter than maxHeaderBytes) or the backlog.
+	if buffered {
+		s.in.consume(done, keepBuffer)
+	} else if done < len(buf) {
+		s.in.add(buf[done:])
+	}
 	return out, false
 }
 
-// skip drops up to s.bodyLeft bytes of body from the front of b.
-func (s *session) skip(b []byte) []byte {
-	n := min(int64(len(b)), s.bodyLeft)
-	s.bodyLeft -= n
-	return b[n:]
+// close ends the session and drops what it holds.
+func (s *session) close() {
+	s.closed = true
+	s.backlog = false
+	s.in = inbuf{}
+}
+
+// incomplete reports whether part of a request (head or body) was received
+// and not all of it (a backlog of complete requests is not incomplete).
+func (s *session) incomplete() bool {
+	return !s.closed && !s.backlog && (s.in.len() > 0 || s.bodyLeft > 0)
 }
 
 const helloBody = "Hello, World!"
@@ -182,37 +229,186 @@ func appendError(out, date []byte, code int) []byte {
 	return append(out, reason...)
 }
 
-// handler is one connection: its session and its reusable response buffer.
+// Outbound watermarks of every connection (conn.Conn.SetOutboundLimits):
+// reading from a client pauses while more than outHigh bytes of responses
+// wait for it, and resumes at outLow. A client that pipelines without
+// reading its responses thus holds at most about outHigh bytes of them
+// (plus what the loop had already received when reading paused).
+const (
+	outLow  = 64 << 10
+	outHigh = 256 << 10
+	// step bounds the output of one feed call (see handler.ReceiveData).
+	step = conn.OutboundChunkSize
+)
+
+// handler is one connection: its session, its reusable response buffer and
+// its timeouts.
 type handler struct {
-	conn.Base
 	s   session
 	out []byte
+	l   *loop.Loop
+	cfg *config
+
+	since time.Time   // when the incomplete request (head or body) started
+	seen  uint64      // s.heads when since was set
+	timer *loop.Timer // checks the header timeout; nil when not armed
+	fire  func()
 }
 
-func (h *handler) ReceiveData(c *conn.Conn, data []byte) {
-	out, closing := h.s.feed(data, h.out[:0])
-	if len(out) > 0 {
-		_ = c.SendData(out) // copies
-	}
-	if cap(out) <= 64<<10 {
-		h.out = out // keep a reasonably sized buffer for the next read
-	}
-	if closing {
-		_ = c.CloseAfterWriting()
+// config is what run's flags set for every connection.
+type config struct {
+	headerTimeout, idleTimeout time.Duration
+}
+
+func (h *handler) PostInit(c *conn.Conn) {
+	_ = c.SetOutboundLimits(outLow, outHigh, 0)
+	if h.cfg.idleTimeout > 0 {
+		_ = c.SetInactivityTimeout(h.cfg.idleTimeout)
 	}
 }
+
+func (*handler) ConnectionCompleted(*conn.Conn) {}
+
+func (h *handler) ReceiveData(c *conn.Conn, data []byte) {
+	// Answer in steps of about 16 KiB, so that SendData queues the replies
+	// in the loop's recycled chunks and the reply buffer stays small, until
+	// the input is consumed or the client is not keeping up (above the high
+	// watermark reading pauses, and Drained goes on).
+	for {
+		h.s.limit = step
+		out, closing := h.s.feed(data, h.out[:0])
+		data = nil
+		if len(out) > 0 {
+			_ = c.SendData(out) // copies
+		}
+		if cap(out) <= 64<<10 {
+			h.out = out // keep a reasonably sized buffer for the next step
+		}
+		if closing {
+			_ = c.CloseAfterWriting()
+			return
+		}
+		if !h.s.backlog || c.OutboundSize() > outHigh {
+			break
+		}
+	}
+	if observe != nil {
+		observe(c.OutboundSize(), h.s.in.len())
+	}
+	h.watch(c)
+}
+
+// observe, when set (by tests, before the server starts), sees after each
+// read the bytes queued for the client and the bytes received and not
+// answered yet.
+var observe func(queued, buffered int)
+
+// Drained answers the requests left waiting while the client was not
+// reading its responses.
+func (h *handler) Drained(c *conn.Conn) {
+	if h.s.backlog {
+		h.ReceiveData(c, nil)
+	}
+}
+
+func (h *handler) Unbind(*conn.Conn, error) {
+	h.s.close()
+	h.timer.Cancel()
+	h.timer = nil
+}
+
+// watch arms the header timeout when a request is incomplete. One timer
+// per connection at most: when it fires it closes the connection if the
+// request then in progress started a full timeout ago, and otherwise
+// re-arms for the rest of that request's time.
+func (h *handler) watch(c *conn.Conn) {
+	if h.cfg.headerTimeout <= 0 {
+		return
+	}
+	if !h.s.incomplete() {
+		h.since = time.Time{}
+		return
+	}
+	if h.since.IsZero() || h.seen != h.s.heads {
+		// A new request (or its body) is in progress; it started during
+		// this loop iteration, near enough.
+		h.since, h.seen = h.l.Now(), h.s.heads
+	}
+	if h.timer.Pending() {
+		return
+	}
+	if h.fire == nil {
+		h.fire = func() { h.check(c) }
+	}
+	h.timer, _ = h.l.AddTimer(h.since.Add(h.cfg.headerTimeout).Sub(h.l.Now()), h.fire)
+}
+
+func (h *handler) check(c *conn.Conn) {
+	h.timer = nil
+	if c.Closing() || !h.s.incomplete() || h.since.IsZero() {
+		return
+	}
+	if c.Paused() {
+		// Not reading because the client is not reading its responses:
+		// the idle timeout deals with a client stuck there.
+		h.since = h.l.Now()
+	}
+	if left := h.since.Add(h.cfg.headerTimeout).Sub(h.l.Now()); left > 0 {
+		h.timer, _ = h.l.AddTimer(left, h.fire)
+		return
+	}
+	_ = c.Close()
+}
+
+// Defaults of the flags that protect the server from slow or idle clients.
+const (
+	defaultHeaderTimeout = 10 * time.Second
+	defaultIdleTimeout   = 60 * time.Second
+)
+
+// stderr receives the errors the server reports and survives (a variable
+// for the tests).
+var stderr io.Writer = os.Stderr
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("httpd", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
+	headerTimeout := fs.Duration("header-timeout", defaultHeaderTimeout, "close a connection whose request head (or body) stays incomplete this long (0: never)")
+	idleTimeout := fs.Duration("idle-timeout", defaultIdleTimeout, "close a connection after this long without traffic (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *loops < 0 {
+	switch {
+	case *loops < 0:
 		return fmt.Errorf("-loops %d: must be 0 (one per core) or more", *loops)
+	case *headerTimeout < 0:
+		return fmt.Errorf("-header-timeout %v: must not be negative", *headerTimeout)
+	case *idleTimeout < 0:
+		return fmt.Errorf("-idle-timeout %v: must not be negative", *idleTimeout)
 	}
-	g, err := loop.NewGroup(*loops, loop.Options{})
+	cfg := &config{headerTimeout: *headerTimeout, idleTimeout: *idleTimeout}
+	var (
+		mu       sync.Mutex
+		panicErr error
+		g        *loop.Group
+	)
+	// Accept failures (EMFILE, ...) are printed and the server goes on (the
+	// loop retries the accept); a panic in a handler stops the server and
+	// run returns it. Each loop calls it on its own goroutine.
+	onError := func(err error) {
+		if pe := (*loop.PanicError)(nil); errors.As(err, &pe) {
+			mu.Lock()
+			if panicErr == nil {
+				panicErr = err
+			}
+			mu.Unlock()
+			g.Stop()
+			return
+		}
+		fmt.Fprintln(stderr, "httpd:", err)
+	}
+	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError})
 	if err != nil {
 		return err
 	}
@@ -220,7 +416,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	// their own loop's clock, so nothing is shared between reactors.
 	clocks := make([]clock, g.Len())
 	srv, err := g.StartServer(*addr, func(l *loop.Loop) conn.Handler {
-		return &handler{s: session{clock: &clocks[l.Index()]}}
+		return &handler{s: session{clock: &clocks[l.Index()]}, l: l, cfg: cfg}
 	})
 	if err != nil {
 		return err
@@ -241,5 +437,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		_ = l.AddShutdownHook(func() { stop() })
 		fmt.Fprintf(stdout, "httpd: listening on %s (%s, %d loops)\n", srv.Addr(), l.Backend(), g.Len())
 	})
-	return errors.Join(startErr, err)
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(startErr, panicErr, err)
 }

@@ -2,14 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -289,4 +295,281 @@ func TestBadFlags(t *testing.T) {
 func TestBadAddr(t *testing.T) {
 	testutil.CheckLeaks(t)
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-addr", "not an address"}))
+}
+
+// storeMax raises m to v.
+func storeMax(m *atomic.Int64, v int) {
+	for {
+		old := m.Load()
+		if int64(v) <= old || m.CompareAndSwap(old, int64(v)) {
+			return
+		}
+	}
+}
+
+// TestPipelineWithoutReading: a client that pipelines requests and reads
+// no response must not make the server queue them all (it grew by 1.67 GB
+// for 200 MB of GETs). The server stops reading above its high watermark,
+// so the client's writes stall long before 32 MB are sent (they would
+// not if the server read on: the kernel buffers only a few MB); what the
+// server holds stays bounded; and once the client reads, every response
+// arrives, in order, byte for byte.
+func TestPipelineWithoutReading(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		var queued, buffered atomic.Int64
+		observe = func(q, b int) { storeMax(&queued, q); storeMax(&buffered, b) }
+		defer func() { observe = nil }()
+		addr, stop := start(t)
+		defer func() { require.NoError(t, stop()) }()
+
+		req := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 200) + "\r\n\r\n"
+		const total = 32 << 20
+		n := total / len(req)
+		stream := []byte(strings.Repeat(req, n))
+		c := dial(t, addr)
+		require.NoError(t, c.(*net.TCPConn).SetWriteBuffer(64<<10))
+		written := 0
+		for written < len(stream) {
+			require.NoError(t, c.SetWriteDeadline(time.Now().Add(time.Second)))
+			k, err := c.Write(stream[written:min(len(stream), written+64<<10)])
+			written += k
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			require.NoError(t, err)
+		}
+		require.Less(t, written, len(stream), "the server read all %d bytes without anyone reading its responses", len(stream))
+		t.Logf("wrote %d of %d bytes before the server pushed back; at most %d bytes queued, %d buffered",
+			written, len(stream), queued.Load(), buffered.Load())
+		assert.LessOrEqual(t, queued.Load(), int64(outHigh+2*step), "responses queued for the client")
+		assert.Less(t, buffered.Load(), int64(8<<20), "requests received and not answered")
+
+		// The client reads now: every response, while the rest is sent.
+		require.NoError(t, c.SetDeadline(time.Now().Add(120*time.Second)))
+		werr := make(chan error, 1)
+		go func() {
+			_, err := c.Write(stream[written:])
+			werr <- err
+		}()
+		const before = "HTTP/1.1 200 OK\r\nServer: RingMachine\r\nDate: "
+		const after = "\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
+		resp := make([]byte, len(before)+29+len(after)) // a Date is 29 bytes
+		r := bufio.NewReaderSize(c, 1<<20)
+		for i := range n {
+			_, err := io.ReadFull(r, resp)
+			require.NoError(t, err, "response %d of %d", i, n)
+			if string(resp[:len(before)]) != before || string(resp[len(before)+29:]) != after || !dateRE.Match(resp[len(before):len(before)+29]) {
+				require.Failf(t, "bad response", "response %d of %d: %q", i, n, resp)
+			}
+		}
+		require.NoError(t, <-werr)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+		k, err := r.Read(resp)
+		assert.Zero(t, k, "no more than one response per request")
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	})
+}
+
+// TestHeaderTimeout: a request head that stays incomplete, even while a
+// byte of it trickles in now and then (slowloris), closes the connection
+// after -header-timeout; a complete request on another connection is
+// answered meanwhile.
+func TestHeaderTimeout(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-header-timeout", "300ms", "-idle-timeout", "0")
+		defer func() { require.NoError(t, stop()) }()
+
+		stalled := dial(t, addr)
+		_, err := io.WriteString(stalled, "GET / HTTP/1.1\r\nHost: x\r\n")
+		require.NoError(t, err)
+		trickle := dial(t, addr)
+		_, err = io.WriteString(trickle, "GET / HTTP/1.1\r\n")
+		require.NoError(t, err)
+		body := dial(t, addr) // a body that never arrives
+		_, err = io.WriteString(body, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+		require.NoError(t, err)
+		r := bufio.NewReader(body)
+		code, _, _ := readResponse(t, r, "POST")
+		assert.Equal(t, 200, code)
+
+		good := dial(t, addr)
+		gr := bufio.NewReader(good)
+		start := time.Now()
+		dead := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, trickle); dead <- err }()
+		for i := 0; ; i++ {
+			select {
+			case err := <-dead:
+				require.NoError(t, err, "the trickling connection is closed by the server (EOF)")
+				closedBy(t, stalled)
+				closedBy(t, body)
+				// The good connection, idle (its requests were complete),
+				// is still served.
+				_, err = io.WriteString(good, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				require.NoError(t, err)
+				code, _, _ := readResponse(t, gr, "GET")
+				assert.Equal(t, 200, code)
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			require.Less(t, time.Since(start), 10*time.Second, "the slowloris connection is still open")
+			_, _ = io.WriteString(trickle, "X")
+			if i%4 == 0 {
+				_, err := io.WriteString(good, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+				require.NoError(t, err)
+				code, _, _ := readResponse(t, gr, "GET")
+				assert.Equal(t, 200, code)
+			}
+		}
+	})
+}
+
+// closedBy checks that the server closed c (EOF, or a reset when it
+// closed with unread bytes).
+func closedBy(t *testing.T, c net.Conn) {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err := io.Copy(io.Discard, c)
+	if err != nil {
+		assert.ErrorIs(t, err, syscall.ECONNRESET)
+	}
+}
+
+// TestIdleTimeout: a keep-alive connection with no traffic is closed after
+// -idle-timeout.
+func TestIdleTimeout(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-idle-timeout", "200ms")
+		defer func() { require.NoError(t, stop()) }()
+		c := dial(t, addr)
+		_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		r := bufio.NewReader(c)
+		code, _, _ := readResponse(t, r, "GET")
+		assert.Equal(t, 200, code)
+		_, err = r.ReadByte()
+		assert.ErrorIs(t, err, io.EOF, "closed by the server while idle")
+	})
+}
+
+// childEnv, set in the environment of this test binary, makes it run the
+// server (with the flags the variable holds) with RLIMIT_NOFILE lowered to
+// childFiles, instead of the tests: see TestAcceptErrors.
+const (
+	childEnv   = "HTTPD_TEST_SERVER_ARGS"
+	childFiles = 64
+)
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(childMain(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+func childMain(args []string) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lim.Cur = childFiles
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	if err := run(ctx, os.Stdout, args); err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		return 1
+	}
+	return 0
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestAcceptErrors: out of file descriptors, accepting fails with EMFILE;
+// the server prints the error (through the loop's ErrorHandler, which used
+// to be unset, so it was dropped) and serves again once descriptors are
+// free. The server is this test binary in a child process, its
+// RLIMIT_NOFILE lowered to 64.
+func TestAcceptErrors(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=-addr 127.0.0.1:0")
+		var errs lockedBuffer
+		cmd.Stderr = &errs
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		exited := make(chan error, 1)
+		defer func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case err := <-exited:
+				assert.NoError(t, err, "the server exits cleanly; stderr: %s", errs.String())
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Error("the server did not stop on SIGINT")
+			}
+		}()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		go func() { io.Copy(io.Discard, out); exited <- cmd.Wait() }()
+		require.NoError(t, err, "stderr: %s", errs.String())
+		m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
+		require.NotNil(t, m, "listening line %q", line)
+		addr := m[1]
+
+		// More connections than the server has descriptors: the kernel
+		// completes them all, the server can accept only some.
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range 2 * childFiles {
+			c, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			conns = append(conns, c)
+		}
+		require.Eventually(t, func() bool { return strings.Contains(errs.String(), "too many open files") },
+			10*time.Second, 10*time.Millisecond, "no EMFILE report on stderr")
+		assert.Contains(t, errs.String(), "httpd: ")
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+
+		// Descriptors are free again: a new client is served.
+		c := dial(t, addr)
+		require.NoError(t, c.SetDeadline(time.Now().Add(20*time.Second)))
+		_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		require.NoError(t, err)
+		code, _, body := readResponse(t, bufio.NewReader(c), "GET")
+		assert.Equal(t, 200, code)
+		assert.Equal(t, "Hello, World!", body)
+	})
 }

@@ -198,8 +198,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
 		whole := session{clock: testClock()}
 		want, wantClose := whole.feed(bytes.Clone(stream), nil)
-		if len(whole.tail) >= maxHeaderBytes {
-			t.Fatalf("tail of %d bytes", len(whole.tail))
+		if whole.in.len() >= maxHeaderBytes {
+			t.Fatalf("kept %d bytes", whole.in.len())
 		}
 
 		chunked := session{clock: testClock()}
@@ -215,12 +215,26 @@ func FuzzParse(f *testing.F) {
 			got, gotClose = chunked.feed(chunk, got)
 			clear(chunk) // the session must have copied what it keeps
 			rest = rest[n:]
-			if len(chunked.tail) >= maxHeaderBytes {
-				t.Fatalf("tail of %d bytes", len(chunked.tail))
+			if chunked.in.len() >= maxHeaderBytes {
+				t.Fatalf("kept %d bytes", chunked.in.len())
 			}
 		}
 		if !bytes.Equal(want, got) || wantClose != gotClose {
 			t.Fatalf("chunking changed the answer:\nwhole   %q (close %v)\nchunked %q (close %v)", want, wantClose, got, gotClose)
+		}
+
+		// With an output limit (as when the client does not read its
+		// responses), answering in steps gives the same answer.
+		limited := session{clock: testClock(), limit: 1 + int(len(cuts))*50}
+		got, gotClose = limited.feed(bytes.Clone(stream), nil)
+		for i := 0; limited.backlog; i++ {
+			if i > len(stream) {
+				t.Fatal("the backlog does not shrink")
+			}
+			got, gotClose = limited.feed(nil, got)
+		}
+		if !bytes.Equal(want, got) || wantClose != gotClose {
+			t.Fatalf("answering in steps changed the answer:\nwhole   %q (close %v)\nsteps   %q (close %v)", want, wantClose, got, gotClose)
 		}
 	})
 }
