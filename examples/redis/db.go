@@ -21,6 +21,29 @@ type db struct {
 	// now returns monotonic nanoseconds (time.Since a fixed start). It is
 	// read only when a key with an expiry is involved.
 	now func() int64
+
+	// lendCap > 0 says that the arguments of the command being executed
+	// lie in a session's input buffer of that capacity, which the db may
+	// keep: a value of at least bigValue bytes and at least a quarter of
+	// the buffer (so a kept value holds on to at most 4 times its size) is
+	// then stored in place instead of copied, and lent is set (the session
+	// then leaves that buffer to the db).
+	lendCap int
+	lent    bool
+}
+
+// bigValue is the smallest value SET and MSET may keep in the buffer it
+// arrived in.
+const bigValue = 1 << 20
+
+// setValue stores v (valid only during the command) as e's value.
+func (d *db) setValue(e *entry, v []byte) {
+	if d.lendCap > 0 && len(v) >= bigValue && 4*len(v) >= d.lendCap {
+		e.val = v[:len(v):len(v)]
+		d.lent = true
+		return
+	}
+	setValue(e, v)
 }
 
 func newDB(now func() int64) *db {
@@ -203,7 +226,7 @@ func (d *db) exec(args [][]byte, out []byte) (_ []byte, quit bool) {
 			if e == nil {
 				e = d.create(args[i])
 			}
-			setValue(e, args[i+1])
+			d.setValue(e, args[i+1])
 			d.setExpiry(e, 0)
 		}
 		return appendSimple(out, "OK"), false
@@ -342,7 +365,7 @@ func (d *db) set(args [][]byte, out []byte) []byte {
 	if e == nil {
 		e = d.create(args[1])
 	}
-	setValue(e, args[2])
+	d.setValue(e, args[2])
 	switch {
 	case ttl > 0:
 		d.setExpiry(e, d.now()+ttl)

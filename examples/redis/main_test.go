@@ -2,14 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -313,9 +319,276 @@ func TestBadFlags(t *testing.T) {
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-bulk", "0"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-bulk", "1000000000"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-args", "0"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-query", "1000"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-query", "2147483648"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-request-timeout", "-1s"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-idle-timeout", "-1s"}))
 }
 
 func TestBadAddr(t *testing.T) {
 	testutil.CheckLeaks(t)
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-addr", "not an address"}))
+}
+
+// storeMax raises m to v.
+func storeMax(m *atomic.Int64, v int) {
+	for {
+		old := m.Load()
+		if int64(v) <= old || m.CompareAndSwap(old, int64(v)) {
+			return
+		}
+	}
+}
+
+// TestPipelineWithoutReading: a client that pipelines commands and reads
+// no reply must not make the server queue them all. The server stops
+// reading above its high watermark, so the client's writes stall long
+// before 32 MB are sent (they would not if the server read on: the kernel
+// buffers only a few MB); what the server holds stays bounded; and once
+// the client reads, every reply arrives, in order, byte for byte.
+func TestPipelineWithoutReading(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		var queued, buffered atomic.Int64
+		observe = func(q, b int) { storeMax(&queued, q); storeMax(&buffered, b) }
+		defer func() { observe = nil }()
+		addr, stop := start(t)
+		defer func() { require.NoError(t, stop()) }()
+
+		// ECHO of a numbered message: each reply says which command it answers.
+		const total = 32 << 20
+		msg := func(i int) string { return strconv.Itoa(i) + ":" + strings.Repeat("m", 200) }
+		var stream []byte
+		n := 0
+		for ; len(stream) < total; n++ {
+			stream = append(stream, cmd("ECHO", msg(n))...)
+		}
+		c := dial(t, addr)
+		require.NoError(t, c.c.(*net.TCPConn).SetWriteBuffer(64<<10))
+		written := 0
+		for written < len(stream) {
+			require.NoError(t, c.c.SetWriteDeadline(time.Now().Add(time.Second)))
+			k, err := c.c.Write(stream[written:min(len(stream), written+64<<10)])
+			written += k
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			require.NoError(t, err)
+		}
+		require.Less(t, written, len(stream), "the server read all %d bytes without anyone reading its replies", len(stream))
+		t.Logf("wrote %d of %d bytes before the server pushed back; at most %d bytes queued, %d buffered",
+			written, len(stream), queued.Load(), buffered.Load())
+		assert.LessOrEqual(t, queued.Load(), int64(outHigh+2*step), "replies queued for the client")
+		assert.Less(t, buffered.Load(), int64(8<<20), "commands received and not answered")
+
+		require.NoError(t, c.c.SetDeadline(time.Now().Add(120*time.Second)))
+		werr := make(chan error, 1)
+		go func() {
+			_, err := c.c.Write(stream[written:])
+			werr <- err
+		}()
+		c.r = bufio.NewReaderSize(c.c, 1<<20)
+		for i := range n {
+			want := "$" + strconv.Itoa(len(msg(i))) + "\r\n" + msg(i) + "\r\n"
+			if got := c.reply(); got != want {
+				require.Failf(t, "bad reply", "reply %d of %d: %q", i, n, got)
+			}
+		}
+		require.NoError(t, <-werr)
+		c.send(cmd("PING"))
+		assert.Equal(t, "+PONG\r\n", c.reply(), "no more than one reply per command")
+	})
+}
+
+// TestLargeCommandServed: a SET of a 20 MiB value arriving in many reads
+// is stored and read back whole, and another client's commands are
+// answered while it arrives.
+func TestLargeCommandServed(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t)
+		defer func() { require.NoError(t, stop()) }()
+		const size = 20 << 20
+		val := strings.Repeat("0123456789abcdef", size/16)
+		big := dial(t, addr)
+		other := dial(t, addr)
+		full := cmd("SET", "big", val)
+		half := len(full) / 2
+		big.send(full[:half])
+		other.send(cmd("PING"))
+		assert.Equal(t, "+PONG\r\n", other.reply(), "served while a large command is incomplete")
+		big.send(full[half:])
+		assert.Equal(t, "+OK\r\n", big.reply())
+		big.send(cmd("GET", "big") + cmd("PING"))
+		assert.True(t, big.reply() == "$"+strconv.Itoa(size)+"\r\n"+val+"\r\n", "the value read back whole")
+		assert.Equal(t, "+PONG\r\n", big.reply())
+	})
+}
+
+// TestRequestTimeout: a command that stays incomplete, even while a byte
+// of it trickles in now and then (slowloris), closes the connection after
+// -request-timeout; a client whose commands are complete is served
+// meanwhile and stays connected.
+func TestRequestTimeout(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-request-timeout", "300ms", "-idle-timeout", "0")
+		defer func() { require.NoError(t, stop()) }()
+		stalled := dial(t, addr)
+		stalled.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000\r\nabc")
+		trickle := dial(t, addr)
+		trickle.send("*2\r\n$4\r\nECHO\r\n$100000\r\n")
+		good := dial(t, addr)
+		start := time.Now()
+		dead := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, trickle.c); dead <- err }()
+		for i := 0; ; i++ {
+			select {
+			case err := <-dead:
+				require.NoError(t, err, "the trickling connection is closed by the server (EOF)")
+				stalled.closed()
+				good.send(cmd("PING"))
+				assert.Equal(t, "+PONG\r\n", good.reply())
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			require.Less(t, time.Since(start), 10*time.Second, "the slowloris connection is still open")
+			_, _ = io.WriteString(trickle.c, "x")
+			if i%4 == 0 {
+				good.send(cmd("PING"))
+				assert.Equal(t, "+PONG\r\n", good.reply())
+			}
+		}
+	})
+}
+
+// TestIdleTimeout: a connection with no traffic is closed after
+// -idle-timeout.
+func TestIdleTimeout(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-idle-timeout", "200ms")
+		defer func() { require.NoError(t, stop()) }()
+		c := dial(t, addr)
+		c.send(cmd("PING"))
+		assert.Equal(t, "+PONG\r\n", c.reply())
+		_, err := c.r.ReadByte()
+		assert.ErrorIs(t, err, io.EOF, "closed by the server while idle")
+	})
+}
+
+// childEnv, set in the environment of this test binary, makes it run the
+// server (with the flags the variable holds) with RLIMIT_NOFILE lowered to
+// childFiles, instead of the tests: see TestAcceptErrors.
+const (
+	childEnv   = "REDIS_TEST_SERVER_ARGS"
+	childFiles = 64
+)
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(childMain(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+func childMain(args []string) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lim.Cur = childFiles
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	if err := run(ctx, os.Stdout, args); err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		return 1
+	}
+	return 0
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestAcceptErrors: out of file descriptors, accepting fails with EMFILE;
+// the server prints the error (through the loop's ErrorHandler, which used
+// to be unset, so it was dropped) and serves again once descriptors are
+// free. The server is this test binary in a child process, its
+// RLIMIT_NOFILE lowered to 64.
+func TestAcceptErrors(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		srv := exec.Command(os.Args[0], "-test.run=^$")
+		srv.Env = append(os.Environ(), childEnv+"=-addr 127.0.0.1:0")
+		var errs lockedBuffer
+		srv.Stderr = &errs
+		out, err := srv.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, srv.Start())
+		exited := make(chan error, 1)
+		defer func() {
+			_ = srv.Process.Signal(os.Interrupt)
+			select {
+			case err := <-exited:
+				assert.NoError(t, err, "the server exits cleanly; stderr: %s", errs.String())
+			case <-time.After(10 * time.Second):
+				_ = srv.Process.Kill()
+				<-exited
+				t.Error("the server did not stop on SIGINT")
+			}
+		}()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		go func() { io.Copy(io.Discard, out); exited <- srv.Wait() }()
+		require.NoError(t, err, "stderr: %s", errs.String())
+		m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
+		require.NotNil(t, m, "listening line %q", line)
+		addr := m[1]
+
+		// More connections than the server has descriptors: the kernel
+		// completes them all, the server can accept only some.
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range 2 * childFiles {
+			c, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			conns = append(conns, c)
+		}
+		require.Eventually(t, func() bool { return strings.Contains(errs.String(), "too many open files") },
+			10*time.Second, 10*time.Millisecond, "no EMFILE report on stderr")
+		assert.Contains(t, errs.String(), "redis: ")
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+
+		// Descriptors are free again: a new client is served.
+		c := dial(t, addr)
+		require.NoError(t, c.c.SetDeadline(time.Now().Add(20*time.Second)))
+		c.send(cmd("PING"))
+		assert.Equal(t, "+PONG\r\n", c.reply())
+	})
 }

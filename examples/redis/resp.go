@@ -9,6 +9,9 @@ import (
 const (
 	// maxBulkHard is Redis's proto-max-bulk-len: -max-bulk cannot exceed it.
 	maxBulkHard = 512 << 20
+	// maxQueryHard is Redis's client-query-buffer-limit: -max-query cannot
+	// exceed it.
+	maxQueryHard = 1 << 30
 	// maxLine bounds an inline command and the "*N" / "$L" lines, like
 	// Redis's PROTO_INLINE_MAX_SIZE.
 	maxLine = 64 << 10
@@ -135,6 +138,16 @@ func (p *respParser) next(buf []byte) (args [][]byte, n int, err error) {
 	args = p.build(buf)
 	p.reset()
 	return args, n, nil
+}
+
+// need reports how many bytes the command in progress is known to take,
+// from its first byte to the end of the bulk string being read (0 while
+// no bulk length is pending).
+func (p *respParser) need() int {
+	if p.nargs > 0 && p.bulk >= 0 {
+		return p.pos + p.bulk + 2
+	}
+	return 0
 }
 
 func (p *respParser) reset() {
