@@ -10,6 +10,14 @@
 // its own SO_REUSEPORT listener on the address: the kernel spreads the
 // connections and no two reactors ever share one.
 //
+// A client that sends without reading what comes back holds at most about
+// 256 KiB of echoed bytes: above that (the high watermark of
+// conn.Conn.SetOutboundLimits) the server stops reading from it until the
+// queue drains to 64 KiB, so the client's writes block instead of the
+// server's memory growing. Errors no connection can take, such as accept
+// failing with EMFILE, are printed to stderr ("echo: ...") and the server
+// goes on.
+//
 // It prints one line once listening ("echo: listening on ADDR (BACKEND)")
 // and stops gracefully on SIGINT or SIGTERM. The backend follows
 // RINGMACHINE_BACKEND (uring or epoll; io_uring when available otherwise).
@@ -17,11 +25,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/ringmachine/ringmachine/conn"
@@ -44,9 +54,34 @@ func main() {
 //	end
 type echo struct{ conn.Base }
 
+// Outbound watermarks of every connection (conn.Conn.SetOutboundLimits):
+// reading from a client pauses while more than outHigh bytes wait to be
+// echoed to it, and resumes at outLow, so a client that sends without
+// reading holds about outHigh bytes of the server's memory (plus what the
+// loop had already received when reading paused), not all it sent.
+const (
+	outLow  = 64 << 10
+	outHigh = 256 << 10
+)
+
+func (echo) PostInit(c *conn.Conn) {
+	_ = c.SetOutboundLimits(outLow, outHigh, 0)
+}
+
 func (echo) ReceiveData(c *conn.Conn, data []byte) {
 	_ = c.SendData(data) // copies: data is only valid during the call
+	if observe != nil {
+		observe(c.OutboundSize())
+	}
 }
+
+// observe, when set (by tests, before the server starts), sees after each
+// read the bytes queued for the client.
+var observe func(queued int)
+
+// stderr receives the errors the server reports and survives (a variable
+// for the tests).
+var stderr io.Writer = os.Stderr
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
@@ -58,7 +93,27 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	if *loops < 0 {
 		return fmt.Errorf("-loops %d: must be 0 (one per core) or more", *loops)
 	}
-	g, err := loop.NewGroup(*loops, loop.Options{})
+	var (
+		mu       sync.Mutex
+		panicErr error
+		g        *loop.Group
+	)
+	// Accept failures (EMFILE, ...) are printed and the server goes on (the
+	// loop retries the accept); a panic in a handler stops the server and
+	// run returns it. Each loop calls it on its own goroutine.
+	onError := func(err error) {
+		if pe := (*loop.PanicError)(nil); errors.As(err, &pe) {
+			mu.Lock()
+			if panicErr == nil {
+				panicErr = err
+			}
+			mu.Unlock()
+			g.Stop()
+			return
+		}
+		fmt.Fprintln(stderr, "echo:", err)
+	}
+	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError})
 	if err != nil {
 		return err
 	}
@@ -66,7 +121,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	return g.Run(func(l *loop.Loop) {
+	err = g.Run(func(l *loop.Loop) {
 		if l.Index() != 0 {
 			return
 		}
@@ -74,4 +129,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		_ = l.AddShutdownHook(func() { stop() })
 		fmt.Fprintf(stdout, "echo: listening on %s (%s, %d loops)\n", srv.Addr(), l.Backend(), g.Len())
 	})
+	mu.Lock()
+	defer mu.Unlock()
+	return errors.Join(panicErr, err)
 }

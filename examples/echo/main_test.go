@@ -4,10 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"os/signal"
 	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,4 +118,195 @@ func TestAddrInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-addr", ln.Addr().String()}))
+}
+
+// storeMax raises m to v.
+func storeMax(m *atomic.Int64, v int) {
+	for {
+		old := m.Load()
+		if int64(v) <= old || m.CompareAndSwap(old, int64(v)) {
+			return
+		}
+	}
+}
+
+// pattern fills b with the bytes of the test stream at offset off.
+func pattern(b []byte, off int) {
+	for i := range b {
+		x := uint64(off + i)
+		b[i] = byte(x ^ x>>8 ^ x>>16)
+	}
+}
+
+// TestSendWithoutReading: a client that sends and reads nothing must not
+// make the server queue all it sent (it grew by 200 MB for 200 MB). The
+// server stops reading above its high watermark, so the client's writes
+// stall long before 32 MB are sent (they would not if the server read on:
+// the kernel buffers only a few MB); the queue stays bounded; and once the
+// client reads, every byte comes back, in order.
+func TestSendWithoutReading(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		var queued atomic.Int64
+		observe = func(q int) { storeMax(&queued, q) }
+		defer func() { observe = nil }()
+		addr, stop := start(t)
+		defer func() { require.NoError(t, stop()) }()
+
+		stream := make([]byte, 32<<20)
+		pattern(stream, 0)
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.(*net.TCPConn).SetWriteBuffer(64<<10))
+		written := 0
+		for written < len(stream) {
+			require.NoError(t, c.SetWriteDeadline(time.Now().Add(time.Second)))
+			k, err := c.Write(stream[written:min(len(stream), written+64<<10)])
+			written += k
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			require.NoError(t, err)
+		}
+		require.Less(t, written, len(stream), "the server read all %d bytes without anyone reading the echo", len(stream))
+		t.Logf("wrote %d of %d bytes before the server pushed back; at most %d bytes queued", written, len(stream), queued.Load())
+		// Above the high watermark reading pauses; what the loop had
+		// already received is echoed on Resume, in one delivery.
+		assert.Less(t, queued.Load(), int64(4<<20), "bytes queued for the client")
+
+		require.NoError(t, c.SetDeadline(time.Now().Add(120*time.Second)))
+		werr := make(chan error, 1)
+		go func() {
+			_, err := c.Write(stream[written:])
+			werr <- err
+		}()
+		got := make([]byte, len(stream))
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(stream, got), "the echo differs")
+		require.NoError(t, <-werr)
+	})
+}
+
+// childEnv, set in the environment of this test binary, makes it run the
+// server (with the flags the variable holds) with RLIMIT_NOFILE lowered to
+// childFiles, instead of the tests: see TestAcceptErrors.
+const (
+	childEnv   = "ECHO_TEST_SERVER_ARGS"
+	childFiles = 64
+)
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(childMain(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+func childMain(args []string) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	lim.Cur = childFiles
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer cancel()
+	if err := run(ctx, os.Stdout, args); err != nil {
+		fmt.Fprintln(os.Stderr, "run:", err)
+		return 1
+	}
+	return 0
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestAcceptErrors: out of file descriptors, accepting fails with EMFILE;
+// the server prints the error (through the loop's ErrorHandler, which used
+// to be unset, so it was dropped) and serves again once descriptors are
+// free. The server is this test binary in a child process, its
+// RLIMIT_NOFILE lowered to 64.
+func TestAcceptErrors(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=-addr 127.0.0.1:0")
+		var errs lockedBuffer
+		cmd.Stderr = &errs
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		exited := make(chan error, 1)
+		defer func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case err := <-exited:
+				assert.NoError(t, err, "the server exits cleanly; stderr: %s", errs.String())
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+				t.Error("the server did not stop on SIGINT")
+			}
+		}()
+		line, err := bufio.NewReader(out).ReadString('\n')
+		go func() { io.Copy(io.Discard, out); exited <- cmd.Wait() }()
+		require.NoError(t, err, "stderr: %s", errs.String())
+		m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
+		require.NotNil(t, m, "listening line %q", line)
+		addr := m[1]
+
+		// More connections than the server has descriptors: the kernel
+		// completes them all, the server can accept only some.
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range 2 * childFiles {
+			c, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			conns = append(conns, c)
+		}
+		require.Eventually(t, func() bool { return strings.Contains(errs.String(), "too many open files") },
+			10*time.Second, 10*time.Millisecond, "no EMFILE report on stderr")
+		assert.Contains(t, errs.String(), "echo: ")
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+
+		// Descriptors are free again: a new client is served.
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(20*time.Second)))
+		_, err = io.WriteString(c, "again")
+		require.NoError(t, err)
+		got := make([]byte, 5)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, "again", string(got))
+	})
 }

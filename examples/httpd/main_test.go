@@ -290,6 +290,8 @@ func TestHTTPD(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "-1"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-header-timeout", "-1s"}))
+	assert.Error(t, run(context.Background(), io.Discard, []string{"-idle-timeout", "-1s"}))
 }
 
 func TestBadAddr(t *testing.T) {
