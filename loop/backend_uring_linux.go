@@ -81,6 +81,16 @@ type uringBackend struct {
 	conns   map[uint64]uint64
 	closing bool // close is reaping: no new SQEs for splices
 
+	// fresh holds each multishot receive submitted whose first CQE is not
+	// reaped yet, by token, with its fd; lateCancels the receives
+	// checkFreshRecv could not cancel at once (the SQ full and its submit
+	// failing), retried at the next poll; freshCancels counts the receives
+	// it cancelled.
+	fresh        map[uint64]int
+	lateCancels  []uint64
+	freshCancels int
+	pfd          [1]unix.PollFd // checkFreshRecv's poll(2) argument
+
 	feat uringFeatures // Options.URing*: backend_uring_features_linux.go
 }
 
@@ -134,7 +144,8 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	}
 	b := &uringBackend{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte),
 		br: br, polled: make(map[uint64]*polledOp), aux: make(map[uint64]*auxOp),
-		splices: make(map[uint64]*spliceOp), conns: make(map[uint64]uint64)}
+		splices: make(map[uint64]*spliceOp), conns: make(map[uint64]uint64),
+		fresh: make(map[uint64]int)}
 	b.feat = newURingFeatures(cfg, r)
 	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
 	// close has reaped the last read.
@@ -190,6 +201,13 @@ func (b *uringBackend) armWake() bool {
 }
 
 func (b *uringBackend) poll(timeout time.Duration, dispatch func(*completion)) error {
+	if len(b.lateCancels) > 0 {
+		late := b.lateCancels
+		b.lateCancels = nil
+		for _, tok := range late {
+			b.cancelFresh(tok)
+		}
+	}
 	if !b.armWake() {
 		// The SQ is full: submit what is queued without waiting, then arm.
 		if _, err := b.r.Submit(); err != nil {
@@ -262,6 +280,14 @@ func (b *uringBackend) reap(dispatch func(*completion)) {
 			}
 			if !c.More() {
 				b.ops--
+			}
+			if len(b.fresh) > 0 && opKind(c.UserData>>tokKindShift) == opRecv {
+				if fd, ok := b.fresh[c.UserData]; ok {
+					delete(b.fresh, c.UserData)
+					if c.More() && !b.closing {
+						b.checkFreshRecv(fd, c.UserData)
+					}
+				}
 			}
 			if c.Res == -int32(unix.ENOBUFS) {
 				b.growRecvBuffers()
@@ -381,9 +407,76 @@ func (b *uringBackend) recvMultishot(fd int, tok uint64) error {
 	}
 	s.PrepRecvMultishot(fd, 0)
 	s.SetBufGroup(b.br.Group())
+	if testHookRecvPollFirst {
+		s.SetIOPrio(uring.RecvsendPollFirst)
+	}
 	s.SetUserData(tok)
 	b.ops++
+	b.fresh[tok] = fd
 	return nil
+}
+
+// testHookRecvPollFirst, when set by a test, submits multishot receives with
+// IORING_RECVSEND_POLL_FIRST: the kernel arms the poll without trying the
+// receive first, which opens the window checkFreshRecv closes as wide as it
+// goes, so a peer that sends and resets before the receive is armed strands
+// it every time.
+var testHookRecvPollFirst bool
+
+// checkFreshRecv works around a kernel race that strands a multishot
+// receive for ever (seen on Linux 6.18.44 with TCP resets and AF_UNIX
+// closes; liburing issue #1549 reports the AF_UNIX EOF case). When a peer's
+// last bytes and its reset or close both land between the receive's first
+// attempt, at submission, and the arming of its poll, the arming finds the
+// socket readable and hung up at once and queues one pass of task work. That
+// pass receives the bytes, posts them with IORING_CQE_F_MORE and, the socket
+// reporting nothing more queued, waits for the next wake-up; but the peer's
+// last one was spent on the arming. No final CQE ever comes, the ring's
+// fdinfo lists the RECV for good, and the loop, waiting for that CQE, never
+// closes the fd nor calls Unbind. (After a TCP FIN the kernel does go on:
+// tcp_inq_hint reports a byte more once SOCK_DONE is set, so the next
+// attempt reads the EOF. After a reset, or an AF_UNIX close or shutdown,
+// nothing does. A receive armed before the peer goes is woken by it as
+// usual.) The kernel's tracepoints show the sequence: io_uring_submit_req,
+// io_uring_task_add with mask IN|ERR|HUP|RDHUP, io_uring_poll_arm, one
+// io_uring_complete with the bytes and F_MORE, then nothing. The uring
+// package's TestRecvMultishotArmedAfterDataAndReset reproduces it.
+//
+// The arming happens inside the io_uring_enter that submits the receive, and
+// its first CQE is reaped only after that enter returned, so a poll(2) at
+// that CQE sees any peer the race concerns as gone (POLLHUP, POLLERR or
+// POLLRDHUP). Then the receive is cancelled; its final CQE (-ECANCELED, or
+// its own result if that came first) makes the loop arm a new one, whose
+// first attempt reads what is left, in order: bytes, then the EOF or the
+// error. It costs one poll(2) per receive armed, not per CQE. A peer
+// found alive cannot be lost this way: whatever it does next wakes the
+// armed receive.
+func (b *uringBackend) checkFreshRecv(fd int, tok uint64) {
+	b.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLRDHUP}
+	n, err := unix.Poll(b.pfd[:], 0)
+	if err == nil && (n == 0 || b.pfd[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLRDHUP) == 0) {
+		return
+	}
+	// Gone, or the poll failed (EINTR, say): a new receive is always safe.
+	b.cancelFresh(tok)
+}
+
+// cancelFresh cancels the receive tok for checkFreshRecv, or queues the
+// cancel for the next poll when no SQE can be had now.
+func (b *uringBackend) cancelFresh(tok uint64) {
+	s, err := b.sqe()
+	if err != nil {
+		b.lateCancels = append(b.lateCancels, tok)
+		return
+	}
+	// A cancel that comes after the receive ended finds nothing (-ENOENT,
+	// ignored): the loop arms its next receive only at the final CQE, and
+	// the SQ is consumed in order, so it never reaches a later receive. (A
+	// late one, queued by poll, may; that receive then ends with -ECANCELED
+	// and the loop arms another, which costs a round trip and loses nothing.)
+	s.PrepCancel(tok, 0)
+	s.SetUserData(tokenIgnore)
+	b.freshCancels++
 }
 
 func (b *uringBackend) recvFrom(fd int, buf []byte, tok uint64) error {
@@ -918,6 +1011,8 @@ func (b *uringBackend) close() error {
 	}
 	b.pipes = nil
 	clear(b.conns)
+	clear(b.fresh)
+	b.lateCancels = nil
 	b.armed = false
 	b.ops = 0
 	if err := unix.Close(b.efd); err != nil {
