@@ -69,7 +69,17 @@ func (echo) PostInit(c *conn.Conn) {
 }
 
 func (echo) ReceiveData(c *conn.Conn, data []byte) {
-	_ = c.SendData(data) // copies: data is only valid during the call
+	// SendData copies: data is only valid during the call. A large
+	// delivery (bytes held while reading was paused come at once) goes in
+	// pieces of the loop's chunk size, so they are copied into its
+	// recycled chunks rather than into chunks allocated for them.
+	for len(data) > 0 {
+		n := min(len(data), conn.OutboundChunkSize)
+		if c.SendData(data[:n]) != nil {
+			break
+		}
+		data = data[n:]
+	}
 	if observe != nil {
 		observe(c.OutboundSize())
 	}
