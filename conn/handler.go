@@ -21,6 +21,15 @@ import "net"
 // local Close, io.EOF when the peer closed, ErrInactivityTimeout,
 // ErrConnectTimeout, or the failure (an *OpError wrapping the errno, so
 // errors.Is(reason, syscall.ECONNRESET) works).
+//
+// Peer EOF. When the peer shuts down its sending side (shutdown(SHUT_WR), a
+// client that half-closes after its request, or a full close), no byte
+// already queued is lost: the connection first sends everything queued —
+// including what the ReceiveData calls delivered just before the EOF queued —
+// then closes, and Unbind gets io.EOF. From the EOF on, SendData returns
+// ErrClosed, as after CloseAfterWriting. (EventMachine closes at once and drops
+// those replies.) A handler that wants to keep writing after the peer's EOF,
+// as a proxy forwarding a half-close does, implements HalfCloser.
 type Handler interface {
 	// PostInit runs when the connection object exists: for a server right
 	// after accept, for a client right after Connect returns (before the
@@ -53,6 +62,19 @@ func (Base) ReceiveData(*Conn, []byte) {}
 
 // Unbind does nothing.
 func (Base) Unbind(*Conn, error) {}
+
+// HalfCloser may be implemented by a Handler of a stream connection that wants
+// true half-close, as Go's net allows: when the peer shuts down its sending
+// side, ReceiveEOF runs (after every byte the peer sent was delivered to
+// ReceiveData) instead of the connection closing. Reading is over, writing is
+// not: SendData and SendFile keep working until the handler ends the
+// connection with Close, CloseAfterWriting, or CloseWrite — after CloseWrite
+// both directions are done, so the connection closes once its queue is sent
+// and Unbind gets io.EOF. A connection that fails or times out meanwhile
+// closes as usual.
+type HalfCloser interface {
+	ReceiveEOF(c *Conn)
+}
 
 // Drainer may be implemented by a Handler to learn when the outbound buffer
 // fell to the low watermark after having been above the high one (see

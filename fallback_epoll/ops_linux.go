@@ -41,11 +41,15 @@ func (p *Poller) attempt(o *op) {
 		p.finishWith(o, Completion{UserData: o.userData, Res: int32(n), Buf: o.buf[:n:n], From: from})
 	case kindSend:
 		bufs := o.bufs[:min(len(o.bufs), maxIOV)]
+		// sendmsg with MSG_NOSIGNAL rather than write(v): a peer that has gone
+		// makes the send fail with EPIPE instead of raising SIGPIPE, which a
+		// program that Notify's SIGPIPE would otherwise receive for every
+		// reply written after its client closed (io_uring sends pass the same flag).
 		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
 			if len(bufs) == 1 {
-				return unix.Write(o.fd, bufs[0])
+				return unix.SendmsgN(o.fd, bufs[0], nil, nil, unix.MSG_NOSIGNAL)
 			}
-			return unix.Writev(o.fd, bufs)
+			return unix.SendmsgBuffers(o.fd, bufs, nil, nil, unix.MSG_NOSIGNAL)
 		})
 		p.complete(o, n, err, nil)
 	case kindSendTo:

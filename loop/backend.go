@@ -51,8 +51,11 @@ type backend interface {
 	// = the sender. buf belongs to the backend until the completion.
 	recvFrom(fd int, buf []byte, tok uint64) error
 
-	// send writes bufs (at most IOV_MAX slices) to fd in one sendmsg or
-	// writev; res = the bytes written, possibly short. m must hold every
+	// send writes bufs (at most IOV_MAX slices) to fd in one sendmsg; res =
+	// the bytes written, possibly short, or -EAGAIN when nothing was written
+	// and the loop is to send again (io_uring can end a send so; see
+	// errRetry). Any completion of a socket operation may be -EAGAIN with the
+	// same meaning. m must hold every
 	// buffer and the kernel-visible structures until the completion, after
 	// which the loop calls m.release.
 	send(fd int, bufs [][]byte, m *opMem, tok uint64) error

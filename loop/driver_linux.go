@@ -90,6 +90,10 @@ func (l *Loop) onSendFile(s *sock, c *completion) {
 	if s.closed {
 		return
 	}
+	if errRetry(c.res) {
+		l.afterSend(s) // nothing sent (see errRetry): the segment goes again
+		return
+	}
 	if c.res < 0 {
 		l.closeSock(s, l.opError("sendfile", s, errnoOf(c.res)))
 		return
@@ -300,6 +304,10 @@ func (l *Loop) submitDatagram(s *sock) {
 func (l *Loop) onSendTo(s *sock, c *completion) {
 	s.sendInFlight = false
 	l.putOpMem(&s.sendMem)
+	if errRetry(c.res) && !s.closed {
+		l.markDirty(s) // not sent (see errRetry): the same datagram goes again
+		return
+	}
 	if len(s.dg.dgrams) > 0 {
 		s.dg.dgrams[0] = dgram{}
 		s.dg.dgrams = s.dg.dgrams[1:]

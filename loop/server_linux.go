@@ -246,8 +246,9 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		if err == unix.ECANCELED {
 			return
 		}
-		if err == unix.ECONNABORTED || err == unix.EPROTO {
-			// The peer gave up before the accept: nothing is wrong with
+		if err == unix.ECONNABORTED || err == unix.EPROTO || err == unix.EAGAIN {
+			// The peer gave up before the accept, or the kernel stopped
+			// polling the listener (see errRetry): nothing is wrong with
 			// the server. The epoll backend retries these inside accept;
 			// here the multishot accept ended, so arm it again at once.
 			if err := l.armAccept(srv); err != nil {

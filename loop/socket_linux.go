@@ -74,6 +74,7 @@ type sock struct {
 	afterWriting bool // close once the outbound queue is empty
 	wrClosed     bool // CloseWrite: no more sends
 	shutPending  bool // shutdown(SHUT_WR) once the queue is empty
+	rdEOF        bool // the peer's EOF arrived: no more receives (see peerEOF)
 	closed       bool // closed: Unbind queued, fd going down
 	fdClosing    bool // the close of fd is submitted (or there was none)
 	recvArmed    bool // the receive (or accept) is in flight
@@ -314,6 +315,17 @@ func (l *Loop) dispatch(c *completion) {
 
 func errnoOf(res int32) error { return unix.Errno(-res) }
 
+// errRetry reports whether res is -EAGAIN: the operation did nothing and is
+// to be submitted again. The epoll backend waits for readiness and never
+// reports it, but io_uring can: it polls a socket for a request only a bounded
+// number of times (struct io_poll's retries), and when wake-ups that do not
+// make the request ready use them up — a send waiting for room while the peer
+// streams into the same socket, whose wait queue both directions share — it
+// issues the request once more from a worker, where on our non-blocking
+// sockets it fails with EAGAIN. Taken for a failure, that closed healthy
+// connections with their replies half sent.
+func errRetry(res int32) bool { return res == -int32(unix.EAGAIN) }
+
 func (l *Loop) opError(op string, s *sock, err error) error {
 	var addr net.Addr
 	if s != nil && !s.fdClosing {
@@ -412,7 +424,7 @@ func (l *Loop) flushSends() {
 		s := n.resumed[i]
 		n.resumed[i] = nil
 		s.resumeQ = false
-		if !l.wantRead(s) || s.heldLen() == 0 {
+		if !l.readable(s) || s.heldLen() == 0 {
 			l.updateRead(s)
 			continue
 		}
@@ -426,6 +438,9 @@ func (l *Loop) flushSends() {
 			data := s.fl.held
 			s.fl.held = nil
 			l.deliver(s, data)
+			if s.rdEOF && s.heldLen() == 0 && !s.closed {
+				l.peerEOF(s) // the EOF came after these bytes
+			}
 		}
 		l.updateRead(s)
 	}
@@ -519,6 +534,9 @@ func (l *Loop) onSend(s *sock, c *completion) {
 	if s.closed {
 		return
 	}
+	if errRetry(res) {
+		res = 0 // nothing was written: afterSend sends it all again
+	}
 	if res < 0 {
 		l.closeSock(s, l.opError("send", s, errnoOf(res)))
 		return
@@ -551,24 +569,69 @@ func (l *Loop) afterSend(s *sock) {
 		return
 	}
 	if s.afterWriting {
-		l.closeSock(s, nil)
+		l.closeSock(s, s.reason) // nil, or io.EOF when the peer's EOF asked for it (peerEOF)
 		return
 	}
 	if s.shutPending {
 		s.shutPending = false
 		if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
 			l.closeSock(s, l.opError("shutdown", s, err))
+			return
+		}
+		if s.rdEOF {
+			l.closeSock(s, io.EOF) // both directions are done
 		}
 	}
 }
 
-// wantRead reports whether s should have a receive armed.
-func (l *Loop) wantRead(s *sock) bool {
+// peerEOF handles the end of the peer's stream, once every byte the peer
+// sent before it has been delivered (DESIGN "Peer EOF"). A HalfCloser learns
+// of it and keeps writing; otherwise the connection sends everything already
+// queued — what the ReceiveData calls of the same batch queued included —
+// and then closes with io.EOF. EventMachine closes at once instead and drops
+// those replies.
+func (l *Loop) peerEOF(s *sock) {
+	if hc, ok := s.h.(conn.HalfCloser); ok {
+		c := s.c
+		l.call(func() { hc.ReceiveEOF(c) })
+		if !s.closed && s.wrClosed && !s.shutPending {
+			l.closeSock(s, io.EOF) // the write side was shut down already
+		}
+		return
+	}
+	if s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight {
+		if !s.afterWriting {
+			s.reason = io.EOF // read by afterSend's close; a CloseAfterWriting of the handler's keeps nil
+		}
+		s.closing, s.afterWriting = true, true
+		return
+	}
+	l.closeSock(s, io.EOF)
+}
+
+// readable reports whether received bytes may be delivered to s's handler
+// now (not paused, not closed).
+func (l *Loop) readable(s *sock) bool {
 	return !s.closed && !s.connecting && !s.paused && !s.aboveHigh && s.fd >= 0 && s.kind != sockListener
 }
 
-// updateRead arms or cancels the receive of s to match wantRead.
+// wantRead reports whether s should have a receive armed.
+func (l *Loop) wantRead(s *sock) bool {
+	return l.readable(s) && !s.rdEOF
+}
+
+// updateRead arms or cancels the receive of s to match wantRead, or queues
+// the delivery of bytes held during a pause.
 func (l *Loop) updateRead(s *sock) {
+	if s.rdEOF {
+		// Nothing more to receive; bytes held before the EOF still go to the
+		// handler on Resume (flushSends), then peerEOF.
+		if l.readable(s) && s.heldLen() > 0 && !s.resumeQ {
+			s.resumeQ = true
+			l.net.resumed = append(l.net.resumed, s)
+		}
+		return
+	}
 	want := l.wantRead(s)
 	switch {
 	case want && !s.recvArmed:
@@ -645,13 +708,21 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		l.deliver(s, c.buf)
 	case c.res == 0:
 		l.putRecvMem(s)
-		l.closeSock(s, io.EOF)
+		if !s.closed {
+			s.rdEOF = true
+			if s.heldLen() == 0 {
+				l.peerEOF(s)
+			} else {
+				l.updateRead(s) // delivers the held bytes first once readable
+			}
+		}
 		return
 	default:
 		switch err := errnoOf(c.res); err {
-		case unix.ECANCELED, unix.ENOBUFS:
-			// Paused, closed, or out of buffers: re-armed below if wanted
-			// (the buffers came back right after their dispatch).
+		case unix.ECANCELED, unix.ENOBUFS, unix.EAGAIN:
+			// Paused, closed, out of buffers, or no longer polled (see
+			// errRetry): re-armed below if wanted (the buffers came back
+			// right after their dispatch).
 		default:
 			l.putRecvMem(s)
 			l.closeSock(s, l.opError("recv", s, err))
