@@ -81,12 +81,14 @@ type uringBackend struct {
 	conns   map[uint64]uint64
 	closing bool // close is reaping: no new SQEs for splices
 
-	// fresh holds each multishot receive submitted whose first CQE is not
-	// reaped yet, by token, with its fd; lateCancels the receives
-	// checkFreshRecv could not cancel at once (the SQ full and its submit
-	// failing), retried at the next poll; freshCancels counts the receives
-	// it cancelled.
-	fresh        map[uint64]int
+	// freshFD[slot] is 1 + the fd of the multishot receive armed for the
+	// loop's socket slot when its first CQE is not reaped yet, else 0 (see
+	// checkFreshRecv): indexed by slot rather than a map, so a connection
+	// that stays idle costs 4 bytes here, not a map entry. lateCancels are
+	// the receives checkFreshRecv could not cancel at once (the SQ full and
+	// its submit failing), retried at the next poll; freshCancels counts
+	// the receives it cancelled.
+	freshFD      []int32
 	lateCancels  []uint64
 	freshCancels int
 	pfd          [1]unix.PollFd // checkFreshRecv's poll(2) argument
@@ -144,8 +146,7 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	}
 	b := &uringBackend{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte),
 		br: br, polled: make(map[uint64]*polledOp), aux: make(map[uint64]*auxOp),
-		splices: make(map[uint64]*spliceOp), conns: make(map[uint64]uint64),
-		fresh: make(map[uint64]int)}
+		splices: make(map[uint64]*spliceOp), conns: make(map[uint64]uint64)}
 	b.feat = newURingFeatures(cfg, r)
 	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
 	// close has reaped the last read.
@@ -281,12 +282,11 @@ func (b *uringBackend) reap(dispatch func(*completion)) {
 			if !c.More() {
 				b.ops--
 			}
-			if len(b.fresh) > 0 && opKind(c.UserData>>tokKindShift) == opRecv {
-				if fd, ok := b.fresh[c.UserData]; ok {
-					delete(b.fresh, c.UserData)
-					if c.More() && !b.closing {
-						b.checkFreshRecv(fd, c.UserData)
-					}
+			if k, slot, _ := splitToken(c.UserData); k == opRecv && int(slot) < len(b.freshFD) && b.freshFD[slot] != 0 {
+				fd := int(b.freshFD[slot]) - 1
+				b.freshFD[slot] = 0
+				if c.More() && !b.closing {
+					b.checkFreshRecv(fd, c.UserData)
 				}
 			}
 			if c.Res == -int32(unix.ENOBUFS) {
@@ -412,7 +412,13 @@ func (b *uringBackend) recvMultishot(fd int, tok uint64) error {
 	}
 	s.SetUserData(tok)
 	b.ops++
-	b.fresh[tok] = fd
+	// One receive at a time per socket slot: the loop arms the next only
+	// after the final CQE of the last.
+	_, slot, _ := splitToken(tok)
+	if int(slot) >= len(b.freshFD) {
+		b.freshFD = append(b.freshFD, make([]int32, int(slot)+1-len(b.freshFD))...)
+	}
+	b.freshFD[slot] = int32(fd) + 1
 	return nil
 }
 
@@ -1011,7 +1017,7 @@ func (b *uringBackend) close() error {
 	}
 	b.pipes = nil
 	clear(b.conns)
-	clear(b.fresh)
+	b.freshFD = nil
 	b.lateCancels = nil
 	b.armed = false
 	b.ops = 0
