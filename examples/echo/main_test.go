@@ -172,8 +172,9 @@ func TestSendWithoutReading(t *testing.T) {
 		require.Less(t, written, len(stream), "the server read all %d bytes without anyone reading the echo", len(stream))
 		t.Logf("wrote %d of %d bytes before the server pushed back; at most %d bytes queued", written, len(stream), queued.Load())
 		// Above the high watermark reading pauses; what the loop had
-		// already received is echoed on Resume, in one delivery.
-		assert.Less(t, queued.Load(), int64(4<<20), "bytes queued for the client")
+		// already received is echoed on Resume, in one delivery (about
+		// 1 MB at most, measured on io_uring; the bound is the issue's).
+		assert.Less(t, queued.Load(), int64(16<<20), "bytes queued for the client")
 
 		require.NoError(t, c.SetDeadline(time.Now().Add(120*time.Second)))
 		werr := make(chan error, 1)

@@ -379,7 +379,10 @@ func TestPipelineWithoutReading(t *testing.T) {
 		t.Logf("wrote %d of %d bytes before the server pushed back; at most %d bytes queued, %d buffered",
 			written, len(stream), queued.Load(), buffered.Load())
 		assert.LessOrEqual(t, queued.Load(), int64(outHigh+2*step), "replies queued for the client")
-		assert.Less(t, buffered.Load(), int64(8<<20), "commands received and not answered")
+		// What the loop received before reading paused comes at once and
+		// waits in the session (about 1 MB at most, measured on io_uring;
+		// the bound is the issue's).
+		assert.Less(t, buffered.Load(), int64(16<<20), "commands received and not answered")
 
 		require.NoError(t, c.c.SetDeadline(time.Now().Add(120*time.Second)))
 		werr := make(chan error, 1)
