@@ -216,6 +216,12 @@ func (s *SQE) PrepRecv(fd int, buf []byte, flags int) {
 // armed; it ends (no F_MORE) at EOF (Res 0), on error, or with -ENOBUFS when the group ran
 // out of buffers, after which the caller recycles buffers and submits it again.
 //
+// Kernel note: when the peer's last bytes and its reset (or, on AF_UNIX, its close) are
+// both pending as the receive's poll is armed, Linux 6.18.44 delivers the bytes with F_MORE
+// and then never ends the receive (TestRecvMultishotArmedAfterDataAndReset). A caller
+// that must see every peer go polls the socket after the first CQE and, if the peer is
+// gone, cancels the receive and submits a new one, which reports the end.
+//
 // Memory: none from the caller; the data lands in the buffer ring's mapping.
 func (s *SQE) PrepRecvMultishot(fd int, flags int) {
 	s.prepRW(OpRecv, fd, 0, 0, 0)
