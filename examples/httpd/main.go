@@ -330,9 +330,10 @@ func (h *handler) watch(c *conn.Conn) {
 		return
 	}
 	if h.since.IsZero() || h.seen != h.s.heads {
-		// A new request (or its body) is in progress; it started during
-		// this loop iteration, near enough.
-		h.since, h.seen = h.l.Now(), h.s.heads
+		// A new request (or its body) is in progress; it started with
+		// this read, near enough. (time.Now, not the loop's cached time,
+		// which is stale by the wait for I/O while handlers run.)
+		h.since, h.seen = time.Now(), h.s.heads
 	}
 	if h.timer.Pending() {
 		return
@@ -340,7 +341,7 @@ func (h *handler) watch(c *conn.Conn) {
 	if h.fire == nil {
 		h.fire = func() { h.check(c) }
 	}
-	h.timer, _ = h.l.AddTimer(h.since.Add(h.cfg.headerTimeout).Sub(h.l.Now()), h.fire)
+	h.timer, _ = h.l.AddTimer(max(time.Until(h.since.Add(h.cfg.headerTimeout)), 0), h.fire)
 }
 
 func (h *handler) check(c *conn.Conn) {
@@ -351,9 +352,9 @@ func (h *handler) check(c *conn.Conn) {
 	if c.Paused() {
 		// Not reading because the client is not reading its responses:
 		// the idle timeout deals with a client stuck there.
-		h.since = h.l.Now()
+		h.since = time.Now()
 	}
-	if left := h.since.Add(h.cfg.headerTimeout).Sub(h.l.Now()); left > 0 {
+	if left := time.Until(h.since.Add(h.cfg.headerTimeout)); left > 0 {
 		h.timer, _ = h.l.AddTimer(left, h.fire)
 		return
 	}
