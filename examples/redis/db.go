@@ -30,6 +30,7 @@ type db struct {
 	// then leaves that buffer to the db).
 	lendCap int
 	lent    bool
+	big     int // bigValue; smaller in tests
 }
 
 // bigValue is the smallest value SET and MSET may keep in the buffer it
@@ -38,7 +39,7 @@ const bigValue = 1 << 20
 
 // setValue stores v (valid only during the command) as e's value.
 func (d *db) setValue(e *entry, v []byte) {
-	if d.lendCap > 0 && len(v) >= bigValue && 4*len(v) >= d.lendCap {
+	if d.lendCap > 0 && len(v) >= d.big && 4*len(v) >= d.lendCap {
 		e.val = v[:len(v):len(v)]
 		d.lent = true
 		return
@@ -47,7 +48,7 @@ func (d *db) setValue(e *entry, v []byte) {
 }
 
 func newDB(now func() int64) *db {
-	return &db{m: make(map[string]*entry), volatile: make(map[string]*entry), now: now}
+	return &db{m: make(map[string]*entry), volatile: make(map[string]*entry), now: now, big: bigValue}
 }
 
 // monotonicClock returns now for a db: nanoseconds since it was made.

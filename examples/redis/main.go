@@ -116,6 +116,7 @@ type session struct {
 	// session's part of it.
 	budget   *int
 	reserved int
+	keptCap  int    // capacity of the buffers holding arguments the parser kept
 	backlog  bool   // in may hold complete commands: call feed again
 	closed   bool   // QUIT or a protocol error: ignore the rest
 	done     uint64 // commands consumed
@@ -142,7 +143,7 @@ func (s *session) feed(data []byte, out []byte) ([]byte, bool) {
 	buf := data
 	if buffered {
 		buf = s.in.pending()
-		s.db.lendCap = cap(s.in.b)
+		s.db.lendCap = max(cap(s.in.b), s.keptCap)
 	}
 	defer func() { s.db.lendCap, s.db.lent = 0, false }()
 	s.backlog = false
@@ -193,6 +194,16 @@ func (s *session) feed(data []byte, out []byte) ([]byte, bool) {
 // doubles as bytes arrive, so that clients announcing large values they
 // never send cannot make the server allocate them.
 func (s *session) add(data []byte) {
+	if s.p.nargs > 0 && s.p.bulk < 0 && s.p.pos >= s.db.big && s.in.len() >= s.p.pos && s.in.len()+len(data) > cap(s.in.b)-s.in.off {
+		// The buffer is full and its start holds large complete arguments
+		// (the first values of an MSET): leave them where they are rather
+		// than copy them into a larger buffer. The parser keeps them.
+		old, k := s.in.pending(), s.p.pos
+		s.p.rebase(old)
+		s.keptCap = max(s.keptCap, cap(s.in.b))
+		s.in = inbuf{copied: s.in.copied}
+		s.in.add(old[k:], 0, false)
+	}
 	need := s.p.need()
 	exact := false
 	if want := s.in.len() + len(data); need > want && need > cap(s.in.b) && s.budget != nil && need-s.reserved <= *s.budget {
@@ -203,8 +214,10 @@ func (s *session) add(data []byte) {
 	s.in.add(data, need, exact)
 }
 
-// release gives back the session's part of the preallocation budget.
+// release gives back the session's part of the preallocation budget, once
+// the command it was for is done.
 func (s *session) release() {
+	s.keptCap = 0
 	if s.reserved > 0 {
 		*s.budget += s.reserved
 		s.reserved = 0

@@ -49,12 +49,17 @@ type respParser struct {
 	maxArgs  int // most arguments in one command
 	maxQuery int // most bytes one command may take
 
-	// Progress in the current command, relative to its first byte.
+	// Progress in the current command, relative to its first byte still
+	// in the caller's buffer (see rebase).
 	pos   int // bytes parsed
 	nargs int // announced by "*N"; 0 before the header is parsed
 	bulk  int // length announced by the current "$L"; -1 before it
 	spans []span
 	args  [][]byte
+	// kept are the arguments completed before a rebase, in the earlier
+	// buffer, and base the bytes of the command that buffer held.
+	kept [][]byte
+	base int
 }
 
 func newRESPParser(maxBulk, maxArgs, maxQuery int) respParser {
@@ -76,7 +81,7 @@ func (p *respParser) next(buf []byte) (args [][]byte, n int, err error) {
 	if len(buf) == 0 {
 		return nil, 0, nil
 	}
-	if buf[0] != '*' {
+	if p.nargs == 0 && buf[0] != '*' { // (after a rebase buf starts mid-array)
 		return p.inline(buf)
 	}
 	if p.nargs == 0 {
@@ -94,7 +99,7 @@ func (p *respParser) next(buf []byte) (args [][]byte, n int, err error) {
 		p.nargs, p.pos = int(v), end+2
 		p.spans = p.spans[:0]
 	}
-	for len(p.spans) < p.nargs {
+	for len(p.kept)+len(p.spans) < p.nargs {
 		if p.bulk < 0 {
 			if p.pos >= len(buf) {
 				return nil, 0, nil
@@ -117,7 +122,7 @@ func (p *respParser) next(buf []byte) (args [][]byte, n int, err error) {
 				p.reset()
 				return nil, 0, errBulkLen
 			}
-			if int64(end+2)+v+2 > int64(p.maxQuery) {
+			if int64(p.base+end+2)+v+2 > int64(p.maxQuery) {
 				p.reset()
 				return nil, 0, errQueryTooBig
 			}
@@ -150,7 +155,23 @@ func (p *respParser) need() int {
 	return 0
 }
 
+// rebase lets the caller move the rest of a command to another buffer: it
+// keeps the arguments completed so far (slices of buf, which the caller
+// must leave untouched until the command is done), and the next call's
+// buffer starts at what was buf[p.pos:]. Call it only between arguments
+// (p.nargs > 0, p.bulk < 0).
+func (p *respParser) rebase(buf []byte) {
+	for _, s := range p.spans {
+		p.kept = append(p.kept, buf[s.off:s.end:s.end])
+	}
+	p.spans = p.spans[:0]
+	p.base += p.pos
+	p.pos = 0
+}
+
 func (p *respParser) reset() {
+	clear(p.kept) // do not hold on to earlier buffers
+	p.kept, p.base = p.kept[:0], 0
 	p.pos, p.nargs, p.bulk = 0, 0, -1
 	if cap(p.spans) > 1024 { // do not hold on to a huge command's slices
 		p.spans, p.args = nil, nil
@@ -158,7 +179,7 @@ func (p *respParser) reset() {
 }
 
 func (p *respParser) build(buf []byte) [][]byte {
-	p.args = p.args[:0]
+	p.args = append(p.args[:0], p.kept...)
 	for _, s := range p.spans {
 		p.args = append(p.args, buf[s.off:s.end:s.end])
 	}

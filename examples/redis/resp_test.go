@@ -328,9 +328,12 @@ func FuzzRESP(f *testing.F) {
 		maxBulk  = 1 << 10
 		maxQuery = 4 << 10
 	)
+	budget := 2 * maxQuery
 	newSession := func() *session {
 		clk := &fakeClock{ns: 1}
-		return &session{db: newDB(clk.now), p: newRESPParser(maxBulk, 64, maxQuery)}
+		d := newDB(clk.now)
+		d.big = 8 // keep values and move the rest of a command as Redis sizes do
+		return &session{db: d, p: newRESPParser(maxBulk, 64, maxQuery), budget: &budget}
 	}
 	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
 		whole := newSession()
@@ -430,6 +433,30 @@ func TestLargeCommandLinear(t *testing.T) {
 			require.Len(t, out, len("$4194304\r\n")+size/2+2+7)
 		})
 	}
+}
+
+// TestLargeMsetLinear: the values of an MSET arriving in many reads are
+// copied about once: the buffer sized for the first value is left to it
+// (the parser keeps the argument) instead of being copied into a larger
+// one for the second.
+func TestLargeMsetLinear(t *testing.T) {
+	const size = 4 << 20
+	clk := &fakeClock{ns: 1}
+	budget := 64 << 20
+	s := &session{db: newDB(clk.now), p: newRESPParser(64<<20, 1024, 128<<20), budget: &budget}
+	x, y := strings.Repeat("x", size), strings.Repeat("y", size)
+	stream := []byte(cmd("MSET", "a", x, "b", y) + cmd("PING"))
+	var out []byte
+	for len(stream) > 0 {
+		n := min(len(stream), 16<<10)
+		out, _ = s.feed(stream[:n], out)
+		stream = stream[n:]
+	}
+	require.Equal(t, "+OK\r\n+PONG\r\n", string(out))
+	assert.Less(t, s.in.copied, int64(2*size+64<<10), "bytes copied into the input buffer for two %d-byte values", size)
+	assert.Equal(t, 64<<20, budget, "the budget is given back")
+	out, _ = s.feed([]byte(cmd("SET", "c", "z")+cmd("GET", "a")+cmd("GET", "b")), out[:0])
+	assert.True(t, string(out) == "+OK\r\n"+"$4194304\r\n"+x+"\r\n"+"$4194304\r\n"+y+"\r\n", "the values read back whole")
 }
 
 // BenchmarkLargeSet feeds a 63 MiB SET in 16 KiB reads; copied-B/B is the
