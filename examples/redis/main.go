@@ -29,9 +29,11 @@
 // it stopped, the bulk length announced in the header sizes the buffer
 // (like redis-server, within a budget of 256 MiB for all connections so
 // that clients announcing values they never send cannot make the server
-// allocate them; beyond it the buffer doubles as bytes arrive), and a
-// value of 1 MiB or more is stored in the buffer it arrived in rather than
-// copied. Other clients are served between its reads.
+// allocate them; beyond it the buffer doubles as bytes arrive), a value of
+// 1 MiB or more is stored in the buffer it arrived in rather than copied,
+// and the large arguments already complete stay where they are when the
+// rest of the command needs a new buffer (MSET). Other clients are served
+// between its reads.
 //
 // Hostile and slow clients:
 //
