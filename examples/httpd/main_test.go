@@ -578,3 +578,36 @@ func TestAcceptErrors(t *testing.T) {
 		assert.Equal(t, "Hello, World!", body)
 	})
 }
+
+// TestPipelineThenHalfClose: a client pipelines more requests than the
+// server answers before pausing, shuts down its write side, and only then
+// reads: every response arrives. The peer's EOF may reach the loop while
+// requests wait unanswered in the session (above the high watermark), so
+// the handler takes the EOF (HalfCloser) and closes only after them.
+func TestPipelineThenHalfClose(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t)
+		defer func() { require.NoError(t, stop()) }()
+		for round := range 5 {
+			req := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+			n := (2 << 20) / len(req)
+			c := dial(t, addr)
+			require.NoError(t, c.SetDeadline(time.Now().Add(60*time.Second)))
+			werr := make(chan error, 1)
+			go func() {
+				_, err := c.Write([]byte(strings.Repeat(req, n)))
+				if err == nil {
+					err = c.(*net.TCPConn).CloseWrite()
+				}
+				werr <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // let the server pause, the EOF arrive
+			data, err := io.ReadAll(c)
+			require.NoError(t, err)
+			require.NoError(t, <-werr)
+			got := strings.Count(string(data), "Hello, World!")
+			require.Equal(t, n, got, "round %d: responses", round)
+		}
+	})
+}

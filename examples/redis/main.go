@@ -261,6 +261,7 @@ type handler struct {
 
 	since time.Time   // when the incomplete command started
 	seen  uint64      // s.done when since was set
+	eof   bool        // the client sent its last byte (ReceiveEOF)
 	timer *loop.Timer // checks the request timeout; nil when not armed
 	fire  func()
 }
@@ -305,6 +306,10 @@ func (h *handler) ReceiveData(c *conn.Conn, data []byte) {
 			break
 		}
 	}
+	if h.eof && !h.s.backlog {
+		_ = c.CloseAfterWriting()
+		return
+	}
 	if observe != nil {
 		observe(c.OutboundSize(), h.s.in.len())
 	}
@@ -321,6 +326,16 @@ var observe func(queued, buffered int)
 func (h *handler) Drained(c *conn.Conn) {
 	if h.s.backlog {
 		h.ReceiveData(c, nil)
+	}
+}
+
+// ReceiveEOF: the client sends nothing more. The connection closes once the
+// commands already received are answered, which may wait for Drained: left
+// to the loop, the EOF would close the connection with them unanswered.
+func (h *handler) ReceiveEOF(c *conn.Conn) {
+	h.eof = true
+	if !h.s.backlog {
+		_ = c.CloseAfterWriting()
 	}
 }
 

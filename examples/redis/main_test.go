@@ -595,3 +595,36 @@ func TestAcceptErrors(t *testing.T) {
 		assert.Equal(t, "+PONG\r\n", c.reply())
 	})
 }
+
+// TestPipelineThenHalfClose: a client pipelines more commands than the
+// server answers before pausing, shuts down its write side, and only then
+// reads: every reply arrives. The peer's EOF may reach the loop while
+// commands wait unanswered in the session (above the high watermark), so
+// the handler takes the EOF (HalfCloser) and closes only after them.
+func TestPipelineThenHalfClose(t *testing.T) {
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t)
+		defer func() { require.NoError(t, stop()) }()
+		for round := range 5 {
+			ping := cmd("ECHO", "0123456789")
+			n := (2 << 20) / len(ping)
+			c := dial(t, addr)
+			require.NoError(t, c.c.SetDeadline(time.Now().Add(60*time.Second)))
+			werr := make(chan error, 1)
+			go func() {
+				_, err := c.c.Write([]byte(strings.Repeat(ping, n)))
+				if err == nil {
+					err = c.c.(*net.TCPConn).CloseWrite()
+				}
+				werr <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // let the server pause, the EOF arrive
+			data, err := io.ReadAll(c.c)
+			require.NoError(t, err)
+			require.NoError(t, <-werr)
+			require.Equal(t, n, strings.Count(string(data), "$10\r\n0123456789\r\n"), "round %d: replies", round)
+			require.Len(t, data, n*len("$10\r\n0123456789\r\n"), "round %d: nothing else", round)
+		}
+	})
+}
