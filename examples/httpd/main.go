@@ -44,7 +44,9 @@
 //     conn.Conn.SetOutboundLimits) the server stops reading from it, and
 //     the requests already received wait unanswered until the queue drains
 //     to 64 KiB (Drained). Every response is still delivered once the
-//     client reads. (Measured with bench/hostile: README.)
+//     client reads, also when the client shut down its sending side
+//     meanwhile: the connection closes after the last response. (Measured
+//     with bench/hostile: README.)
 //   - -header-timeout (default 10s): a connection whose request head, or
 //     announced body, stays incomplete that long is closed (slowloris).
 //     The time does not run while the server itself is not reading.

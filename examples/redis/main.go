@@ -43,7 +43,8 @@
 //     conn.Conn.SetOutboundLimits) the server stops reading from it, and
 //     the commands already received wait unanswered until the queue drains
 //     to 64 KiB (Drained). Every reply is still delivered once the client
-//     reads.
+//     reads, also when the client shut down its sending side meanwhile: the
+//     connection closes after the last reply.
 //   - -request-timeout (default 30s): a connection whose command stays
 //     incomplete that long is closed (slowloris); the time does not run
 //     while the server itself is not reading.
