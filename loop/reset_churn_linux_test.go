@@ -304,83 +304,107 @@ func TestResetChurnPollFirst(t *testing.T) {
 }
 
 // TestResetBeforeRecvArmed is the deterministic form of the issue: the
-// client sends part of a request and resets before the server has armed
-// its receive (PostInit waits for it, and on io_uring the receive is armed
-// poll-first). The server must still get every byte the client sent, then
-// Unbind with ECONNRESET, and close the fd.
+// client sends part of a request and goes (a TCP reset, or an AF_UNIX close)
+// before the server has armed its receive (PostInit waits for it, and on
+// io_uring the receive is armed poll-first). The server must still get every
+// byte the client sent, then Unbind (ECONNRESET, or io.EOF for the AF_UNIX
+// close), and close the fd.
 func TestResetBeforeRecvArmed(t *testing.T) {
 	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
-		testutil.CheckLeaks(t)
-		defer loop.SetTestRecvPollFirst(true)()
-		const conns = 20
-		partial := []byte("GET /index.html HTTP/1.1\r\nHost: loc")
-		type result struct {
-			got    []byte
-			reason error
-		}
-		results := make(chan result, conns)
-		sent := make(chan struct{}, conns)
-		var l *loop.Loop
-		var srvErr error
-		l, err := loop.New(loop.Options{Backend: b})
-		require.NoError(t, err)
-		addrc := make(chan *net.TCPAddr, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- l.Run(func(l *loop.Loop) {
-				srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
-					var got []byte
-					return &hazardFunc{
-						post: func(*conn.Conn) {
-							// Hold the receive back until the client is gone.
-							select {
-							case <-sent:
-							case <-time.After(5 * time.Second):
-							}
-						},
-						recv:   func(_ *conn.Conn, data []byte) { got = append(got, data...) },
-						unbind: func(_ *conn.Conn, reason error) { results <- result{got, reason} },
-					}
-				})
-				if err != nil {
-					srvErr = err
-					l.Stop()
-					close(addrc)
-					return
-				}
-				addrc <- srv.Addr().(*net.TCPAddr)
+		for _, network := range []string{"tcp", "unix"} {
+			t.Run(network, func(t *testing.T) {
+				testutil.CheckLeaks(t)
+				defer loop.SetTestRecvPollFirst(true)()
+				testResetBeforeRecvArmed(t, b, network)
 			})
-		}()
-		defer func() {
-			l.Stop()
-			select {
-			case err := <-done:
-				assert.NoError(t, err)
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return within 10s of Stop")
-			}
-		}()
-		addr, ok := <-addrc
-		require.True(t, ok, "server: %v", srvErr)
-		for i := range conns {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			require.NoError(t, err)
-			require.NoError(t, unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: addr.Port}))
-			_, err = unix.Write(fd, partial)
-			require.NoError(t, err)
-			require.NoError(t, unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}))
-			require.NoError(t, unix.Close(fd))
-			sent <- struct{}{}
-			select {
-			case r := <-results:
-				assert.Equal(t, string(partial), string(r.got), "connection %d: bytes before the reset", i)
-				assert.ErrorIs(t, r.reason, unix.ECONNRESET, "connection %d: Unbind reason", i)
-			case <-time.After(5 * time.Second):
-				t.Fatalf("connection %d: no Unbind within 5s of the reset; ring requests still in flight:\n%s", i, ringPending())
-			}
 		}
-		ch := make(chan int, 1)
-		l.NextTick(func() { ch <- l.ConnectionCount() })
-		assert.Zero(t, <-ch)
 	})
+}
+
+func testResetBeforeRecvArmed(t *testing.T, b loop.Backend, network string) {
+	const conns = 20
+	partial := []byte("GET /index.html HTTP/1.1\r\nHost: loc")
+	type result struct {
+		got    []byte
+		reason error
+	}
+	results := make(chan result, conns)
+	sent := make(chan struct{}, conns)
+	listen := "127.0.0.1:0"
+	if network == "unix" {
+		listen = "unix:" + filepath.Join(t.TempDir(), "s.sock")
+	}
+	l, err := loop.New(loop.Options{Backend: b})
+	require.NoError(t, err)
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	var srvErr error
+	go func() {
+		done <- l.Run(func(l *loop.Loop) {
+			srv, err := l.StartServer(listen, func() conn.Handler {
+				var got []byte
+				return &hazardFunc{
+					post: func(*conn.Conn) {
+						// Hold the receive back until the client is gone.
+						select {
+						case <-sent:
+						case <-time.After(5 * time.Second):
+						}
+					},
+					recv:   func(_ *conn.Conn, data []byte) { got = append(got, data...) },
+					unbind: func(_ *conn.Conn, reason error) { results <- result{got, reason} },
+				}
+			})
+			if err != nil {
+				srvErr = err
+				l.Stop()
+				close(addrc)
+				return
+			}
+			addrc <- srv.Addr()
+		})
+	}()
+	defer func() {
+		l.Stop()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of Stop")
+		}
+	}()
+	addr, ok := <-addrc
+	require.True(t, ok, "server: %v", srvErr)
+	for i := range conns {
+		var fd int
+		var err error
+		if network == "unix" {
+			fd, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			require.NoError(t, err)
+			require.NoError(t, unix.Connect(fd, &unix.SockaddrUnix{Name: addr.String()}))
+		} else {
+			fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			require.NoError(t, err)
+			require.NoError(t, unix.Connect(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: addr.(*net.TCPAddr).Port}))
+			require.NoError(t, unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}))
+		}
+		_, err = unix.Write(fd, partial)
+		require.NoError(t, err)
+		require.NoError(t, unix.Close(fd))
+		sent <- struct{}{}
+		select {
+		case r := <-results:
+			assert.Equal(t, string(partial), string(r.got), "connection %d: bytes before the peer went", i)
+			if network == "unix" {
+				assert.ErrorIs(t, r.reason, io.EOF, "connection %d: Unbind reason", i)
+			} else {
+				assert.ErrorIs(t, r.reason, unix.ECONNRESET, "connection %d: Unbind reason", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("connection %d: no Unbind within 5s of the peer going; ring requests still in flight:\n%s", i, ringPending())
+		}
+	}
+	ch := make(chan int, 1)
+	l.NextTick(func() { ch <- l.ConnectionCount() })
+	assert.Zero(t, <-ch)
 }
