@@ -160,6 +160,10 @@ var testHookRingEntries int
 // backend, so fallback rules can be exercised on a kernel that has io_uring.
 var testHookOpenURing func() (backend, error)
 
+// testHookWrapBackend, when set by a test, wraps the backend Run opens
+// (either kind), so faults can be injected between the loop and the engine.
+var testHookWrapBackend func(backend) backend
+
 // backendConfig is what the backends take from Options.
 type backendConfig struct {
 	recvBufferSize int

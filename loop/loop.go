@@ -168,6 +168,9 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	if err != nil {
 		return err
 	}
+	if h := testHookWrapBackend; h != nil {
+		be = h(be)
+	}
 	l.be = be
 	l.inbox.open(-1)
 	if mr, ok := be.(msgRinger); ok && l.group != nil {
