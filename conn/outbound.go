@@ -4,9 +4,6 @@ package conn
 // writes into.
 const OutboundChunkSize = 16 << 10
 
-// maxOutboundChunk bounds the chunk a single large write gets.
-const maxOutboundChunk = 256 << 10
-
 // maxPending is IOV_MAX: the most slices Pending returns.
 const maxPending = 1024
 
@@ -72,11 +69,10 @@ func (q *Outbound) Write(b []byte) {
 				continue
 			}
 		}
-		if len(b) > OutboundChunkSize {
-			q.chunks = append(q.chunks, make([]byte, 0, min(len(b), maxOutboundChunk)))
-		} else {
-			q.chunks = append(q.chunks, q.cache.get())
-		}
+		// Every chunk is OutboundChunkSize, large writes included, so every
+		// chunk goes back to the cache once sent: a connection echoing large
+		// deliveries over and over allocates nothing once the cache is warm.
+		q.chunks = append(q.chunks, q.cache.get())
 	}
 }
 

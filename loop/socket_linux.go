@@ -186,6 +186,41 @@ type netState struct {
 	chunks   conn.ChunkCache // outbound chunks shared by the loop's connections
 	opMems   []*opMem        // free operation memory (see getOpMem)
 	recvBufs [][]byte        // free single-shot receive buffers (see recvSingleShot)
+	heldBufs [][]byte        // free buffers for bytes held during a pause (see holdBytes)
+}
+
+// Held buffers: a connection that pauses (Pause, or its outbound queue above
+// the high watermark) while io_uring's multishot receive is armed gets the
+// completions already posted before the cancel lands; it keeps their bytes
+// until Resume. A flood that pauses and resumes a connection over and over
+// would allocate a fresh buffer each cycle — hundreds of MB of garbage for a
+// 200 MB flood, and the heap growth that comes with it — so the buffers go
+// back to a small loop-wide pool once delivered.
+const (
+	maxFreeHeldBufs = 4       // buffers kept in the pool
+	maxHeldBufCap   = 4 << 20 // larger ones go to the garbage collector
+)
+
+// holdBytes appends b to the bytes s holds for Resume.
+func (l *Loop) holdBytes(s *sock, b []byte) {
+	fl := s.flow()
+	if fl.held == nil {
+		if k := len(l.net.heldBufs); k > 0 {
+			fl.held = l.net.heldBufs[k-1]
+			l.net.heldBufs[k-1] = nil
+			l.net.heldBufs = l.net.heldBufs[:k-1]
+		}
+	}
+	fl.held = append(fl.held, b...)
+}
+
+// putHeldBuf returns a held buffer, delivered and no longer referenced, to
+// the pool.
+func (l *Loop) putHeldBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxHeldBufCap || len(l.net.heldBufs) >= maxFreeHeldBufs {
+		return
+	}
+	l.net.heldBufs = append(l.net.heldBufs, b[:0])
 }
 
 // maxFreeOpMems bounds the loop's pool of operation memory.
@@ -253,6 +288,9 @@ func (l *Loop) freeSock(s *sock) {
 	n.free = append(n.free, s.slot)
 	n.live--
 	s.out.Reset()
+	if s.fl != nil {
+		l.putHeldBuf(s.fl.held) // never delivered: nothing else refers to it
+	}
 	s.fl = nil
 	s.dg = nil
 	for _, f := range s.files {
@@ -438,6 +476,7 @@ func (l *Loop) flushSends() {
 			data := s.fl.held
 			s.fl.held = nil
 			l.deliver(s, data)
+			l.putHeldBuf(data)
 			if s.rdEOF && s.heldLen() == 0 && !s.closed {
 				l.peerEOF(s) // the EOF came after these bytes
 			}
@@ -701,8 +740,7 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		if !l.wantRead(s) || s.heldLen() > 0 {
 			// Paused after the kernel took the bytes: keep them, in order,
 			// for Resume.
-			fl := s.flow()
-			fl.held = append(fl.held, c.buf...)
+			l.holdBytes(s, c.buf)
 			break
 		}
 		l.deliver(s, c.buf)
