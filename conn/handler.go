@@ -72,6 +72,11 @@ func (Base) Unbind(*Conn, error) {}
 // both directions are done, so the connection closes once its queue is sent
 // and Unbind gets io.EOF. A connection that fails or times out meanwhile
 // closes as usual.
+//
+// Without it, only what is already queued is sent after the peer's EOF. A
+// handler that keeps requests of its own unanswered for a while (one that
+// stops answering above the outbound high watermark and resumes on Drained,
+// say) implements HalfCloser and closes once it has answered them.
 type HalfCloser interface {
 	ReceiveEOF(c *Conn)
 }
