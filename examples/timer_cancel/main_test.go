@@ -25,6 +25,7 @@ import (
 func TestOutput(t *testing.T) {
 	sched := testutil.TickRun{
 		Tick:   "Tick ...",
+		End:    5,
 		Tail:   []string{"BOOM", "The googles, they do nothing"},
 		TailAt: []int{5, 8},
 	}

@@ -25,6 +25,7 @@ import (
 func TestOutput(t *testing.T) {
 	sched := testutil.TickRun{
 		Tick:   "Tick ...",
+		End:    5,
 		Tail:   []string{"BOOM"},
 		TailAt: []int{5},
 	}

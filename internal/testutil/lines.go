@@ -67,13 +67,14 @@ func (w *Lines) String() string {
 
 // TickRun describes a tutorial run for CheckTicks: a periodic timer of
 // Interval prints Tick (re-armed from when it ran, so it drifts, as
-// EventMachine's and loop.PeriodicTimer do), and one-shot timers armed at
-// the same time print Tail[i] at TailAt[i] intervals; the first of them ends
-// the ticks (it fires at TailAt[0] intervals and cancels the periodic timer
-// or stops the loop).
+// EventMachine's and loop.PeriodicTimer do) until a one-shot timer armed
+// with it, and before its re-arms, ends the ticks at End intervals
+// (cancelling it or stopping the loop); one-shot timers print Tail[i] at
+// TailAt[i] intervals, End or later.
 type TickRun struct {
 	Interval time.Duration
 	Tick     string
+	End      int
 	Tail     []string
 	TailAt   []int
 }
@@ -81,16 +82,16 @@ type TickRun struct {
 // CheckTicks checks one run's output against the timer semantics, using
 // when each line was written: only ticks, then the tail in order; nothing
 // early (the k-th tick at k intervals or later, each tail line at its time
-// or later); at most TailAt[0]-1 ticks. Fewer ticks are right only if the
-// loop really ran late: the next tick was due at the last one's time plus
-// an interval, so it lost the race with the first tail line only if the
-// last tick came TailAt[0]-1 intervals in or later. Failures are reported
+// or later); at most End-1 ticks. Fewer ticks are right only if the loop
+// really ran late: the next tick was due at the last one's time plus an
+// interval, so it lost the race with the timer at End only if the last
+// tick came End-1 intervals in or later. Failures are reported
 // on t. It returns the number of ticks and whether that was all of them,
 // the run the tutorial describes; a run that was late proves the timers
 // right but not the schedule, so the caller runs it again.
 func CheckTicks(t testing.TB, lines []Line, r TickRun) (ticks int, full bool) {
 	t.Helper()
-	all := r.TailAt[0] - 1
+	all := r.End - 1
 	for ticks < len(lines) && lines[ticks].Text == r.Tick {
 		ticks++
 	}
@@ -114,14 +115,14 @@ func CheckTicks(t testing.TB, lines []Line, r TickRun) (ticks int, full bool) {
 	}
 	switch {
 	case ticks > all:
-		t.Errorf("%d ticks, at most %d fit before %q", ticks, all, r.Tail[0])
+		t.Errorf("%d ticks, at most %d fit before the timer at %d intervals", ticks, all, r.End)
 	case ticks == 0:
-		t.Errorf("no tick before %q, though the first was due first", r.Tail[0])
+		t.Errorf("no tick, though the first was due before the timer at %d intervals", r.End)
 	case ticks < all:
 		late := lines[ticks-1].At
 		if min := time.Duration(all) * r.Interval; late < min {
-			t.Errorf("%d ticks, the last at %v: the next was due before %q, which won (a late tick needs the last one at %v or later)",
-				ticks, late, r.Tail[0], min)
+			t.Errorf("%d ticks, the last at %v: the next was due before the timer at %d intervals, which won (a late tick needs the last one at %v or later)",
+				ticks, late, r.End, min)
 		}
 	}
 	return ticks, ticks == all
