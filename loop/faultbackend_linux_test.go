@@ -404,8 +404,14 @@ func (w *faultBackend) cancelFD(fd int) error {
 func (w *faultBackend) closeFD(fd int, tok uint64) error { return w.inner.closeFD(fd, tok) }
 
 // close drops what the wrapper holds (never dispatched, as the contract
-// says of close) and closes the engine.
+// says of close) and closes the engine. A held accept owns its new fd:
+// nobody else will close it.
 func (w *faultBackend) close() error {
+	for _, c := range w.held {
+		if k, _, _ := splitToken(c.tok); k == opAccept && c.res >= 0 {
+			unix.Close(int(c.res))
+		}
+	}
 	w.held, w.deferred, w.synth = nil, nil, nil
 	clear(w.heldOp)
 	w.heldFinals = 0
