@@ -113,7 +113,7 @@ func runFaultEcho(t *testing.T, b loop.Backend, f loop.Faults, conns, size int) 
 	unbound := make(map[string]error) // client address -> Unbind reason
 	results := make([]faultClient, conns)
 	var wrong []error
-	var abort sync.Once
+	aborted := false // under mu, like all
 	_, err := runLoop(t, b, loop.Options{}, 120*time.Second, func(l *loop.Loop) {
 		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 			var peer string // known at PostInit; gone from a closed conn
@@ -142,9 +142,14 @@ func runFaultEcho(t *testing.T, b loop.Backend, f loop.Faults, conns, size int) 
 					results[id].err = err
 					continue
 				}
-				all = append(all, c)
 				results[id].local = c.LocalAddr().String()
 				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+				mu.Lock()
+				all = append(all, c)
+				if aborted {
+					_ = c.SetDeadline(time.Now())
+				}
+				mu.Unlock()
 				wg.Add(2)
 				go func() {
 					defer wg.Done()
@@ -163,17 +168,16 @@ func runFaultEcho(t *testing.T, b loop.Backend, f loop.Faults, conns, size int) 
 						n, err := c.Read(buf[:min(len(buf), size-r.got)])
 						if n > 0 {
 							if want := pattern(id, r.got, n); string(want) != string(buf[:n]) {
-								mu.Lock()
-								wrong = append(wrong, fmt.Errorf("conn %d: bytes %d..%d are not its own", id, r.got, r.got+n))
-								mu.Unlock()
 								r.err = errors.New("wrong bytes")
 								// The run has failed: end every stream now
 								// rather than at its deadline.
-								abort.Do(func() {
-									for _, c := range all {
-										_ = c.SetDeadline(time.Now())
-									}
-								})
+								mu.Lock()
+								wrong = append(wrong, fmt.Errorf("conn %d: bytes %d..%d are not its own", id, r.got, r.got+n))
+								aborted = true
+								for _, c := range all {
+									_ = c.SetDeadline(time.Now())
+								}
+								mu.Unlock()
 								return
 							}
 							r.got += n
