@@ -9,13 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"os/signal"
 	"regexp"
-	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -199,104 +194,20 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv(childEnv); ok {
-		os.Exit(childMain(strings.Fields(args)))
+	if code, child := testutil.ChildMain(childEnv, childFiles, run); child {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
 
-func childMain(args []string) int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	lim.Cur = childFiles
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
-	if err := run(ctx, os.Stdout, args); err != nil {
-		fmt.Fprintln(os.Stderr, "run:", err)
-		return 1
-	}
-	return 0
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestAcceptErrors: out of file descriptors, accepting fails with EMFILE;
-// the server prints the error (through the loop's ErrorHandler, which used
-// to be unset, so it was dropped) and serves again once descriptors are
-// free. The server is this test binary in a child process, its
-// RLIMIT_NOFILE lowered to 64.
+// the server prints the error (through the loop's ErrorHandler) and serves
+// again once descriptors are free. The server is this test binary in a
+// child process, its RLIMIT_NOFILE lowered to 64.
 func TestAcceptErrors(t *testing.T) {
 	testutil.ForEachBackendEnv(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=-addr 127.0.0.1:0")
-		var errs lockedBuffer
-		cmd.Stderr = &errs
-		out, err := cmd.StdoutPipe()
-		require.NoError(t, err)
-		require.NoError(t, cmd.Start())
-		exited := make(chan error, 1)
-		defer func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			select {
-			case err := <-exited:
-				assert.NoError(t, err, "the server exits cleanly; stderr: %s", errs.String())
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-				t.Error("the server did not stop on SIGINT")
-			}
-		}()
-		line, err := bufio.NewReader(out).ReadString('\n')
-		go func() { io.Copy(io.Discard, out); exited <- cmd.Wait() }()
-		require.NoError(t, err, "stderr: %s", errs.String())
-		m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-		require.NotNil(t, m, "listening line %q", line)
-		addr := m[1]
-
-		// More connections than the server has descriptors: the kernel
-		// completes them all, the server can accept only some.
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
-		for range 2 * childFiles {
-			c, err := net.Dial("tcp", addr)
-			require.NoError(t, err)
-			conns = append(conns, c)
-		}
-		require.Eventually(t, func() bool { return strings.Contains(errs.String(), "too many open files") },
-			10*time.Second, 10*time.Millisecond, "no EMFILE report on stderr")
-		assert.Contains(t, errs.String(), "echo: ")
-		for _, c := range conns {
-			c.Close()
-		}
-		conns = nil
+		addr := testutil.AcceptErrors(t, childEnv, childFiles, listening, "echo: ")
 
 		// Descriptors are free again: a new client is served.
 		c, err := net.Dial("tcp", addr)
