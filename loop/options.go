@@ -80,9 +80,10 @@ type Options struct {
 	// panic inside it stops the loop.
 	//
 	// It also receives the errors no callback can take, as *conn.OpError:
-	// a server's accept failing (EMFILE, ENFILE, ...; the server retries
-	// after 100 ms). Those do not stop the loop and are dropped when the
-	// handler is nil.
+	// a server's accept failing (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...; the
+	// server retries after 5 ms, doubling the pause on each failure in a row
+	// up to 1 s, and back to 5 ms once an accept succeeds). Those do not stop
+	// the loop and are dropped when the handler is nil.
 	ErrorHandler func(err error)
 
 	// StopTimeout bounds how long Stop waits for connections to flush their
