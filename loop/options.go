@@ -69,8 +69,9 @@ type Options struct {
 	// (default DefaultPoolSize, like EventMachine's 20 threads).
 	PoolSize int
 
-	// MaxTimers caps the number of pending timers; 0 means unlimited.
-	// Beyond it AddTimer and AddPeriodicTimer return ErrTooManyTimers.
+	// MaxTimers caps the number of pending timers; 0, the default, means
+	// unlimited (EventMachine's set_max_timers defaults to 100,000). Beyond
+	// it AddTimer and AddPeriodicTimer return ErrTooManyTimers.
 	MaxTimers int
 
 	// ErrorHandler, when set, receives every panic recovered from a callback
