@@ -31,7 +31,7 @@ func runLoop(t *testing.T, b loop.Backend, opts loop.Options, limit time.Duratio
 	case <-time.After(limit):
 		l.Stop()
 		select {
-		case err = <-done:
+		case <-done:
 		case <-time.After(5 * time.Second):
 		}
 		t.Fatalf("Run did not return within %v", limit)

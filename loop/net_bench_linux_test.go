@@ -233,18 +233,6 @@ func idleScales(b *testing.B) []int {
 	return ns
 }
 
-// needFDs raises the open-files limit to n descriptors, or skips.
-func needFDs(tb testing.TB, n int) {
-	tb.Helper()
-	got, err := loop.RaiseFileLimit(uint64(n))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if got < uint64(n) {
-		tb.Skipf("needs %d descriptors, the limit is %d (hard limit; run as root to raise it)", n, got)
-	}
-}
-
 // rss returns the process's resident set size in bytes.
 func rss(b testing.TB) int64 {
 	data, err := os.ReadFile("/proc/self/statm")

@@ -474,15 +474,6 @@ const (
 	RegisterMemRegion      RegisterOp = 34 // IORING_REGISTER_MEM_REGION (Linux 6.13).
 )
 
-// registerUseRegisteredRing is IORING_REGISTER_USE_REGISTERED_RING (Linux 6.3).
-const registerUseRegisteredRing = 1 << 31
-
-// Buffer ring registration flags (struct io_uring_buf_reg.flags).
-const (
-	pbufRingMmap = 1 << 0 // IOU_PBUF_RING_MMAP (Linux 6.4)
-	pbufRingInc  = 1 << 1 // IOU_PBUF_RING_INC (Linux 6.12)
-)
-
 // mmap offsets (IORING_OFF_*).
 const (
 	offSQRing = 0          // IORING_OFF_SQ_RING

@@ -146,7 +146,6 @@ func TestGiouringFlags(t *testing.T) {
 		{"UnregisterPbufRing", uint64(giouring.UnregisterPbufRing), uint64(UnregisterPbufRing)},
 		{"RegisterSyncCancel", uint64(giouring.RegisterSyncCancel), uint64(RegisterSyncCancel)},
 		{"RegisterFileAllocRange", uint64(giouring.RegisterFileAllocRange), uint64(RegisterFileAllocRange)},
-		{"RegisterUseRegisteredRing", uint64(giouring.RegisterUseRegisteredRing), uint64(registerUseRegisteredRing)},
 	}
 	for _, p := range pairs {
 		assert.Equal(t, p.theirs, p.our, p.name)
