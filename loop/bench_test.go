@@ -27,7 +27,11 @@ func forEachBackendB(b *testing.B, fn func(b *testing.B, be loop.Backend)) {
 // runB runs fn on a fresh loop and fails b on error.
 func runB(b *testing.B, be loop.Backend, fn func(l *loop.Loop)) {
 	b.Helper()
-	if err := loop.Run(fn, loop.WithBackend(be)); err != nil {
+	l, err := loop.New(loop.Options{Backend: be})
+	if err == nil {
+		err = l.Run(fn)
+	}
+	if err != nil {
 		b.Fatal(err)
 	}
 }

@@ -71,8 +71,8 @@
 //
 // A [Group] runs N loops ([NewGroup]; N <= 0 means runtime.GOMAXPROCS(0)),
 // each a complete [Loop] with its own backend, OS thread, timers, NextTick
-// queue and Defer pool; [RunGroup] is [Run] for a group. [Group.StartServer]
-// serves one address on every loop: with [AcceptReusePort] (the default)
+// queue and Defer pool; [Group.Run] is [Loop.Run] for a group.
+// [Group.StartServer] serves one address on every loop: with [AcceptReusePort] (the default)
 // each loop has its own SO_REUSEPORT listener and the kernel spreads the
 // connections; with [AcceptHandoff] (and always for unix sockets) loop 0
 // accepts and hands each connection to the loops in turn. On io_uring the

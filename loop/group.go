@@ -60,21 +60,6 @@ func NewGroup(n int, opts Options) (*Group, error) {
 	return g, nil
 }
 
-// RunGroup makes a group of n loops (n <= 0: runtime.GOMAXPROCS(0)) with the
-// given options and runs fn on each of them, like [Run] for one loop. It
-// returns when every loop has stopped; see [Group.Run] for the errors.
-func RunGroup(n int, fn func(l *Loop), opts ...Option) error {
-	var o Options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	g, err := NewGroup(n, o)
-	if err != nil {
-		return err
-	}
-	return g.Run(fn)
-}
-
 // Len returns the number of loops in g. Safe for concurrent use.
 func (g *Group) Len() int { return len(g.loops) }
 

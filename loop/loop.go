@@ -101,15 +101,12 @@ func New(opts Options) (*Loop, error) {
 	return l, nil
 }
 
-// Run creates a loop with the given options and runs it with fn, like
+// Run creates a loop with the zero Options and runs it with fn, like
 // EventMachine's EM.run { ... }: it returns when the loop stops. See
-// [Loop.Run] for the errors.
-func Run(fn func(l *Loop), opts ...Option) error {
-	var o Options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	l, err := New(o)
+// [Loop.Run] for the errors. To configure the loop, call [New] with an
+// [Options] and then [Loop.Run].
+func Run(fn func(l *Loop)) error {
+	l, err := New(Options{})
 	if err != nil {
 		return err
 	}

@@ -300,27 +300,6 @@ const (
 	DefaultListenBacklog  = 1024
 )
 
-// Option changes Options; used with the package-level Run.
-type Option func(*Options)
-
-// WithOptions replaces all options with o.
-func WithOptions(o Options) Option { return func(dst *Options) { *dst = o } }
-
-// WithBackend selects the backend.
-func WithBackend(b Backend) Option { return func(o *Options) { o.Backend = b } }
-
-// WithPoolSize sets the number of Defer workers.
-func WithPoolSize(n int) Option { return func(o *Options) { o.PoolSize = n } }
-
-// WithMaxTimers caps the number of pending timers.
-func WithMaxTimers(n int) Option { return func(o *Options) { o.MaxTimers = n } }
-
-// WithErrorHandler installs the panic handler (see Options.ErrorHandler).
-func WithErrorHandler(fn func(error)) Option { return func(o *Options) { o.ErrorHandler = fn } }
-
-// WithStopTimeout sets Options.StopTimeout.
-func WithStopTimeout(d time.Duration) Option { return func(o *Options) { o.StopTimeout = d } }
-
 // validate checks o and fills defaults.
 func (o *Options) validate() error {
 	if o.Backend > Epoll {

@@ -45,7 +45,9 @@ func TestStressManyTimers(t *testing.T) {
 		testutil.CheckLeaks(t)
 		fired := 0
 		var last time.Duration
-		err := loop.Run(func(l *loop.Loop) {
+		l, err := loop.New(loop.Options{Backend: b})
+		require.NoError(t, err)
+		err = l.Run(func(l *loop.Loop) {
 			start := l.Now()
 			for i := range n {
 				d := time.Duration((i*7919)%5000) * time.Microsecond
@@ -65,7 +67,7 @@ func TestStressManyTimers(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}, loop.WithBackend(b))
+		})
 		require.NoError(t, err)
 		require.Equal(t, n, fired)
 	})
@@ -77,7 +79,9 @@ func TestStressNextTickFlood(t *testing.T) {
 	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
 		testutil.CheckLeaks(t)
 		got := 0
-		err := loop.Run(func(l *loop.Loop) {
+		l, err := loop.New(loop.Options{Backend: b})
+		require.NoError(t, err)
+		err = l.Run(func(l *loop.Loop) {
 			var wg sync.WaitGroup
 			for range producers {
 				wg.Add(1)
@@ -93,7 +97,7 @@ func TestStressNextTickFlood(t *testing.T) {
 				}()
 			}
 			_ = l.AddShutdownHook(wg.Wait)
-		}, loop.WithBackend(b))
+		})
 		require.NoError(t, err)
 		require.Equal(t, producers*per, got)
 	})

@@ -449,7 +449,11 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		}
 		fmt.Fprintln(stderr, "redis:", err)
 	}
-	err := loop.Run(func(l *loop.Loop) {
+	l, err := loop.New(loop.Options{ErrorHandler: onError})
+	if err != nil {
+		return err
+	}
+	err = l.Run(func(l *loop.Loop) {
 		running = l
 		stopOnDone(ctx, l)
 		d := newDB(monotonicClock())
@@ -468,7 +472,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 			return
 		}
 		fmt.Fprintf(stdout, "redis: listening on %s (%s)\n", srv.Addr(), l.Backend())
-	}, loop.WithErrorHandler(onError))
+	})
 	return errors.Join(startErr, panicErr, err)
 }
 
