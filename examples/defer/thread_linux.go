@@ -1,6 +1,6 @@
 package main
 
-import "golang.org/x/sys/unix"
+import "syscall"
 
 // threadID returns the calling OS thread's ID.
-func threadID() int { return unix.Gettid() }
+func threadID() int { return syscall.Gettid() }
