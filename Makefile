@@ -1,24 +1,43 @@
 # RingMachine: `make run` starts the echo server example, `make test` runs
-# every test (both backends), `make bench` compares servers
-# (bench/), `make bench-go` runs the Go benchmarks.
+# the static checks and every test (both backends), `make bench` compares
+# servers (bench/), `make bench-go` runs the Go benchmarks.
 
 GO        ?= go
 GIOURING  := -tags giouring -ldflags=-checklinkname=0
 BENCHTIME ?= 1s
 
-.PHONY: run test fmt-check vet build cross test-race test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
+.PHONY: run test fmt-check vet static build cross test-race test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
 
 # The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
 run:
 	$(GO) run ./examples/echo -addr 127.0.0.1:10000
 
-test: fmt-check vet build cross test-race test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
+test: fmt-check vet static build cross test-race test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck and deadcode at pinned versions, fetched and built by go run
+# (nothing to install by hand; staticcheck v0.8.2 is the newest release and
+# works with Go 1.26). STATIC_TAGS adds the stress and giouring test files,
+# so helpers only they use count as used. deadcode -test lists the
+# functions no main, test, benchmark or example reaches and exits 0: the
+# target fails when it lists anything. Both run clean with no allow-list: a
+# staticcheck finding is fixed (or, if it is wrong, silenced at its line
+# with //lint:ignore CHECK reason), a deadcode finding deleted or reached
+# from a test. With empty module and build caches the target took 76 s
+# (with go test running alongside), 48 s with the modules downloaded, 9 s
+# warm (2026-11-30, 2 cores).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
+STATIC_TAGS := stress,giouring
+static:
+	$(GO) run $(STATICCHECK) -tags $(STATIC_TAGS) ./...
+	@out="$$($(GO) run $(DEADCODE) -test -tags $(STATIC_TAGS) ./...)" || exit 1; \
+	if [ -n "$$out" ]; then echo "deadcode: unreachable functions (delete them, or reach them from a test or example):"; echo "$$out"; exit 1; fi
 
 build:
 	CGO_ENABLED=0 $(GO) build ./...
