@@ -49,6 +49,7 @@ type Loop struct {
 	// Loop-goroutine state.
 	be         backend
 	dispatchFn func(*completion) // l.dispatch, bound once: a method value allocates
+	clockStale bool              // the wait of pollIO ran since now was refreshed (see dispatch)
 	pool       *pool.Pool
 	stopping   bool // shutdown has begun: no new Defer, servers, connections
 	base       time.Time
@@ -233,8 +234,9 @@ func (l *Loop) Running() bool { return l.running.Load() }
 // Run it reports Options.Backend. Safe for concurrent use.
 func (l *Loop) Backend() Backend { return Backend(l.kindNow.Load()) }
 
-// Now returns the loop's cached time: refreshed once per iteration, before
-// the timer phase, like libuv's uv_now. Timers are measured against it.
+// Now returns the loop's cached time, like libuv's uv_now: refreshed after
+// the I/O wait (before the first completion is handled) and before the timer
+// phase. Timers are measured against it.
 func (l *Loop) Now() time.Time { return l.base.Add(time.Duration(l.now)) }
 
 // AddShutdownHook registers fn to run on the loop goroutine when the loop
@@ -365,9 +367,11 @@ func (l *Loop) pollIO() {
 			timeout = 0
 		}
 	}
+	l.clockStale = timeout != 0
 	err := l.be.poll(timeout, l.dispatchFn)
+	l.clockStale = false
 	l.sleeping.Store(false)
-	l.updateTime() // so activity stamps and timers armed by handlers are current
+	l.updateTime()
 	// Any wake-up in flight has been consumed or will make the next poll
 	// return at once; either way the queues are read after this store.
 	l.wakeSig.Store(false)

@@ -306,6 +306,13 @@ func (l *Loop) ConnectionCount() int { return l.net.nconns }
 
 // dispatch handles one completion reported by the backend.
 func (l *Loop) dispatch(c *completion) {
+	if l.clockStale {
+		// The first completion after a wait: handlers that read Now or arm
+		// timers must not measure from before the wait (libuv refreshes its
+		// time right after epoll_wait too). Once per poll, not per completion.
+		l.clockStale = false
+		l.updateTime()
+	}
 	k, slot, gen := splitToken(c.tok)
 	if k == opHandoffIn || k == opHandoffOut {
 		l.dispatchHandoff(k, c)
