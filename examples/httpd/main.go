@@ -348,9 +348,8 @@ func (h *handler) watch(c *conn.Conn) {
 	}
 	if h.since.IsZero() || h.seen != h.s.heads {
 		// A new request (or its body) is in progress; it started with
-		// this read, near enough. (time.Now, not the loop's cached time,
-		// which is stale by the wait for I/O while handlers run.)
-		h.since, h.seen = time.Now(), h.s.heads
+		// this read, near enough.
+		h.since, h.seen = h.l.Now(), h.s.heads
 	}
 	if h.timer.Pending() {
 		return
@@ -358,7 +357,7 @@ func (h *handler) watch(c *conn.Conn) {
 	if h.fire == nil {
 		h.fire = func() { h.check(c) }
 	}
-	h.timer, _ = h.l.AddTimer(max(time.Until(h.since.Add(h.cfg.headerTimeout)), 0), h.fire)
+	h.timer, _ = h.l.AddTimer(max(h.since.Add(h.cfg.headerTimeout).Sub(h.l.Now()), 0), h.fire)
 }
 
 func (h *handler) check(c *conn.Conn) {
@@ -369,9 +368,9 @@ func (h *handler) check(c *conn.Conn) {
 	if c.Paused() {
 		// Not reading because the client is not reading its responses:
 		// the idle timeout deals with a client stuck there.
-		h.since = time.Now()
+		h.since = h.l.Now()
 	}
-	if left := time.Until(h.since.Add(h.cfg.headerTimeout)); left > 0 {
+	if left := h.since.Add(h.cfg.headerTimeout).Sub(h.l.Now()); left > 0 {
 		h.timer, _ = h.l.AddTimer(left, h.fire)
 		return
 	}

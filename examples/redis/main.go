@@ -360,9 +360,8 @@ func (h *handler) watch(c *conn.Conn) {
 	}
 	if h.since.IsZero() || h.seen != h.s.done {
 		// A new command is in progress; it started with this read, near
-		// enough. (time.Now, not the loop's cached time, which is stale by
-		// the wait for I/O while handlers run.)
-		h.since, h.seen = time.Now(), h.s.done
+		// enough.
+		h.since, h.seen = h.l.Now(), h.s.done
 	}
 	if h.timer.Pending() {
 		return
@@ -370,7 +369,7 @@ func (h *handler) watch(c *conn.Conn) {
 	if h.fire == nil {
 		h.fire = func() { h.check(c) }
 	}
-	h.timer, _ = h.l.AddTimer(max(time.Until(h.since.Add(h.cfg.requestTimeout)), 0), h.fire)
+	h.timer, _ = h.l.AddTimer(max(h.since.Add(h.cfg.requestTimeout).Sub(h.l.Now()), 0), h.fire)
 }
 
 func (h *handler) check(c *conn.Conn) {
@@ -381,9 +380,9 @@ func (h *handler) check(c *conn.Conn) {
 	if c.Paused() {
 		// Not reading because the client is not reading its replies: the
 		// idle timeout deals with a client stuck there.
-		h.since = time.Now()
+		h.since = h.l.Now()
 	}
-	if left := time.Until(h.since.Add(h.cfg.requestTimeout)); left > 0 {
+	if left := h.since.Add(h.cfg.requestTimeout).Sub(h.l.Now()); left > 0 {
 		h.timer, _ = h.l.AddTimer(left, h.fire)
 		return
 	}
