@@ -113,14 +113,9 @@ func testEcho10MBCloseWrite(t *testing.T, b loop.Backend) {
 	_, addr := g.startServer("127.0.0.1:0", echoFactory(t))
 	c := dial(t, addr)
 	go func() {
-		for rest := payload; len(rest) > 0; {
-			n := min(len(rest), 99991)
-			if _, err := c.Write(rest[:n]); err != nil {
-				return
-			}
-			rest = rest[n:]
+		if writeOddSized(c, payload) == nil {
+			_ = c.(*net.TCPConn).CloseWrite()
 		}
-		_ = c.(*net.TCPConn).CloseWrite()
 	}()
 	got, err := io.ReadAll(c)
 	require.NoError(t, err)

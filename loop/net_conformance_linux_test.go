@@ -578,21 +578,25 @@ func testEcho10MB(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	_, addr := g.startServer("127.0.0.1:0", echoFactory(t))
 	c := dial(t, addr)
-	go func() {
-		// Odd-sized writes, so chunk boundaries fall anywhere.
-		for rest := payload; len(rest) > 0; {
-			n := min(len(rest), 99991)
-			if _, err := c.Write(rest[:n]); err != nil {
-				return
-			}
-			rest = rest[n:]
-		}
-	}()
+	go writeOddSized(c, payload)
 	got := make([]byte, len(payload))
 	_, err := io.ReadFull(c, got)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(payload, got), "echoed stream differs")
 	require.NoError(t, g.stop())
+}
+
+// writeOddSized writes payload to c in odd-sized pieces, so chunk boundaries
+// fall anywhere; it stops at the first error.
+func writeOddSized(c net.Conn, payload []byte) error {
+	for rest := payload; len(rest) > 0; {
+		n := min(len(rest), 99991)
+		if _, err := c.Write(rest[:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
 }
 
 func testPauseResume(t *testing.T, b loop.Backend) {
