@@ -55,8 +55,8 @@ test-giouring:
 test-stress:
 	$(GO) test -tags stress -count=1 -timeout 30m ./...
 
-# The hazard, tiny-ring, cross-talk, churn and fault-injection tests, run
-# over and over: a race that fails one run in 20 passes N runs in a row with
+# The hazard, tiny-ring, cross-talk, churn, fault-injection, half-close,
+# EAGAIN and paused-flood tests, run over and over: a race that fails one run in 20 passes N runs in a row with
 # probability 0.95^N, so N = 60 catches it 1 - 0.95^60 = 95.4 % of the time
 # (59 is the least that reaches 95 %). TestFaultEcho draws a fresh seed
 # each run besides its fixed ones, so its 60 runs also try 60 new fault
@@ -65,11 +65,11 @@ test-stress:
 # one-pass-in-20 failure 1 - 0.95^20 = 64 % of the time and a
 # one-cycle-in-100,000 race (their issue's rate) 1 - (1 - 1e-5)^280,000 =
 # 94 % of the time; CHURN_COUNT=60 makes the first 95 % too, at 5 min. The
-# whole target took 6 min and make test 12 min (2026-11-30, 2 cores).
+# whole target took about 7 min and make test 13 min (2026-11-30, 2 cores).
 HAZARD_COUNT ?= 60
 CHURN_COUNT  ?= 20
 test-hazard:
-	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestChurn|TestNoCrossTalk|TestFaultEcho)' ./loop/
+	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestChurn|TestNoCrossTalk|TestFaultEcho|TestHalfClose|TestSendRetriesEAGAIN|TestPausedFloodAllocates)' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
 
 # Every fuzz target for FUZZTIME from its seeds and testdata/fuzz corpus
