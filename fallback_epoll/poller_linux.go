@@ -521,7 +521,14 @@ func (p *Poller) submit(spec op, name string) error {
 	} else {
 		o = new(op)
 	}
+	// Send's slice of slices is copied (into the record's own, reused), so
+	// the caller may reuse it at once; the byte slices stay the caller's
+	// until the completion, as with the io_uring engine.
+	bufs := o.bufs[:0]
 	*o = spec
+	if spec.bufs != nil {
+		o.bufs = append(bufs, spec.bufs...)
+	}
 	fs := p.fds[o.fd]
 	if fs == nil {
 		p.nextFD++
@@ -608,7 +615,9 @@ func (p *Poller) finishWith(o *op, c Completion) {
 	// Recycle the record unless a queue still points at it (a cancelled op
 	// waiting in runq or later, which skips it by its ended flag).
 	if !o.queued && len(p.freeOps) < maxFreeOps {
-		*o = op{} // drop buffer references
+		bufs := o.bufs
+		clear(bufs)
+		*o = op{bufs: bufs[:0]} // drop buffer references, keep the array
 		p.freeOps = append(p.freeOps, o)
 	}
 }

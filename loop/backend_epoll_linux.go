@@ -10,7 +10,7 @@ import (
 
 var _ backend = (*epollBackend)(nil)
 
-// epollBackend adapts epoll.Poller to the backend contract.
+// epollBackend adapts the epoll engine to the backend contract.
 type epollBackend struct {
 	p    *epoll.Poller
 	cqes []epoll.Completion
@@ -42,7 +42,7 @@ func (b *epollBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 	n, err := b.p.Wait(timeout, b.cqes)
 	for i := range b.cqes[:n] {
 		c := &b.cqes[i]
-		b.comp = completion{tok: c.UserData, res: c.Res, flags: c.Flags, buf: c.Buf, from: c.From}
+		b.comp = completion{tok: c.UserData, res: c.Res, more: c.Flags&epoll.FlagMore != 0, buf: c.Buf, from: c.From}
 		if dispatch != nil {
 			dispatch(&b.comp)
 		}
@@ -64,20 +64,18 @@ func (b *epollBackend) recvFrom(fd int, buf []byte, tok uint64) error {
 	return b.p.RecvFrom(fd, buf, tok)
 }
 
-// send needs no pinning: the poller runs writev(2) itself on this goroutine,
-// and m keeps the slices reachable until the completion.
-func (b *epollBackend) send(fd int, bufs [][]byte, m *opMem, tok uint64) error {
-	m.bufs = append(m.bufs[:0], bufs...)
-	return b.p.Send(fd, m.bufs, tok)
+func (b *epollBackend) recv(fd int, buf []byte, tok uint64) error { return b.p.Recv(fd, buf, tok) }
+
+func (b *epollBackend) send(fd int, bufs [][]byte, tok uint64) error {
+	return b.p.Send(fd, bufs, tok)
 }
 
-func (b *epollBackend) sendTo(fd int, p []byte, to unix.Sockaddr, m *opMem, tok uint64) error {
-	m.bufs = append(m.bufs[:0], p)
+func (b *epollBackend) sendTo(fd int, p []byte, to unix.Sockaddr, tok uint64) error {
 	return b.p.SendTo(fd, p, to, tok)
 }
 
 // connect never bounds the attempt: the loop's timer does (see backend).
-func (b *epollBackend) connect(fd int, sa unix.Sockaddr, m *opMem, timeout time.Duration, tok uint64) (bool, error) {
+func (b *epollBackend) connect(fd int, sa unix.Sockaddr, timeout time.Duration, tok uint64) (bool, error) {
 	return false, b.p.Connect(fd, sa, tok)
 }
 

@@ -64,11 +64,11 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 	s := l.newSock(sockStream, -1, network)
 	s.h = h
 	s.c = conn.New(s, h)
-	s.connecting = true
+	s.life = lifeConnecting // an outbound connection's first state
 	s.cl = &clientState{connTo: conn.DefaultConnectTimeout, connStart: l.monotonic()}
 	if sa != nil {
 		if err := l.startConnect(s, sa); err != nil {
-			s.closed, s.fdClosing = true, true
+			s.advance(lifeFDClosing)
 			if s.fd >= 0 {
 				unix.Close(s.fd)
 			}
@@ -82,7 +82,7 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 			defer cancel()
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}, func(ips []netip.Addr, err error) {
-			if l.net.socks[slot] != s || s.gen != gen || s.closed {
+			if l.net.socks[slot] != s || s.gen != gen || s.closed() {
 				return
 			}
 			if err == nil && len(ips) == 0 {
@@ -97,7 +97,7 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 			}
 		})
 		if err != nil {
-			s.closed, s.fdClosing = true, true
+			s.advance(lifeFDClosing)
 			l.freeSock(s)
 			return nil, err
 		}
@@ -125,10 +125,8 @@ func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
 	// The backend may bound the connect itself (io_uring's LINK_TIMEOUT);
 	// the deadline counts from Connect, host name lookup included.
 	left := max(s.cl.connTo-time.Duration(l.monotonic()-s.cl.connStart), time.Nanosecond)
-	s.connMem = l.getOpMem()
-	bounded, err := l.be.connect(fd, sa, s.connMem, left, s.tok(opConnect))
+	bounded, err := l.be.connect(fd, sa, left, s.tok(opConnect))
 	if err != nil {
-		l.putOpMem(&s.connMem)
 		return err
 	}
 	s.ops++

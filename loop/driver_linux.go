@@ -18,7 +18,7 @@ func (s *sock) SendData(b []byte) error {
 	if s.kind != sockStream {
 		return conn.ErrNotStream
 	}
-	if s.closing || s.wrClosed || s.closed {
+	if s.closing() || s.wrClosed || s.closed() {
 		return conn.ErrClosed
 	}
 	if s.fl != nil && s.fl.hard > 0 && s.out.Len()+len(b) > s.fl.hard {
@@ -29,7 +29,7 @@ func (s *sock) SendData(b []byte) error {
 	}
 	s.out.Write(b)
 	s.outSeq += int64(len(b))
-	if !s.connecting {
+	if !s.connecting() {
 		s.l.markDirty(s)
 	}
 	if s.fl != nil && s.fl.high > 0 && !s.aboveHigh && s.out.Len() > s.fl.high {
@@ -43,7 +43,7 @@ func (s *sock) SendFile(path string, offset, n int64) error {
 	if s.kind != sockStream {
 		return conn.ErrNotStream
 	}
-	if s.closing || s.wrClosed || s.closed {
+	if s.closing() || s.wrClosed || s.closed() {
 		return conn.ErrClosed
 	}
 	if offset < 0 {
@@ -67,7 +67,7 @@ func (s *sock) SendFile(path string, offset, n int64) error {
 		return nil
 	}
 	s.files = append(s.files, &fileSeg{f: f, at: s.outSeq, off: offset, n: size})
-	if !s.connecting {
+	if !s.connecting() {
 		s.l.markDirty(s)
 	}
 	return nil
@@ -87,7 +87,7 @@ func (l *Loop) submitSendFile(s *sock) {
 
 func (l *Loop) onSendFile(s *sock, c *completion) {
 	s.sendInFlight = false
-	if s.closed {
+	if s.closed() {
 		return
 	}
 	if errRetry(c.res) {
@@ -118,7 +118,7 @@ func (s *sock) SendDatagram(b []byte, addr net.Addr) error {
 	if s.kind != sockDgram {
 		return conn.ErrNotDatagram
 	}
-	if s.closing || s.closed {
+	if s.closing() || s.closed() {
 		return conn.ErrClosed
 	}
 	var to unix.Sockaddr
@@ -150,15 +150,15 @@ func (s *sock) dgramBytes() int {
 }
 
 func (s *sock) Close(afterWriting bool) error {
-	if s.closed {
+	if s.closed() {
 		return nil
 	}
 	if afterWriting && s.kind == sockStream && (s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight) {
-		s.closing, s.afterWriting = true, true
+		s.drain = true
 		return nil
 	}
 	if afterWriting && s.kind == sockDgram && (len(s.dg.dgrams) > 0 || s.sendInFlight) {
-		s.closing, s.afterWriting = true, true
+		s.drain = true
 		return nil
 	}
 	s.l.closeSock(s, nil)
@@ -169,14 +169,14 @@ func (s *sock) CloseWrite() error {
 	if s.kind != sockStream {
 		return conn.ErrNotStream
 	}
-	if s.closed || s.closing {
+	if s.closed() || s.closing() {
 		return conn.ErrClosed
 	}
 	if s.wrClosed {
 		return nil
 	}
 	s.wrClosed, s.shutPending = true, true
-	if !s.connecting && s.fd >= 0 {
+	if !s.connecting() && s.fd >= 0 {
 		s.l.afterSend(s)
 	}
 	return nil
@@ -201,7 +201,7 @@ func (s *sock) SetInactivityTimeout(d time.Duration) error {
 	s.inact = d
 	s.lastAct = s.l.monotonic()
 	s.inactTimer.Cancel()
-	if d > 0 && !s.closed && !s.connecting {
+	if d > 0 && !s.closed() && !s.connecting() {
 		s.l.armInactivity(s, d)
 	}
 	return nil
@@ -217,7 +217,7 @@ func (s *sock) SetConnectTimeout(d time.Duration) error {
 		return nil // an accepted connection: connected already
 	}
 	s.cl.connTo = d
-	if s.connecting && !s.closed {
+	if s.connecting() && !s.closed() {
 		left := d - time.Duration(s.l.monotonic()-s.cl.connStart)
 		// A connect the backend bounds (io_uring) gets its bound moved; if
 		// that cannot be submitted, the loop's timer takes over (the old
@@ -233,7 +233,7 @@ func (s *sock) SetConnectTimeout(d time.Duration) error {
 
 func (l *Loop) armConnectTimer(s *sock, d time.Duration) {
 	l.armInternalTimer(&s.cl.connTimer, d, func() {
-		if s.connecting && !s.closed {
+		if s.connecting() && !s.closed() {
 			l.closeSock(s, conn.ErrConnectTimeout)
 		}
 	})
@@ -260,7 +260,7 @@ func (s *sock) SetOutboundLimits(low, high, hardCap int) error {
 }
 
 func (s *sock) LocalAddr() net.Addr {
-	if s.laddr == nil && s.fd >= 0 && !s.fdClosing {
+	if s.laddr == nil && s.fd >= 0 && !s.fdClosing() {
 		if sa, err := unix.Getsockname(s.fd); err == nil {
 			s.laddr = sockaddrToAddr(sa, s.network)
 		}
@@ -269,7 +269,7 @@ func (s *sock) LocalAddr() net.Addr {
 }
 
 func (s *sock) RemoteAddr() net.Addr {
-	if s.raddr == nil && s.fd >= 0 && !s.fdClosing && s.kind == sockStream && !s.connecting {
+	if s.raddr == nil && s.fd >= 0 && !s.fdClosing() && s.kind == sockStream && !s.connecting() {
 		if sa, err := unix.Getpeername(s.fd); err == nil {
 			s.raddr = sockaddrToAddr(sa, s.network)
 		}
@@ -277,7 +277,7 @@ func (s *sock) RemoteAddr() net.Addr {
 	return s.raddr
 }
 
-func (s *sock) Closing() bool { return s.closed || s.closing }
+func (s *sock) Closing() bool { return s.closed() || s.closing() }
 
 func (s *sock) Stats() conn.Stats { return s.stats }
 
@@ -287,9 +287,7 @@ func (l *Loop) submitDatagram(s *sock) {
 		return
 	}
 	d := s.dg.dgrams[0]
-	s.sendMem = l.getOpMem()
-	if err := l.be.sendTo(s.fd, d.b, d.to, s.sendMem, s.tok(opSendTo)); err != nil {
-		l.putOpMem(&s.sendMem)
+	if err := l.be.sendTo(s.fd, d.b, d.to, s.tok(opSendTo)); err != nil {
 		s.dg.dgrams = s.dg.dgrams[1:]
 		l.report(l.opError("sendto", s, err))
 		if len(s.dg.dgrams) > 0 {
@@ -303,8 +301,7 @@ func (l *Loop) submitDatagram(s *sock) {
 
 func (l *Loop) onSendTo(s *sock, c *completion) {
 	s.sendInFlight = false
-	l.putOpMem(&s.sendMem)
-	if errRetry(c.res) && !s.closed {
+	if errRetry(c.res) && !s.closed() {
 		l.markDirty(s) // not sent (see errRetry): the same datagram goes again
 		return
 	}
@@ -312,7 +309,7 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 		s.dg.dgrams[0] = dgram{}
 		s.dg.dgrams = s.dg.dgrams[1:]
 	}
-	if s.closed {
+	if s.closed() {
 		return
 	}
 	if c.res >= 0 {
@@ -328,7 +325,7 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 		return
 	}
 	s.dg.dgrams = nil
-	if s.afterWriting {
+	if s.drain {
 		l.closeSock(s, nil)
 	}
 }
@@ -356,7 +353,7 @@ func (l *Loop) deliverDatagram(s *sock, data []byte, from unix.Sockaddr) {
 func (l *Loop) onRecvFrom(s *sock, c *completion) {
 	s.recvArmed = false
 	s.recvCancel = false
-	if s.closed {
+	if s.closed() {
 		return
 	}
 	if c.res >= 0 {

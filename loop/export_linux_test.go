@@ -15,8 +15,8 @@ func SetTestRingEntries(n int) (restore func()) {
 // RecvBuffersProvided reports how many buffers the io_uring backend's
 // provided-buffer ring holds (0 on epoll). Call on the loop goroutine.
 func (l *Loop) RecvBuffersProvided() int {
-	if b, ok := l.be.(*uringBackend); ok && b.br != nil {
-		return b.br.Provided()
+	if b, ok := l.be.(*uringBackend); ok {
+		return b.e.Stats().RecvBuffers
 	}
 	return 0
 }
@@ -49,7 +49,7 @@ func SetTestHookBeforeMsgRing(fn func(target *Loop, ringFD int) int) (restore fu
 // (Options.URingSendZC; 0 on epoll). Call on the loop goroutine.
 func (l *Loop) ZeroCopySends() int {
 	if b, ok := l.be.(*uringBackend); ok {
-		return b.feat.zcSends
+		return b.e.Stats().ZeroCopySends
 	}
 	return 0
 }

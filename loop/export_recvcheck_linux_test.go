@@ -14,7 +14,7 @@ func SetTestRecvPollFirst(on bool) (restore func()) {
 // checkFreshRecv); 0 on epoll. Call on the loop goroutine.
 func (l *Loop) FreshRecvCancels() int {
 	if b, ok := l.be.(*uringBackend); ok {
-		return b.freshCancels
+		return b.e.Stats().FreshRecvCancels
 	}
 	return 0
 }

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -24,7 +25,7 @@ import (
 //     multishot receive by a real cancel whose -ECANCELED is reported as
 //     -EAGAIN. The loop must submit it again.
 //   - SplitRecv: one receive completion arrives as two to four, the
-//     first ones with flagMore, as if the bytes had reached the socket in
+//     first ones with more set, as if the bytes had reached the socket in
 //     pieces.
 //   - NoBufs: after a receive completion the multishot receive is really
 //     cancelled and its final -ECANCELED reported as -ENOBUFS (the buffers
@@ -100,7 +101,6 @@ type faultBackend struct {
 type deferredSend struct {
 	fd   int
 	bufs [][]byte
-	m    *opMem
 	tok  uint64
 }
 
@@ -177,7 +177,7 @@ func (w *faultBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 // handle applies the faults to one completion and dispatches what results.
 // fresh: c comes from the engine now (and may be held back).
 func (w *faultBackend) handle(c *completion, dispatch func(*completion), fresh bool) {
-	final := c.flags&flagMore == 0
+	final := !c.more
 	if fresh && dispatch != nil && (w.heldOp[c.tok] > 0 || w.roll(w.f.Delay)) {
 		// Hold it: an operation whose earlier completion is held keeps its
 		// order by queueing behind it.
@@ -263,10 +263,7 @@ func (w *faultBackend) dispatchRecv(c *completion, dispatch func(*completion)) {
 		// A copy: the piece must not outlive its own dispatch, and the
 		// poison proves the loop did not keep it.
 		w.buf = append(w.buf[:0], c.buf[lo:hi]...)
-		part := completion{tok: c.tok, res: int32(hi - lo), flags: c.flags | flagMore, buf: w.buf}
-		if hi == n {
-			part.flags = c.flags
-		}
+		part := completion{tok: c.tok, res: int32(hi - lo), more: c.more || hi != n, buf: w.buf}
 		dispatch(&part)
 		for j := range w.buf {
 			w.buf[j] = 0xDB
@@ -290,11 +287,15 @@ func (w *faultBackend) recvMultishot(fd int, tok uint64) error {
 	return nil
 }
 
+func (w *faultBackend) recv(fd int, buf []byte, tok uint64) error {
+	return w.inner.recv(fd, buf, tok)
+}
+
 func (w *faultBackend) recvFrom(fd int, buf []byte, tok uint64) error {
 	return w.inner.recvFrom(fd, buf, tok)
 }
 
-func (w *faultBackend) send(fd int, bufs [][]byte, m *opMem, tok uint64) error {
+func (w *faultBackend) send(fd int, bufs [][]byte, tok uint64) error {
 	if fc := w.conn(tok); fc.doomed && !fc.reset && fc.recvs >= fc.resetAfter {
 		// Its time came while no receive could report it (paused, say).
 		fc.reset = true
@@ -335,17 +336,17 @@ func (w *faultBackend) send(fd int, bufs [][]byte, m *opMem, tok uint64) error {
 	}
 	if w.roll(w.f.DeferSend) {
 		w.st.DeferredSends++
-		w.deferred = append(w.deferred, deferredSend{fd: fd, bufs: append([][]byte(nil), bufs...), m: m, tok: tok})
+		w.deferred = append(w.deferred, deferredSend{fd: fd, bufs: append([][]byte(nil), bufs...), tok: tok})
 		return nil
 	}
-	return w.inner.send(fd, bufs, m, tok)
+	return w.inner.send(fd, bufs, tok)
 }
 
 // submitSend hands a deferred send to the engine; an error becomes its
 // completion, as the engines do for errors found after submission.
 func (w *faultBackend) submitSend(d deferredSend) {
-	if err := w.inner.send(d.fd, d.bufs, d.m, d.tok); err != nil {
-		w.synth = append(w.synth, completion{tok: d.tok, res: errRes(err)})
+	if err := w.inner.send(d.fd, d.bufs, d.tok); err != nil {
+		w.synth = append(w.synth, completion{tok: d.tok, res: errnoRes(err)})
 	}
 }
 
@@ -367,12 +368,12 @@ func (w *faultBackend) flushDeferred(match func(d deferredSend) bool) {
 	}
 }
 
-func (w *faultBackend) sendTo(fd int, b []byte, to unix.Sockaddr, m *opMem, tok uint64) error {
-	return w.inner.sendTo(fd, b, to, m, tok)
+func (w *faultBackend) sendTo(fd int, b []byte, to unix.Sockaddr, tok uint64) error {
+	return w.inner.sendTo(fd, b, to, tok)
 }
 
-func (w *faultBackend) connect(fd int, sa unix.Sockaddr, m *opMem, timeout time.Duration, tok uint64) (bool, error) {
-	return w.inner.connect(fd, sa, m, timeout, tok)
+func (w *faultBackend) connect(fd int, sa unix.Sockaddr, timeout time.Duration, tok uint64) (bool, error) {
+	return w.inner.connect(fd, sa, timeout, tok)
 }
 
 func (w *faultBackend) updateConnectTimeout(tok uint64, d time.Duration) error {
@@ -417,4 +418,13 @@ func (w *faultBackend) close() error {
 	w.heldFinals = 0
 	clear(w.recvs)
 	return w.inner.close()
+}
+
+// errnoRes turns a submission error into a completion result.
+func errnoRes(err error) int32 {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return -int32(errno)
+	}
+	return -int32(unix.EIO)
 }

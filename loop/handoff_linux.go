@@ -5,15 +5,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Hand-offs between the loops of a group over MSG_RING have token kinds of
-// their own, apart from the socket operations' (socket_linux.go), which stay
-// below them: their tokens carry a hand-off sequence number where the
-// others have a slot, and no socket record.
-const (
-	opHandoffIn  opKind = 0x40 // the message, on the target's ring (res: the fd)
-	opHandoffOut opKind = 0x41 // the MSG_RING, on the acceptor's ring (gen: target loop)
-)
-
 // testHookHandoffQueue, when set by a test or benchmark, makes io_uring
 // loops hand connections off through the MPSC queue instead of MSG_RING.
 var testHookHandoffQueue bool
@@ -23,13 +14,6 @@ var testHookHandoffQueue bool
 // its MSG_RING is prepared, with the target ring fd; it returns the fd to
 // send to (a test passes a bad one to make the message fail).
 var testHookBeforeMsgRing func(target *Loop, ringFD int) int
-
-// handoffToken is the token of a hand-off message (opHandoffIn, posted on
-// the target ring) or of the MSG_RING that carries it (opHandoffOut, on the
-// acceptor's ring; target is the index of the target loop in the group).
-func handoffToken(k opKind, target int, seq uint32) uint64 {
-	return makeToken(k, seq, uint32(target))
-}
 
 // handOff gives the accepted connection h to the loop target: over
 // MSG_RING when both run io_uring, through target's MPSC queue otherwise or

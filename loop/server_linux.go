@@ -237,7 +237,7 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		return
 	}
 	s.recvArmed = false
-	if s.closed || srv.stopped || l.stopping {
+	if s.closed() || srv.stopped || l.stopping {
 		return
 	}
 	delay := time.Duration(0)
@@ -269,7 +269,7 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		return
 	}
 	l.armInternalTimer(&srv.retry, delay, func() {
-		if srv.stopped || s.closed || s.recvArmed {
+		if srv.stopped || s.closed() || s.recvArmed {
 			return
 		}
 		if err := l.armAccept(srv); err != nil {

@@ -13,39 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Tokens (user data) name an operation: op kind in the top byte, the
-// generation of the socket slot in the next 24 bits, the slot index in the
-// low 32. Kinds start at 1 and stay far below 0xFF, so a token is never
-// tokenIgnore (0) nor tokenWake (MaxUint64). A completion whose slot has
-// moved to a new generation is stale: counted and dropped.
-type opKind uint8
-
-const (
-	opAccept opKind = iota + 1
-	opRecv
-	opSend
-	opConnect
-	opRecvFrom
-	opSendTo
-	opSendFile
-	opClose
-	// opHandoffIn and opHandoffOut (handoff_linux.go) sit apart, at 0x40.
-)
-
-const (
-	tokKindShift = 56
-	tokGenShift  = 32
-	tokGenMask   = 1<<24 - 1
-)
-
-func makeToken(k opKind, slot, gen uint32) uint64 {
-	return uint64(k)<<tokKindShift | uint64(gen&tokGenMask)<<tokGenShift | uint64(slot)
-}
-
-func splitToken(t uint64) (k opKind, slot, gen uint32) {
-	return opKind(t >> tokKindShift), uint32(t), uint32(t>>tokGenShift) & tokGenMask
-}
-
 type sockKind uint8
 
 const (
@@ -55,9 +22,9 @@ const (
 )
 
 // sock is the loop's record of one socket: a server's listener, a stream
-// connection or a datagram socket. It implements conn.Driver. It owns every
-// piece of memory its in-flight operations hand the kernel (sendMem,
-// connMem, dbuf, the outbound chunks), and its fd is closed only once ops,
+// connection or a datagram socket. It implements conn.Driver. It owns the
+// buffers its in-flight operations hand the kernel (dbuf, the outbound
+// chunks; the engine owns the rest), and its fd is closed only once ops,
 // the count of its operations in flight, is back to zero.
 type sock struct {
 	l    *Loop
@@ -66,17 +33,15 @@ type sock struct {
 	fd   int
 	ops  int32 // operations in flight on fd
 
-	// State flags, kept together so the record packs tightly (an idle
-	// connection's memory is mostly this record).
+	// State, kept together so the record packs tightly (an idle
+	// connection's memory is mostly this record): the lifecycle, then the
+	// flags of each direction and of the loop's queues.
 	kind         sockKind
-	connecting   bool // client: connect not completed yet
-	closing      bool // no more sends (Close, CloseAfterWriting)
-	afterWriting bool // close once the outbound queue is empty
+	life         life
+	drain        bool // CloseAfterWriting: close once the queue is sent
 	wrClosed     bool // CloseWrite: no more sends
 	shutPending  bool // shutdown(SHUT_WR) once the queue is empty
 	rdEOF        bool // the peer's EOF arrived: no more receives (see peerEOF)
-	closed       bool // closed: Unbind queued, fd going down
-	fdClosing    bool // the close of fd is submitted (or there was none)
 	recvArmed    bool // the receive (or accept) is in flight
 	recvCancel   bool // its cancel was requested
 	paused       bool // by Pause
@@ -84,9 +49,6 @@ type sock struct {
 	resumeQ      bool // queued in net.resumed
 	sendInFlight bool
 	dirty        bool
-	noZC         bool // refused a zero-copy send (-EOPNOTSUPP): no more
-	zcWait       bool // a zero-copy send's result is in, its notification not
-	fdDone       bool // fd closed while zcWait: free the record at the notification
 
 	network string // "tcp", "unix", "udp"
 	h       conn.Handler
@@ -94,13 +56,10 @@ type sock struct {
 	srv     *Server // listener: its server
 	reason  error
 
-	out     conn.Outbound
-	sendMem *opMem       // while a send or sendto is in flight (from the loop's pool)
-	recvMem *opMem       // single-shot receives (Options.URingRecv): while one is in flight
-	connMem *opMem       // while the connect is in flight
-	fl      *flowState   // set by SetOutboundLimits or when paused data is held
-	dg      *dgramState  // datagram sockets only
-	cl      *clientState // outbound connections only
+	out conn.Outbound
+	fl  *flowState   // set by SetOutboundLimits or when paused data is held
+	dg  *dgramState  // datagram sockets only
+	cl  *clientState // outbound connections only
 
 	// SendFile segments, each sent once the bytes queued before it are.
 	files   []*fileSeg
@@ -114,6 +73,52 @@ type sock struct {
 	laddr, raddr net.Addr
 	stats        conn.Stats
 }
+
+// life is where a socket is in its lifecycle. It only moves forward, and
+// only through advance:
+//
+//	lifeConnecting ──connect completes──► lifeOpen
+//	      │                                  │ closeSock: Close, CloseAfterWriting's queue sent,
+//	      │                                  │ peer EOF, error, timeout, Stop
+//	      └──────────────────────────────────┴──► lifeClosed
+//	                                                 │ last operation reaped (maybeCloseFD)
+//	                                                 ▼
+//	    (a socket that never got an fd jumps here) lifeFDClosing ──close reaped──► freed
+//
+// Listeners, accepted and datagram sockets start open (newSock), outbound
+// connections connecting (Connect). At lifeClosed Unbind is queued and
+// every operation in flight cancelled; the fd stays open until the engine
+// has reported them all, so no completion can name a reused fd. Closing
+// after writing (drain) and half-closing (wrClosed) are intents of the
+// write direction, not states: a connecting socket may have either.
+type life uint8
+
+const (
+	lifeConnecting life = iota // client: the connect is in flight
+	lifeOpen                   // reads and writes
+	lifeClosed                 // Unbind queued, operations being cancelled, fd open
+	lifeFDClosing              // the close of fd is submitted (or there was no fd)
+)
+
+// advance moves s to the state to, forward only: a move to the state it is
+// in, or to an earlier one, does nothing (closing twice is no error).
+func (s *sock) advance(to life) {
+	if to > s.life {
+		s.life = to
+	}
+}
+
+func (s *sock) connecting() bool { return s.life == lifeConnecting }
+
+// closing reports that no more sends are accepted: closed, or closing
+// once the queue is sent.
+func (s *sock) closing() bool { return s.drain || s.life >= lifeClosed }
+
+// closed reports that Unbind is queued and the fd is going down.
+func (s *sock) closed() bool { return s.life >= lifeClosed }
+
+// fdClosing reports that the fd's close is submitted (or there was none).
+func (s *sock) fdClosing() bool { return s.life == lifeFDClosing }
 
 // flowState holds a sock's outbound limits and the bytes received while
 // reading was paused, out of line: most connections use neither.
@@ -184,8 +189,8 @@ type netState struct {
 	stale    int      // stale completions dropped
 	servers  []*Server
 	chunks   conn.ChunkCache // outbound chunks shared by the loop's connections
-	opMems   []*opMem        // free operation memory (see getOpMem)
-	recvBufs [][]byte        // free single-shot receive buffers (see recvSingleShot)
+	sendBufs [][]byte        // scratch for the buffers of one send (the engine copies it)
+	recvBufs [][]byte        // free single-shot receive buffers (see getRecvBuf)
 	heldBufs [][]byte        // free buffers for bytes held during a pause (see holdBytes)
 }
 
@@ -223,34 +228,34 @@ func (l *Loop) putHeldBuf(b []byte) {
 	l.net.heldBufs = append(l.net.heldBufs, b[:0])
 }
 
-// maxFreeOpMems bounds the loop's pool of operation memory.
-const maxFreeOpMems = 4096
+// maxFreeRecvBufs bounds the loop's pool of single-shot receive buffers.
+const maxFreeRecvBufs = 64
 
-// getOpMem returns memory for one operation from the loop's pool. Only a
-// connection with a send or connect in flight holds one, which keeps an idle
-// connection's record small (an opMem is about 256 bytes).
-func (l *Loop) getOpMem() *opMem {
-	if k := len(l.net.opMems); k > 0 {
-		m := l.net.opMems[k-1]
-		l.net.opMems[k-1] = nil
-		l.net.opMems = l.net.opMems[:k-1]
-		return m
-	}
-	return new(opMem)
+// singleShot reports whether stream connections receive with one
+// operation per read into a buffer of the loop's (Options.URingRecv =
+// RecvSingleShot, io_uring only) instead of a multishot receive.
+func (l *Loop) singleShot() bool {
+	return l.opts.URingRecv == RecvSingleShot && l.be.kind() == URing
 }
 
-// putOpMem releases *m, which the kernel is done with (its operation's final
-// completion has arrived, or it was never submitted), back to the pool and
-// clears *m. A nil *m is ignored.
-func (l *Loop) putOpMem(m **opMem) {
-	if *m == nil {
-		return
+// getRecvBuf returns a single-shot receive buffer of RecvBufferSize; the
+// engine holds it until the receive's completion.
+func (l *Loop) getRecvBuf() []byte {
+	if k := len(l.net.recvBufs); k > 0 {
+		b := l.net.recvBufs[k-1]
+		l.net.recvBufs[k-1] = nil
+		l.net.recvBufs = l.net.recvBufs[:k-1]
+		return b
 	}
-	(*m).release()
-	if len(l.net.opMems) < maxFreeOpMems {
-		l.net.opMems = append(l.net.opMems, *m)
+	return make([]byte, l.opts.RecvBufferSize)
+}
+
+// putRecvBuf keeps b, a single-shot receive buffer whose bytes have been
+// delivered, for the next receive.
+func (l *Loop) putRecvBuf(b []byte) {
+	if len(l.net.recvBufs) < maxFreeRecvBufs && cap(b) >= l.opts.RecvBufferSize {
+		l.net.recvBufs = append(l.net.recvBufs, b[:cap(b)])
 	}
-	*m = nil
 }
 
 func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }
@@ -267,7 +272,7 @@ func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
 		n.socks = append(n.socks, nil)
 		n.gens = append(n.gens, 0)
 	}
-	s := &sock{l: l, slot: slot, gen: n.gens[slot], kind: kind, fd: fd, network: network}
+	s := &sock{l: l, slot: slot, gen: n.gens[slot], kind: kind, life: lifeOpen, fd: fd, network: network}
 	if n.chunks.Max == 0 {
 		n.chunks.Max = 256 // 4 MiB of 16 KiB chunks at most
 	}
@@ -324,10 +329,8 @@ func (l *Loop) dispatch(c *completion) {
 		return
 	}
 	s := n.socks[slot]
-	final := c.flags&flagMore == 0
-	if final && c.flags&flagNotif == 0 {
-		// (A zero-copy send's notification is no operation on fd: onSend
-		// counted the send out at its result.)
+	final := !c.more
+	if final {
 		s.ops--
 	}
 	switch k {
@@ -346,10 +349,6 @@ func (l *Loop) dispatch(c *completion) {
 	case opSendFile:
 		l.onSendFile(s, c)
 	case opClose:
-		if s.zcWait {
-			s.fdDone = true // the record goes at the notification (onSend)
-			return
-		}
 		l.freeSock(s)
 		return
 	default:
@@ -373,7 +372,7 @@ func errRetry(res int32) bool { return res == -int32(unix.EAGAIN) }
 
 func (l *Loop) opError(op string, s *sock, err error) error {
 	var addr net.Addr
-	if s != nil && !s.fdClosing {
+	if s != nil && !s.fdClosing() {
 		addr = s.raddr
 	}
 	return &conn.OpError{Op: op, Backend: l.be.kind().String(), Addr: addr, Err: err}
@@ -392,10 +391,10 @@ func (l *Loop) report(err error) {
 // operation in flight is cancelled, and the fd is closed once they are all
 // reaped. Closing twice does nothing.
 func (l *Loop) closeSock(s *sock, reason error) {
-	if s.closed {
+	if s.closed() {
 		return
 	}
-	s.closed, s.closing = true, true
+	s.advance(lifeClosed)
 	s.reason = reason
 	s.inactTimer.Cancel()
 	if s.cl != nil {
@@ -416,15 +415,10 @@ func (l *Loop) closeSock(s *sock, reason error) {
 // maybeCloseFD closes the fd of a closed socket once nothing is in flight
 // on it, and frees the record when there is no fd.
 func (l *Loop) maybeCloseFD(s *sock) {
-	if !s.closed || s.ops > 0 || s.fdClosing {
+	if !s.closed() || s.ops > 0 || s.fdClosing() {
 		return
 	}
-	s.fdClosing = true
-	if !s.zcWait { // else the kernel still reads its buffers (onSend)
-		l.putOpMem(&s.sendMem)
-	}
-	l.putOpMem(&s.connMem)
-	l.putRecvMem(s)
+	s.advance(lifeFDClosing)
 	if s.fd < 0 {
 		l.freeSock(s)
 		return
@@ -484,7 +478,7 @@ func (l *Loop) flushSends() {
 			s.fl.held = nil
 			l.deliver(s, data)
 			l.putHeldBuf(data)
-			if s.rdEOF && s.heldLen() == 0 && !s.closed {
+			if s.rdEOF && s.heldLen() == 0 && !s.closed() {
 				l.peerEOF(s) // the EOF came after these bytes
 			}
 		}
@@ -495,7 +489,7 @@ func (l *Loop) flushSends() {
 		s := n.dirty[i]
 		n.dirty[i] = nil
 		s.dirty = false
-		if s.closed || s.connecting || s.sendInFlight || s.fd < 0 {
+		if s.closed() || s.connecting() || s.sendInFlight || s.fd < 0 {
 			continue
 		}
 		switch s.kind {
@@ -518,12 +512,8 @@ func (l *Loop) submitSend(s *sock) {
 	if s.out.Len() == 0 {
 		return
 	}
-	if s.sendMem == nil {
-		s.sendMem = l.getOpMem()
-	}
-	// Zero-copy sends (Options.URingSendZC) are for TCP: AF_UNIX refuses them.
-	s.sendMem.noZC = s.noZC || s.network == "unix"
-	bufs := s.out.Pending(s.sendMem.bufs[:0])
+	// The engine copies the slice of slices: one scratch serves every send.
+	bufs := s.out.Pending(l.net.sendBufs[:0])
 	if len(s.files) > 0 {
 		limit := s.files[0].at - s.sentSeq
 		for i, b := range bufs {
@@ -535,8 +525,10 @@ func (l *Loop) submitSend(s *sock) {
 			limit -= int64(len(b))
 		}
 	}
-	if err := l.be.send(s.fd, bufs, s.sendMem, s.tok(opSend)); err != nil {
-		l.putOpMem(&s.sendMem)
+	err := l.be.send(s.fd, bufs, s.tok(opSend))
+	clear(bufs)
+	l.net.sendBufs = bufs[:0]
+	if err != nil {
 		l.closeSock(s, l.opError("send", s, err))
 		return
 	}
@@ -545,41 +537,11 @@ func (l *Loop) submitSend(s *sock) {
 }
 
 func (l *Loop) onSend(s *sock, c *completion) {
-	res := c.res
-	if m := s.sendMem; m != nil {
-		if c.flags&flagNotif == 0 {
-			m.res = c.res
-		}
-		if c.flags&flagMore != 0 {
-			// The result of a zero-copy send. The request is over, so fd
-			// may close, but the kernel may read the buffers until the
-			// notification (which it posts after this CQE): they stay
-			// pinned in m and unconsumed in s.out until then, and s stays
-			// in its slot (STYLE §5: the notification is final).
-			s.ops--
-			s.zcWait = true
-			return
-		}
-		s.zcWait = false
-		res = m.res
-		if m.zc && res == -int32(unix.EOPNOTSUPP) && !s.closed {
-			// The socket cannot send zero-copy: send it the ordinary way.
-			s.noZC = true
-			s.sendInFlight = false
-			l.putOpMem(&s.sendMem)
-			l.markDirty(s)
-			return
-		}
-	}
 	s.sendInFlight = false
-	l.putOpMem(&s.sendMem)
-	if s.fdDone {
-		l.freeSock(s) // the notification of a send outlived the socket
+	if s.closed() {
 		return
 	}
-	if s.closed {
-		return
-	}
+	res := c.res
 	if errRetry(res) {
 		res = 0 // nothing was written: afterSend sends it all again
 	}
@@ -606,7 +568,7 @@ func (l *Loop) afterSend(s *sock) {
 		l.updateRead(s)
 		if d, ok := s.h.(conn.Drainer); ok {
 			l.call(func() { d.Drained(s.c) })
-			if s.closed {
+			if s.closed() {
 				return
 			}
 		}
@@ -614,7 +576,7 @@ func (l *Loop) afterSend(s *sock) {
 	if s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight {
 		return
 	}
-	if s.afterWriting {
+	if s.drain {
 		l.closeSock(s, s.reason) // nil, or io.EOF when the peer's EOF asked for it (peerEOF)
 		return
 	}
@@ -640,16 +602,16 @@ func (l *Loop) peerEOF(s *sock) {
 	if hc, ok := s.h.(conn.HalfCloser); ok {
 		c := s.c
 		l.call(func() { hc.ReceiveEOF(c) })
-		if !s.closed && s.wrClosed && !s.shutPending {
+		if !s.closed() && s.wrClosed && !s.shutPending {
 			l.closeSock(s, io.EOF) // the write side was shut down already
 		}
 		return
 	}
 	if s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight {
-		if !s.afterWriting {
+		if !s.drain {
 			s.reason = io.EOF // read by afterSend's close; a CloseAfterWriting of the handler's keeps nil
 		}
-		s.closing, s.afterWriting = true, true
+		s.drain = true
 		return
 	}
 	l.closeSock(s, io.EOF)
@@ -658,7 +620,7 @@ func (l *Loop) peerEOF(s *sock) {
 // readable reports whether received bytes may be delivered to s's handler
 // now (not paused, not closed).
 func (l *Loop) readable(s *sock) bool {
-	return !s.closed && !s.connecting && !s.paused && !s.aboveHigh && s.fd >= 0 && s.kind != sockListener
+	return !s.closed() && !s.connecting() && !s.paused && !s.aboveHigh && s.fd >= 0 && s.kind != sockListener
 }
 
 // wantRead reports whether s should have a receive armed.
@@ -693,9 +655,9 @@ func (l *Loop) updateRead(s *sock) {
 		if s.kind == sockDgram {
 			k = opRecvFrom
 			err = l.be.recvFrom(s.fd, s.dg.dbuf, s.tok(k))
-		} else if r := l.singleShot(); r != nil {
+		} else if l.singleShot() {
 			k = opRecv
-			err = l.recvSingleShot(r, s)
+			err = l.be.recv(s.fd, l.getRecvBuf(), s.tok(k))
 		} else {
 			k = opRecv
 			err = l.be.recvMultishot(s.fd, s.tok(k))
@@ -706,7 +668,7 @@ func (l *Loop) updateRead(s *sock) {
 		}
 		s.ops++
 		s.recvArmed = true
-	case !want && s.recvArmed && !s.recvCancel && !s.closed:
+	case !want && s.recvArmed && !s.recvCancel && !s.closed():
 		k := opRecv
 		if s.kind == sockDgram {
 			k = opRecvFrom
@@ -736,12 +698,14 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		s.recvArmed = false
 		s.recvCancel = false
 	}
-	if s.recvMem != nil && c.res > 0 {
-		c.buf = s.recvMem.bufs[0][:c.res] // single-shot: the connection's buffer
+	if c.res > 0 && l.singleShot() {
+		// The loop's own buffer (recvSingleShot): back to the pool once
+		// delivered (held bytes are copies).
+		defer l.putRecvBuf(c.buf)
 	}
 	switch {
 	case c.res > 0:
-		if s.closed {
+		if s.closed() {
 			break
 		}
 		if !l.wantRead(s) || s.heldLen() > 0 {
@@ -752,8 +716,7 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		}
 		l.deliver(s, c.buf)
 	case c.res == 0:
-		l.putRecvMem(s)
-		if !s.closed {
+		if !s.closed() {
 			s.rdEOF = true
 			if s.heldLen() == 0 {
 				l.peerEOF(s)
@@ -769,20 +732,17 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 			// errRetry): re-armed below if wanted (the buffers came back
 			// right after their dispatch).
 		default:
-			l.putRecvMem(s)
 			l.closeSock(s, l.opError("recv", s, err))
 			return
 		}
 	}
 	if final {
-		l.putRecvMem(s)
 		l.updateRead(s)
 	}
 }
 
 func (l *Loop) onConnect(s *sock, c *completion) {
-	l.putOpMem(&s.connMem)
-	if s.closed {
+	if s.closed() {
 		return
 	}
 	if c.res == -int32(unix.ETIME) && s.cl.connBound {
@@ -795,7 +755,7 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 		l.closeSock(s, l.opError("connect", s, errnoOf(c.res)))
 		return
 	}
-	s.connecting = false
+	s.advance(lifeOpen) // connected
 	s.cl.connTimer.Cancel()
 	s.lastAct = l.monotonic()
 	if s.inact > 0 && !s.inactTimer.Pending() {
@@ -803,7 +763,7 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 	}
 	h, cn := s.h, s.c
 	l.call(func() { h.ConnectionCompleted(cn) })
-	if s.closed {
+	if s.closed() {
 		return
 	}
 	l.updateRead(s)
@@ -846,7 +806,7 @@ func (l *Loop) armInactivity(s *sock, d time.Duration) {
 		s.inactTimer = new(Timer)
 	}
 	l.armInternalTimerAt(s.inactTimer, s.lastAct+int64(d+inactivitySlack), func() {
-		if s.closed || s.inact == 0 {
+		if s.closed() || s.inact == 0 {
 			return
 		}
 		if idle := time.Duration(l.now - s.lastAct); idle < s.inact {
@@ -946,7 +906,7 @@ func (l *Loop) stopServers() error {
 // outputPending reports whether an open connection still has output queued.
 func (l *Loop) outputPending() bool {
 	for _, s := range l.net.socks {
-		if s == nil || s.closed {
+		if s == nil || s.closed() {
 			continue
 		}
 		if s.out.Len() > 0 || len(s.files) > 0 || (s.dg != nil && len(s.dg.dgrams) > 0) || s.sendInFlight {
@@ -979,7 +939,7 @@ func (l *Loop) shutdownConns() error {
 		}
 	}
 	for _, s := range l.net.socks {
-		if s != nil && !s.closed {
+		if s != nil && !s.closed() {
 			l.closeSock(s, nil)
 		}
 	}

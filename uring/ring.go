@@ -2,6 +2,7 @@ package uring
 
 import (
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -23,6 +24,63 @@ type Options struct {
 	// NoRegisterRingFD stops New from registering the ring fd (IORING_REGISTER_RING_FDS),
 	// which it otherwise does when SINGLE_ISSUER was granted.
 	NoRegisterRingFD bool
+
+	// Taskrun limits the automatic choice to one tier of task-work flags (see [Taskrun]);
+	// the zero value, TaskrunAuto, tries every tier best first. Ignored with NoAutoFlags.
+	Taskrun Taskrun
+}
+
+// Taskrun names a tier of the setup flags that decide where and when the kernel runs
+// completion work (task work). [New] tries the tiers best first (TaskrunAuto) or only
+// the one asked for; this table is the only place the tiers are written down.
+type Taskrun uint8
+
+const (
+	// TaskrunAuto tries TaskrunDefer, then TaskrunCoop, then TaskrunNone.
+	TaskrunAuto Taskrun = iota
+	// TaskrunDefer is IORING_SETUP_SINGLE_ISSUER|IORING_SETUP_DEFER_TASKRUN, with
+	// IORING_SETUP_TASKRUN_FLAG where accepted (Linux 6.1): completion work runs only
+	// when the submitting thread waits.
+	TaskrunDefer
+	// TaskrunCoop is IORING_SETUP_COOP_TASKRUN|IORING_SETUP_TASKRUN_FLAG (Linux 5.19):
+	// completion work runs at the thread's next kernel entry, without an interrupt.
+	TaskrunCoop
+	// TaskrunNone asks for none of those flags: the kernel interrupts the thread to
+	// post completions.
+	TaskrunNone
+)
+
+// taskrunTiers are the flag sets of each tier, best first within a tier.
+var taskrunTiers = [...][]SetupFlags{
+	TaskrunDefer: {SetupSingleIssuer | SetupDeferTaskrun | SetupTaskrunFlag, SetupSingleIssuer | SetupDeferTaskrun},
+	TaskrunCoop:  {SetupCoopTaskrun | SetupTaskrunFlag},
+	TaskrunNone:  {0},
+}
+
+// String returns "auto", "defer-taskrun", "coop-taskrun" or "none".
+func (t Taskrun) String() string {
+	switch t {
+	case TaskrunAuto:
+		return "auto"
+	case TaskrunDefer:
+		return "defer-taskrun"
+	case TaskrunCoop:
+		return "coop-taskrun"
+	case TaskrunNone:
+		return "none"
+	}
+	return "Taskrun(" + strconv.Itoa(int(t)) + ")"
+}
+
+// feature names the kernel flags a tier needs, for a *FeatureError.
+func (t Taskrun) feature() string {
+	switch t {
+	case TaskrunDefer:
+		return "IORING_SETUP_SINGLE_ISSUER|IORING_SETUP_DEFER_TASKRUN"
+	case TaskrunCoop:
+		return "IORING_SETUP_COOP_TASKRUN|IORING_SETUP_TASKRUN_FLAG"
+	}
+	return "io_uring_setup without taskrun flags"
 }
 
 // ErrClosed is returned by methods of a [Ring] or [BufRing] that has been closed.

@@ -70,7 +70,8 @@ const unsupportedFlags = SetupIOPoll | SetupSQPoll | SetupSQAff | SetupSQE128 | 
 //
 // Without opts.NoAutoFlags it asks for the best flags the kernel accepts, first to last:
 // SINGLE_ISSUER|DEFER_TASKRUN (|TASKRUN_FLAG), then COOP_TASKRUN|TASKRUN_FLAG, then
-// none; each with CQSIZE|CLAMP|SUBMIT_ALL and NO_SQARRAY when accepted (dropping extras on
+// none (the tiers of [Taskrun]; opts.Taskrun keeps only one, and when the kernel refuses
+// it New returns a *FeatureError naming it); each with CQSIZE|CLAMP|SUBMIT_ALL and NO_SQARRAY when accepted (dropping extras on
 // EINVAL). [Ring.Flags] and [Ring.Features] report what was granted. When SINGLE_ISSUER is
 // granted the ring fd is also registered ([Ring.RegisterRingFD]) unless
 // opts.NoRegisterRingFD.
@@ -95,24 +96,27 @@ func New(entries uint32, opts *Options) (*Ring, error) {
 		cq = 4 * entries
 	}
 
+	if o.Taskrun > TaskrunNone {
+		return nil, fmt.Errorf("uring: invalid Options.Taskrun %d: %w", o.Taskrun, unix.EINVAL)
+	}
 	var candidates []SetupFlags
 	if o.NoAutoFlags {
 		candidates = []SetupFlags{o.Flags | SetupCQSize}
 	} else {
-		tiers := []SetupFlags{
-			SetupSingleIssuer | SetupDeferTaskrun | SetupTaskrunFlag,
-			SetupSingleIssuer | SetupDeferTaskrun,
-			SetupCoopTaskrun | SetupTaskrunFlag,
-			0,
+		tiers := taskrunTiers[TaskrunDefer:]
+		if o.Taskrun != TaskrunAuto {
+			tiers = taskrunTiers[o.Taskrun : o.Taskrun+1]
 		}
 		extras := []SetupFlags{
 			SetupCQSize | SetupClamp | SetupSubmitAll | SetupNoSQArray,
 			SetupCQSize | SetupClamp | SetupSubmitAll,
 			SetupCQSize | SetupClamp,
 		}
-		for _, t := range tiers {
-			for _, e := range extras {
-				candidates = append(candidates, o.Flags|t|e)
+		for _, tier := range tiers {
+			for _, t := range tier {
+				for _, e := range extras {
+					candidates = append(candidates, o.Flags|t|e)
+				}
 			}
 		}
 	}
@@ -130,6 +134,9 @@ func New(entries uint32, opts *Options) (*Ring, error) {
 		}
 		if errors.Is(err, unix.EINVAL) && i+1 < len(candidates) {
 			continue
+		}
+		if errors.Is(err, unix.EINVAL) && o.Taskrun != TaskrunAuto && !o.NoAutoFlags {
+			return nil, fmt.Errorf("%w (Options.Taskrun %v): %w", &FeatureError{Feature: o.Taskrun.feature()}, o.Taskrun, err)
 		}
 		return nil, err
 	}

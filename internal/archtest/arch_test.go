@@ -27,25 +27,29 @@ const tags = "stress,giouring"
 // its non-test code may import. Examples may import loop and conn only (see
 // rules).
 var allowed = map[string][]string{
-	"uring":              nil,
-	"fallback_epoll":     nil,
-	"timers":             nil,
-	"pool":               nil,
-	"conn":               nil,
-	"loop":               {"conn", "timers", "pool", "uring", "fallback_epoll"},
-	"internal/testutil":  {"loop", "internal/leakcheck"},
-	"internal/leakcheck": nil,
-	"internal/archtest":  nil,
+	"uring":               nil,
+	"uring/engine":        {"uring"},
+	"fallback_epoll":      nil,
+	"internal/enginetest": {"uring/engine", "fallback_epoll"},
+	"timers":              nil,
+	"pool":                nil,
+	"conn":                nil,
+	"loop":                {"conn", "timers", "pool", "uring/engine", "fallback_epoll"},
+	"internal/testutil":   {"loop", "internal/leakcheck"},
+	"internal/leakcheck":  nil,
+	"internal/archtest":   nil,
 }
 
 // external lists, per package, the packages outside the module and the
 // standard library its non-test code may import; the others may import the
 // standard library only. conn may use x/sys/unix for errno values.
 var external = map[string][]string{
-	"uring":          {"golang.org/x/sys/unix"},
-	"fallback_epoll": {"golang.org/x/sys/unix"},
-	"loop":           {"golang.org/x/sys/unix"},
-	"conn":           {"golang.org/x/sys/unix"},
+	"uring":               {"golang.org/x/sys/unix"},
+	"uring/engine":        {"golang.org/x/sys/unix"},
+	"fallback_epoll":      {"golang.org/x/sys/unix"},
+	"internal/enginetest": {"golang.org/x/sys/unix"},
+	"loop":                {"golang.org/x/sys/unix"},
+	"conn":                {"golang.org/x/sys/unix"},
 }
 
 // Every package's tests may import, besides what its non-test code may and

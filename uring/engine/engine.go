@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/ringmachine/ringmachine/uring"
+	"golang.org/x/sys/unix"
+)
+
+// FlagMore is set in [Completion.Flags] when a multishot operation
+// ([Engine.AcceptMultishot], [Engine.RecvMultishot]) will complete again. A
+// completion without it is the operation's final one. It is the kernel's
+// IORING_CQE_F_MORE.
+const FlagMore = uring.CQEFlagMore
+
+// Completion is the result of one operation, as [Engine.Wait] reports it.
+//
+// UserData is the token the operation was submitted with. Res >= 0 is the
+// operation's result (bytes transferred, a new fd, or 0); Res < 0 is -errno,
+// which [Completion.Err] turns into an error.
+type Completion struct {
+	// UserData is the caller's token given at submission.
+	UserData uint64
+	// Res is the result: >= 0 on success, -errno on failure.
+	Res int32
+	// Flags holds [FlagMore] for the non-final completions of multishot
+	// operations.
+	Flags uint32
+	// Buf holds the bytes received, for receive operations with Res > 0. For
+	// [Engine.RecvMultishot] it is a buffer of the engine's provided-buffer
+	// ring, valid only until the next call to [Engine.Wait] (the engine gives
+	// it back to the kernel then): copy what you keep. For [Engine.Recv] and
+	// [Engine.RecvFrom] it is buf[:Res] of the caller's own buffer. Nil
+	// otherwise.
+	Buf []byte
+	// From is the sender's address for [Engine.RecvFrom] completions with
+	// Res >= 0; nil otherwise.
+	From unix.Sockaddr
+}
+
+// Err returns nil when c.Res >= 0 and unix.Errno(-c.Res) otherwise, so
+// errors.Is(c.Err(), unix.ECONNREFUSED) works.
+func (c Completion) Err() error {
+	if c.Res >= 0 {
+		return nil
+	}
+	return unix.Errno(-c.Res)
+}
+
+// More reports whether the operation will complete again ([FlagMore]).
+func (c Completion) More() bool { return c.Flags&FlagMore != 0 }
+
+// Taskrun is [uring.Taskrun], named here so a caller of the engine need not
+// import package uring.
+type Taskrun = uring.Taskrun
+
+// The tiers of [Taskrun].
+const (
+	TaskrunAuto  = uring.TaskrunAuto
+	TaskrunDefer = uring.TaskrunDefer
+	TaskrunCoop  = uring.TaskrunCoop
+	TaskrunNone  = uring.TaskrunNone
+)
+
+// Options configures an [Engine]. The zero value selects the defaults.
+type Options struct {
+	// Entries is the submission queue size (default DefaultEntries); the
+	// completion queue is four times larger.
+	Entries int
+	// Taskrun limits the ring's setup to one tier of task-work flags (default
+	// uring.TaskrunAuto, the best the kernel accepts). A tier the kernel
+	// refuses makes [New] fail with a *uring.FeatureError.
+	Taskrun Taskrun
+	// RecvBufferSize is the most bytes one [Engine.RecvMultishot] completion
+	// carries: the size of each provided buffer (default
+	// DefaultRecvBufferSize).
+	RecvBufferSize int
+	// RecvBuffers is how many provided buffers the ring starts with (default
+	// DefaultRecvBuffers). When a receive runs out of them (-ENOBUFS) the
+	// ring doubles, at most once per Wait, up to RecvBuffersMax.
+	RecvBuffers int
+	// RecvBuffersMax caps the provided buffers (default: RecvBuffers, no
+	// growth). Untouched buffers cost address space, not memory.
+	RecvBuffersMax int
+	// SendZC is a size in bytes: a [Engine.Send] of at least this many bytes
+	// goes out zero-copy (IORING_OP_SEND_ZC, or SENDMSG_ZC for several
+	// buffers where the kernel has it). 0 disables zero-copy sends. A socket
+	// that refuses them (EOPNOTSUPP: AF_UNIX) is sent to the ordinary way,
+	// transparently, from then on.
+	SendZC int
+	// SubmitPerOp enters the kernel once per operation instead of once per
+	// Wait (for measurements).
+	SubmitPerOp bool
+	// RecvPollFirst submits multishot receives with
+	// IORING_RECVSEND_POLL_FIRST: the kernel arms the poll without trying the
+	// receive first. Worth it when data rarely waits at arming time; it also
+	// widens the kernel race the engine works around (see
+	// [Engine.RecvMultishot]), which tests use.
+	RecvPollFirst bool
+}
+
+// Defaults of [Options].
+const (
+	DefaultEntries        = 512
+	DefaultRecvBufferSize = 16 << 10
+	DefaultRecvBuffers    = 256
+)
+
+// ErrClosed is returned by every method of an [Engine] after [Engine.Close].
+var ErrClosed = errors.New("engine: closed")
+
+// Stats are counters for tests and measurements ([Engine.Stats]).
+type Stats struct {
+	// ZeroCopySends counts the sends submitted zero-copy.
+	ZeroCopySends int
+	// FreshRecvCancels counts the multishot receives cancelled and re-armed
+	// by the stranded-receive workaround (see [Engine.RecvMultishot]).
+	FreshRecvCancels int
+	// RecvBuffers is how many buffers the provided-buffer ring holds now.
+	RecvBuffers int
+}

@@ -1,0 +1,465 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/ringmachine/ringmachine/uring"
+	"golang.org/x/sys/unix"
+)
+
+// requiredOps are the operations the engine submits; New fails with a
+// *uring.FeatureError when the probe lacks one.
+var requiredOps = []uring.Op{
+	uring.OpRead, uring.OpAsyncCancel, uring.OpLinkTimeout, uring.OpAccept,
+	uring.OpConnect, uring.OpRecv, uring.OpSend, uring.OpSendmsg, uring.OpClose,
+	uring.OpShutdown, uring.OpSplice, uring.OpTimeoutRemove, uring.OpPollAdd,
+	// IORING_OP_SEND_ZC arrived in Linux 6.0 with multishot receive; its
+	// presence is how the probe tells us IORING_RECV_MULTISHOT is there.
+	uring.OpSendZC,
+}
+
+// bufGroup is the buffer group ID of the engine's provided-buffer ring.
+const bufGroup = 0
+
+// Engine is the io_uring engine: completion-style socket operations on one
+// ring, the counterpart of the epoll engine (package epoll). See the package
+// documentation for the contract.
+//
+// An Engine is not safe for concurrent use: create it with [New] on a
+// goroutine locked to its OS thread (runtime.LockOSThread) and call every
+// method but [Engine.Wake] from that goroutine.
+type Engine struct {
+	r      *uring.Ring
+	cqes   []uring.CQE
+	closed bool
+
+	efd   int      // eventfd written by Wake
+	efbuf *[8]byte // target of the in-flight eventfd read, pinned
+	pin   runtime.Pinner
+	armed bool // the eventfd read is in flight
+
+	ops int // caller operations whose final completion is not delivered
+
+	// The operation table (token.go): rows by index, free indexes, and the
+	// rows the caller may name by its token (Cancel, UpdateConnectTimeout).
+	rows []row
+	free []uint32
+	byUD map[uint64]uint32
+	mems []*opMem       // free operation memory
+	sqes int            // SQEs under row tokens whose last CQE is not reaped
+	zcOK map[int32]bool // Options.SendZC: whether a socket sends zero-copy (zeroCopyOK)
+
+	// br is the one provided-buffer ring: every multishot receive picks its
+	// buffers from it. held are the buffers handed out by the last Wait,
+	// given back at the next.
+	br    *uring.BufRing
+	held  []uint16
+	grown bool // the ring grew during this Wait (at most once per Wait)
+
+	// fresh are the multishot receives submitted since the last check (see
+	// checkFresh); late the cancels it could not queue at once.
+	fresh []freshRecv
+	late  []uint64
+	pfd   [1]unix.PollFd
+
+	// pipes are idle, empty pipes for splices (at most maxIdlePipes).
+	pipes    []*splicePipe
+	stepping int // rows that submit SQEs as they go (splices, polled): CancelFD marks them
+
+	opts  Options
+	zcMsg bool // the probe has IORING_OP_SENDMSG_ZC (Linux 6.1)
+	stats Stats
+}
+
+// New sets up a ring and checks that the kernel has everything the engine
+// needs. Call it on a goroutine locked to its OS thread.
+//
+// Errors: from uring.New (errors.Is works for unix.ENOSYS: no io_uring;
+// unix.EPERM: disabled by sysctl or seccomp; unix.ENOMEM: RLIMIT_MEMLOCK);
+// a *uring.FeatureError (matching errors.ErrUnsupported) naming the first
+// missing feature or an Options.Taskrun tier the kernel refuses; an error
+// wrapping unix.EINVAL for negative options.
+func New(opts Options) (*Engine, error) {
+	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 {
+		return nil, fmt.Errorf("engine: negative option in %+v: %w", opts, unix.EINVAL)
+	}
+	if opts.Entries == 0 {
+		opts.Entries = DefaultEntries
+	}
+	if opts.RecvBufferSize == 0 {
+		opts.RecvBufferSize = DefaultRecvBufferSize
+	}
+	if opts.RecvBuffers == 0 {
+		opts.RecvBuffers = DefaultRecvBuffers
+	}
+	opts.RecvBuffersMax = max(opts.RecvBuffersMax, opts.RecvBuffers)
+	if opts.RecvBuffersMax > 1<<15 {
+		return nil, fmt.Errorf("engine: RecvBuffersMax %d above 32768: %w", opts.RecvBuffersMax, unix.EINVAL)
+	}
+	r, err := uring.New(uint32(opts.Entries), &uring.Options{Taskrun: opts.Taskrun})
+	if err != nil {
+		return nil, err
+	}
+	p, err := checkRing(r)
+	if err != nil {
+		return nil, errors.Join(err, r.Close())
+	}
+	// A blocking eventfd: io_uring then waits for it by polling instead of
+	// failing the read with EAGAIN.
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("engine: eventfd: %w", err), r.Close())
+	}
+	// The ring has room for RecvBuffersMax buffers but starts with
+	// RecvBuffers: it grows on ENOBUFS, and an untouched buffer costs no
+	// resident memory.
+	br, err := r.NewBufRingProvided(bufGroup, uint16(opts.RecvBuffersMax), opts.RecvBufferSize, uint16(opts.RecvBuffers))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("engine: buffer ring: %w", err), unix.Close(efd), r.Close())
+	}
+	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
+		byUD: make(map[uint64]uint32), opts: opts}
+	e.zcMsg = p.Supported(uring.OpSendmsgZC)
+	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
+	// Close has reaped the last read.
+	e.pin.Pin(e.efbuf)
+	return e, nil
+}
+
+// checkRing returns the ring's probe, or a *uring.FeatureError naming the
+// first missing feature.
+func checkRing(r *uring.Ring) (*uring.Probe, error) {
+	if !r.Features().Has(uring.FeatExtArg) {
+		return nil, &uring.FeatureError{Feature: "IORING_FEAT_EXT_ARG"}
+	}
+	p, err := r.Probe()
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range requiredOps {
+		if !p.Supported(op) {
+			return nil, &uring.FeatureError{Feature: op.String()}
+		}
+	}
+	return p, nil
+}
+
+// RingFD returns the ring's fd when the kernel has IORING_OP_MSG_RING
+// (Linux 5.18), the target other engines pass to [Engine.MsgRing]; -1
+// otherwise.
+func (e *Engine) RingFD() int {
+	if e.closed {
+		return -1
+	}
+	p, err := e.r.Probe()
+	if err != nil || !p.Supported(uring.OpMsgRing) {
+		return -1
+	}
+	return e.r.FD()
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	st := e.stats
+	if !e.closed {
+		st.RecvBuffers = e.br.Provided()
+	}
+	return st
+}
+
+// Wake makes a Wait blocked on another goroutine return. Safe for
+// concurrent use, also after Close (it then returns an error).
+//
+// Errors: the eventfd write's (unix.EBADF after Close).
+func (e *Engine) Wake() error {
+	var one = [8]byte{1}
+	_, err := unix.Write(e.efd, one[:])
+	return err
+}
+
+// InFlight reports the operations submitted whose final completion Wait
+// has not returned yet. Zero after Close.
+func (e *Engine) InFlight() int { return e.ops }
+
+// armWake queues the read on the eventfd that Wake completes.
+func (e *Engine) armWake() bool {
+	if e.armed {
+		return true
+	}
+	s, ok := e.r.GetSQE()
+	if !ok {
+		return false
+	}
+	s.PrepRead(e.efd, e.efbuf[:], 0)
+	s.SetUserData(tokWake)
+	e.armed = true
+	return true
+}
+
+// Wait submits the operations queued since the last call, waits up to
+// timeout for at least one completion or a wake-up (timeout 0: do not
+// block; negative: no limit), and writes completions to dst: it returns how
+// many. A wake-up produces no completion, so Wait may return 0. Completions
+// that do not fit stay in the kernel's queue for the next Wait. The Buf of a
+// multishot receive from the previous Wait is invalid once Wait is called.
+//
+// Errors: ErrClosed; an empty dst (unix.EINVAL); io_uring_enter's, wrapped
+// (the engine is then unusable but Close still works).
+func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
+	if e.closed {
+		return 0, ErrClosed
+	}
+	if len(dst) == 0 {
+		return 0, fmt.Errorf("engine: wait with empty dst: %w", unix.EINVAL)
+	}
+	e.recycle()
+	if len(e.late) > 0 {
+		late := e.late
+		e.late = nil
+		for _, ud := range late {
+			e.cancelFresh(ud)
+		}
+	}
+	if !e.armWake() {
+		// The SQ is full: submit what is queued without waiting, then arm.
+		if _, err := e.r.Submit(); err != nil {
+			return 0, err
+		}
+		e.armWake()
+	}
+	if e.r.CQReady() > 0 {
+		timeout = 0 // completions wait already: submit, do not block
+	}
+	if _, err := e.r.SubmitAndWait(1, timeout); err != nil {
+		return 0, err
+	}
+	e.grown = false
+	if len(e.fresh) > 0 {
+		e.checkFresh()
+	}
+	return e.reap(dst), nil
+}
+
+// recycle gives the buffers the last Wait handed out back to the kernel.
+func (e *Engine) recycle() {
+	if len(e.held) == 0 {
+		return
+	}
+	for _, id := range e.held {
+		e.br.Add(id)
+	}
+	e.br.Advance()
+	e.held = e.held[:0]
+}
+
+// reap turns available CQEs into completions in dst, at most len(dst): a
+// CQE gives at most one completion, so it takes no more CQEs than dst has
+// room for and the rest wait in the kernel's queue.
+func (e *Engine) reap(dst []Completion) int {
+	n := 0
+	for n < len(dst) {
+		want := min(len(e.cqes), len(dst)-n)
+		k := e.r.PeekCQEs(e.cqes[:want])
+		for i := range e.cqes[:k] {
+			c := &e.cqes[i]
+			if c.UserData < MsgTokens {
+				// The caller's token: accept, multishot receive, close,
+				// a message's own completion.
+				if !c.More() {
+					e.ops--
+				}
+				if e.complete(&dst[n], c) {
+					n++
+				}
+				continue
+			}
+			if c.UserData < Reserved {
+				// A message from another ring: no operation of ours.
+				dst[n] = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
+				n++
+				continue
+			}
+			switch c.UserData {
+			case tokIgnore:
+				continue
+			case tokWake:
+				e.armed = false
+				continue
+			}
+			if e.onRow(&dst[n], c) {
+				n++
+			}
+		}
+		if k < want {
+			break
+		}
+	}
+	return n
+}
+
+// complete fills d from the CQE of a pass-through operation.
+func (e *Engine) complete(d *Completion, c *uring.CQE) bool {
+	*d = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
+	if c.Res == -int32(unix.ENOBUFS) {
+		e.growRecvBuffers()
+	}
+	if id, ok := c.BufferID(); ok {
+		e.held = append(e.held, id)
+		if c.Res > 0 {
+			d.Buf = e.br.Buffer(id, int(c.Res))
+		}
+	}
+	return true
+}
+
+// growRecvBuffers doubles the provided buffers, once per Wait, up to
+// Options.RecvBuffersMax: called when a receive ended with ENOBUFS. The
+// caller re-arms the receive; the bytes it could not take wait in the
+// socket, so nothing is lost or reordered.
+func (e *Engine) growRecvBuffers() {
+	if e.grown {
+		return
+	}
+	e.grown = true
+	e.br.Grow(e.br.Provided())
+}
+
+// sqe returns a free SQE, submitting what is queued when the SQ is full.
+func (e *Engine) sqe() (*uring.SQE, error) {
+	if err := e.submitPerOp(); err != nil {
+		return nil, err
+	}
+	if s, ok := e.r.GetSQE(); ok {
+		return s, nil
+	}
+	if _, err := e.r.Submit(); err != nil {
+		return nil, err
+	}
+	if s, ok := e.r.GetSQE(); ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("engine: submission queue full: %w", unix.EBUSY)
+}
+
+// sqePair returns two consecutive free SQEs for a link: a link cannot span
+// two submissions (the kernel ends a chain with the batch), so it submits
+// what is queued first when fewer than two are free.
+func (e *Engine) sqePair() (*uring.SQE, *uring.SQE, error) {
+	if err := e.submitPerOp(); err != nil {
+		return nil, nil, err
+	}
+	if e.r.SQSpaceLeft() < 2 {
+		if _, err := e.r.Submit(); err != nil {
+			return nil, nil, err
+		}
+	}
+	s1, ok1 := e.r.GetSQE()
+	if !ok1 {
+		return nil, nil, fmt.Errorf("engine: submission queue full: %w", unix.EBUSY)
+	}
+	s2, ok2 := e.r.GetSQE()
+	if !ok2 {
+		// Impossible after SQSpaceLeft >= 2; s1 is taken, so make it
+		// harmless rather than leave a dangling link.
+		s1.PrepNop()
+		s1.SetUserData(tokIgnore)
+		return nil, nil, fmt.Errorf("engine: submission queue full: %w", unix.EBUSY)
+	}
+	return s1, s2, nil
+}
+
+// submitPerOp submits the SQEs queued so far when Options.SubmitPerOp is
+// set: called before a new SQE is handed out, so each operation enters the
+// kernel on its own (the last one with Wait's).
+func (e *Engine) submitPerOp() error {
+	if !e.opts.SubmitPerOp || e.r.SQSpaceLeft() == e.r.SQEntries() {
+		return nil
+	}
+	_, err := e.r.Submit()
+	return err
+}
+
+// check refuses calls after Close and tokens in the reserved ranges.
+func (e *Engine) check(name string, fd int, ud uint64) error {
+	if e.closed {
+		return ErrClosed
+	}
+	if ud >= MsgTokens {
+		return fmt.Errorf("engine: %s fd %d: user data %#x in the reserved range: %w", name, fd, ud, unix.EINVAL)
+	}
+	if fd < 0 {
+		return fmt.Errorf("engine: %s: fd %d: %w", name, fd, unix.EBADF)
+	}
+	return nil
+}
+
+// Close cancels every operation still in flight, reaps their completions
+// without reporting them, and releases the ring, the eventfd, the buffers
+// and the pipes. It waits at most about 5 s for the kernel to answer the
+// cancels. Calling it again returns ErrClosed.
+//
+// Errors: ErrClosed; the failures of the cancels' waits and of releasing
+// the ring and the eventfd, joined.
+func (e *Engine) Close() error {
+	if e.closed {
+		return ErrClosed
+	}
+	var errs []error
+	e.closed = true
+	e.recycle()
+	if e.ops > 0 || e.sqes > 0 || e.armed {
+		// Everything left, the wake-up read included, is cancelled and
+		// reaped without a report.
+		if s, ok := e.r.GetSQE(); ok {
+			s.PrepCancel(0, uring.CancelAny|uring.CancelAll)
+			s.SetUserData(tokIgnore)
+		}
+		var sink [64]Completion
+		deadline := time.Now().Add(5 * time.Second)
+		for (e.ops > 0 || e.sqes > 0 || e.armed) && time.Now().Before(deadline) {
+			if _, err := e.r.SubmitAndWait(1, 100*time.Millisecond); err != nil {
+				errs = append(errs, fmt.Errorf("engine: close: %w", err))
+				break
+			}
+			e.reap(sink[:])
+			clear(sink[:])
+			e.held = e.held[:0] // the ring is going: nothing to give back
+		}
+		if e.armed {
+			errs = append(errs, errors.New("engine: eventfd read not reaped at close"))
+		}
+	}
+	if err := e.br.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.r.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	// The ring is gone: the kernel holds no reference to efbuf, the rows'
+	// memory or the pipes any more.
+	e.pin.Unpin()
+	for i := range e.rows {
+		if m := e.rows[i].mem; m != nil {
+			m.release()
+			e.rows[i].mem = nil
+		}
+		if sp := e.rows[i].sp; sp != nil && sp.p != nil {
+			e.putPipe(sp.p, false)
+		}
+	}
+	e.rows, e.free, e.mems = nil, nil, nil
+	clear(e.byUD)
+	for _, p := range e.pipes {
+		e.putPipe(p, false)
+	}
+	e.pipes = nil
+	e.fresh, e.late, e.held = nil, nil, nil
+	e.ops, e.sqes, e.armed = 0, 0, false
+	if err := unix.Close(e.efd); err != nil {
+		errs = append(errs, fmt.Errorf("engine: close eventfd: %w", err))
+	}
+	return errors.Join(errs...)
+}

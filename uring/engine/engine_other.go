@@ -1,0 +1,87 @@
+//go:build !linux
+
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var errUnsupported = fmt.Errorf("engine: io_uring requires Linux: %w", errors.ErrUnsupported)
+
+// Engine is the io_uring engine; on this platform every method fails.
+type Engine struct{}
+
+// New returns an error matching errors.ErrUnsupported: io_uring is Linux's.
+func New(opts Options) (*Engine, error) { return nil, errUnsupported }
+
+// RingFD returns -1.
+func (e *Engine) RingFD() int { return -1 }
+
+// Stats returns zero counters.
+func (e *Engine) Stats() Stats { return Stats{} }
+
+// Wake returns an error matching errors.ErrUnsupported.
+func (e *Engine) Wake() error { return errUnsupported }
+
+// InFlight returns 0.
+func (e *Engine) InFlight() int { return 0 }
+
+// Wait returns an error matching errors.ErrUnsupported.
+func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
+	return 0, errUnsupported
+}
+
+// Close returns an error matching errors.ErrUnsupported.
+func (e *Engine) Close() error { return errUnsupported }
+
+// AcceptMultishot returns an error matching errors.ErrUnsupported.
+func (e *Engine) AcceptMultishot(fd int, ud uint64) error { return errUnsupported }
+
+// RecvMultishot returns an error matching errors.ErrUnsupported.
+func (e *Engine) RecvMultishot(fd int, ud uint64) error { return errUnsupported }
+
+// Recv returns an error matching errors.ErrUnsupported.
+func (e *Engine) Recv(fd int, buf []byte, ud uint64) error { return errUnsupported }
+
+// RecvFrom returns an error matching errors.ErrUnsupported.
+func (e *Engine) RecvFrom(fd int, buf []byte, ud uint64) error { return errUnsupported }
+
+// Send returns an error matching errors.ErrUnsupported.
+func (e *Engine) Send(fd int, bufs [][]byte, ud uint64) error { return errUnsupported }
+
+// SendTo returns an error matching errors.ErrUnsupported.
+func (e *Engine) SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error {
+	return errUnsupported
+}
+
+// Connect returns an error matching errors.ErrUnsupported.
+func (e *Engine) Connect(fd int, sa unix.Sockaddr, ud uint64) error { return errUnsupported }
+
+// ConnectTimeout returns an error matching errors.ErrUnsupported.
+func (e *Engine) ConnectTimeout(fd int, sa unix.Sockaddr, timeout time.Duration, ud uint64) error {
+	return errUnsupported
+}
+
+// UpdateConnectTimeout returns an error matching errors.ErrUnsupported.
+func (e *Engine) UpdateConnectTimeout(ud uint64, d time.Duration) error { return errUnsupported }
+
+// Splice returns an error matching errors.ErrUnsupported.
+func (e *Engine) Splice(outFD, inFD int, offset int64, n int, ud uint64) error {
+	return errUnsupported
+}
+
+// Cancel returns an error matching errors.ErrUnsupported.
+func (e *Engine) Cancel(ud uint64) error { return errUnsupported }
+
+// CancelFD returns an error matching errors.ErrUnsupported.
+func (e *Engine) CancelFD(fd int) error { return errUnsupported }
+
+// CloseFD returns an error matching errors.ErrUnsupported.
+func (e *Engine) CloseFD(fd int, ud uint64) error { return errUnsupported }
+
+// MsgRing returns an error matching errors.ErrUnsupported.
+func (e *Engine) MsgRing(ringFD int, res uint32, data, ud uint64) error { return errUnsupported }

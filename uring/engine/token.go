@@ -1,0 +1,50 @@
+package engine
+
+import "math"
+
+// User data (the 64-bit token of every SQE and CQE) is shared between the
+// caller and the engine. This file is the whole layout.
+//
+//	top byte   0x00..0xFD  the caller's tokens, passed through untouched
+//	           0xFE        MsgTokens: messages between rings (Engine.MsgRing)
+//	           0xFF        the engine's own (Reserved), below:
+//	  0xFF 00 ........     tokIgnore: CQEs nobody waits for (cancels, NOPs)
+//	  0xFF 01 gen16 idx32  tokOp: an operation in the table, first SQE
+//	  0xFF 02 gen16 idx32  tokLinked: the same operation's linked second SQE
+//	  0xFF FF FF...FF      tokWake: the read on the wake-up eventfd
+//
+// An operation that needs the engine's help at completion (memory to unpin,
+// a linked timeout, a splice's second half, a poll plus a system call) is a
+// row of the operation table, and its SQEs carry tokOp/tokLinked with the
+// row's index: a CQE finds its row with one comparison and one slice index,
+// no map. The row keeps the caller's token, which the completion reports.
+// Accepts, multishot receives, closes and messages need no row: their SQEs
+// carry the caller's token itself.
+const (
+	// Reserved is the first user data value the engine keeps for itself:
+	// every method refuses a token at or above MsgTokens other than through
+	// [Engine.MsgRing] (an error wrapping unix.EINVAL).
+	Reserved uint64 = 0xFF << 56
+	// MsgTokens is the first token of the range [Engine.MsgRing] delivers:
+	// the data of a message must lie in [MsgTokens, Reserved), and a
+	// completion whose UserData lies there is a message, not an operation of
+	// this engine.
+	MsgTokens uint64 = 0xFE << 56
+
+	tokIgnore = Reserved
+	tokOp     = Reserved | 1<<48
+	tokLinked = Reserved | 2<<48
+	tokWake   = math.MaxUint64
+
+	tokSubMask = 0xFF << 48
+	tokGenMask = 0xFFFF
+	tokGenShft = 32
+)
+
+func opToken(sub uint64, idx uint32, gen uint16) uint64 {
+	return sub | uint64(gen)<<tokGenShft | uint64(idx)
+}
+
+func splitOpToken(t uint64) (sub uint64, idx uint32, gen uint16) {
+	return t & (0xFFFF << 48), uint32(t), uint16(t >> tokGenShft)
+}
