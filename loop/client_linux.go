@@ -137,48 +137,74 @@ func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
 	return nil
 }
 
-// OpenDatagram opens a UDP socket bound to addr ("host:port"; port 0 picks
-// a free one, see conn.Conn.LocalAddr) with handler h (EventMachine's
-// open_datagram_socket). PostInit runs before it returns; each datagram
-// then goes to h.ReceiveDatagram with its sender when h implements
-// conn.DatagramReceiver, to h.ReceiveData otherwise. Reply with
-// c.SendDatagram(b, nil) (to the last sender) or to any address.
-//
-// Errors are as for StartServer. Call only from the loop goroutine.
-func (l *Loop) OpenDatagram(addr string, h conn.Handler) (*conn.Conn, error) {
-	if h == nil {
-		return nil, ErrNilFunc
+// clientState is the part of a sock only outbound connections need, kept
+// out of line so accepted connections stay small.
+type clientState struct {
+	connTo    time.Duration
+	connStart int64
+	connTimer Timer // the connect timeout unless connBound
+	connBound bool  // the backend bounds the connect (io_uring LINK_TIMEOUT)
+}
+
+func (l *Loop) onConnect(s *sock, c *completion) {
+	if s.closed() {
+		return
 	}
-	if !l.running.Load() || l.stopping || l.be == nil {
-		return nil, ErrLoopStopped
+	if c.res == -int32(unix.ETIME) && s.cl.connBound {
+		// The backend's bound ran out (see backend.connect): the same
+		// Unbind reason as the loop's timer gives.
+		l.closeSock(s, conn.ErrConnectTimeout)
+		return
 	}
-	network, address, err := conn.ParseAddr(addr)
-	if err != nil {
-		return nil, err
+	if c.res < 0 {
+		l.closeSock(s, l.opError("connect", s, errnoOf(c.res)))
+		return
 	}
-	if network != "tcp" {
-		return nil, fmt.Errorf("%w: %q: datagram sockets take host:port", conn.ErrInvalidAddr, addr)
-	}
-	sa, err := listenSockaddr(address)
-	if err != nil {
-		return nil, err
-	}
-	fd, err := unix.Socket(familyOf(sa), unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, &conn.OpError{Op: "socket", Backend: l.be.kind().String(), Err: os.NewSyscallError("socket", err)}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Err: os.NewSyscallError("bind", err)}
-	}
-	s := l.newSock(sockDgram, fd, "udp")
-	s.h = h
-	s.c = conn.New(s, h)
-	s.dg = &dgramState{dbuf: make([]byte, 64<<10)}
+	s.advance(lifeOpen) // connected
+	s.cl.connTimer.Cancel()
 	s.lastAct = l.monotonic()
-	l.net.nconns++
-	c := s.c
-	l.call(func() { h.PostInit(c) })
+	if s.inact > 0 && !s.inactTimer.Pending() {
+		l.armInactivity(s, s.inact)
+	}
+	h, cn := s.h, s.c
+	l.call(func() { h.ConnectionCompleted(cn) })
+	if s.closed() {
+		return
+	}
 	l.updateRead(s)
-	return c, nil
+	if s.out.Len() > 0 || len(s.files) > 0 {
+		l.markDirty(s)
+	} else {
+		l.afterSend(s)
+	}
+}
+
+func (s *sock) SetConnectTimeout(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("loop: connect timeout %v must be positive", d)
+	}
+	if s.cl == nil {
+		return nil // an accepted connection: connected already
+	}
+	s.cl.connTo = d
+	if s.connecting() && !s.closed() {
+		left := d - time.Duration(s.l.monotonic()-s.cl.connStart)
+		// A connect the backend bounds (io_uring) gets its bound moved; if
+		// that cannot be submitted, the loop's timer takes over (the old
+		// bound stays armed, so it only works to shorten the timeout).
+		if s.cl.connBound && s.l.be.updateConnectTimeout(s.tok(opConnect), left) == nil {
+			return nil
+		}
+		s.cl.connTimer.Cancel()
+		s.l.armConnectTimer(s, left)
+	}
+	return nil
+}
+
+func (l *Loop) armConnectTimer(s *sock, d time.Duration) {
+	l.armInternalTimer(&s.cl.connTimer, d, func() {
+		if s.connecting() && !s.closed() {
+			l.closeSock(s, conn.ErrConnectTimeout)
+		}
+	})
 }

@@ -145,17 +145,15 @@ type Options struct {
 	//
 	// A zero-copy send completes twice: its result, then a notification
 	// (IORING_CQE_F_NOTIF) once the kernel no longer reads the buffers,
-	// which for TCP is when the peer has acknowledged the bytes. The loop
-	// treats the notification as the send's end: the operation memory stays
-	// pinned and the sent bytes stay in the outbound queue until it arrives,
-	// and the next send of the connection waits for it. A closing
-	// connection's socket is closed after the result, but its record and
-	// buffers are kept until the notification; after a peer that stopped
-	// reading, that can take until the kernel gives the orphaned socket up
-	// (Stop waits at most 5 s for it, then reports the connection). Requires
-	// Linux 6.0 (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send
-	// takes only its first buffer); a socket that refuses it (-EOPNOTSUPP)
-	// falls back to ordinary sends.
+	// which for TCP is when the peer has acknowledged the bytes. The engine
+	// reports the send once, at the notification: until then the sent bytes
+	// stay in the outbound queue, the next send of the connection waits, and
+	// a closing connection keeps its socket open; after a peer that stopped
+	// reading, that can take until the kernel gives the data up (Stop waits
+	// at most StopTimeout, then reports the connection). Requires Linux 6.0
+	// (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send takes only
+	// its first buffer); a socket that is not TCP, or that refuses it
+	// (-EOPNOTSUPP), is sent to the ordinary way.
 	URingSendZC int
 
 	// URingSetup chooses the io_uring_setup flags (default SetupAuto).

@@ -173,3 +173,22 @@ func (p *PeriodicTimer) Interval() time.Duration { return p.interval }
 // EventMachine it takes effect from the next re-arm: the pending deadline is
 // kept. A d below zero is treated as zero.
 func (p *PeriodicTimer) SetInterval(d time.Duration) { p.interval = max(d, 0) }
+
+// armInternalTimer arms t, a timer of the loop's own (not counted against
+// Options.MaxTimers), to run fn after d.
+func (l *Loop) armInternalTimer(t *Timer, d time.Duration, fn func()) {
+	l.armInternalTimerAt(t, l.monotonic()+int64(max(d, 0)), fn)
+}
+
+// armInternalTimerAt arms t for the loop time deadline.
+func (l *Loop) armInternalTimerAt(t *Timer, deadline int64, fn func()) {
+	t.l = l
+	t.fn = fn
+	t.e.Value = t
+	if err := l.timerHeap.Push(&t.e, deadline); err != nil {
+		t.fn = nil
+		l.fail(fmt.Errorf("loop: arm timer: %w", err))
+		return
+	}
+	l.nTimers++
+}

@@ -1,0 +1,420 @@
+package loop
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"golang.org/x/sys/unix"
+)
+
+type sockKind uint8
+
+const (
+	sockListener sockKind = iota + 1
+	sockStream
+	sockDgram
+)
+
+// sock is the loop's record of one socket: a server's listener, a stream
+// connection or a datagram socket. It implements conn.Driver. It owns the
+// buffers its in-flight operations hand the kernel (dbuf, the outbound
+// chunks; the engine owns the rest), and its fd is closed only once ops,
+// the count of its operations in flight, is back to zero.
+type sock struct {
+	l    *Loop
+	slot uint32
+	gen  uint32
+	fd   int
+	ops  int32 // operations in flight on fd
+
+	// State, kept together so the record packs tightly (an idle
+	// connection's memory is mostly this record): the lifecycle, then the
+	// flags of each direction and of the loop's queues.
+	kind         sockKind
+	life         life
+	drain        bool // CloseAfterWriting: close once the queue is sent
+	wrClosed     bool // CloseWrite: no more sends
+	shutPending  bool // shutdown(SHUT_WR) once the queue is empty
+	rdEOF        bool // the peer's EOF arrived: no more receives (see peerEOF)
+	recvArmed    bool // the receive (or accept) is in flight
+	recvCancel   bool // its cancel was requested
+	paused       bool // by Pause
+	aboveHigh    bool // paused by the high watermark
+	resumeQ      bool // queued in net.resumed
+	sendInFlight bool
+	dirty        bool
+
+	network string // "tcp", "unix", "udp"
+	h       conn.Handler
+	c       *conn.Conn
+	srv     *Server // listener: its server
+	reason  error
+
+	out conn.Outbound
+	fl  *flowState   // set by SetOutboundLimits or when paused data is held
+	dg  *dgramState  // datagram sockets only
+	cl  *clientState // outbound connections only
+
+	// SendFile segments, each sent once the bytes queued before it are.
+	files   []*fileSeg
+	sentSeq int64 // bytes of out sent so far
+	outSeq  int64 // bytes of out written so far
+
+	inact      time.Duration
+	lastAct    int64
+	inactTimer *Timer // allocated by the first SetInactivityTimeout
+
+	laddr, raddr net.Addr
+	stats        conn.Stats
+}
+
+// life is where a socket is in its lifecycle. It only moves forward, and
+// only through advance:
+//
+//	lifeConnecting ──connect completes──► lifeOpen
+//	      │                                  │ closeSock: Close, CloseAfterWriting's queue sent,
+//	      │                                  │ peer EOF, error, timeout, Stop
+//	      └──────────────────────────────────┴──► lifeClosed
+//	                                                 │ last operation reaped (maybeCloseFD)
+//	                                                 ▼
+//	    (a socket that never got an fd jumps here) lifeFDClosing ──close reaped──► freed
+//
+// Listeners, accepted and datagram sockets start open (newSock), outbound
+// connections connecting (Connect). At lifeClosed Unbind is queued and
+// every operation in flight cancelled; the fd stays open until the engine
+// has reported them all, so no completion can name a reused fd. Closing
+// after writing (drain) and half-closing (wrClosed) are intents of the
+// write direction, not states: a connecting socket may have either.
+type life uint8
+
+const (
+	lifeConnecting life = iota // client: the connect is in flight
+	lifeOpen                   // reads and writes
+	lifeClosed                 // Unbind queued, operations being cancelled, fd open
+	lifeFDClosing              // the close of fd is submitted (or there was no fd)
+)
+
+// advance moves s to the state to, forward only: a move to the state it is
+// in, or to an earlier one, does nothing (closing twice is no error).
+func (s *sock) advance(to life) {
+	if to > s.life {
+		s.life = to
+	}
+}
+
+func (s *sock) connecting() bool { return s.life == lifeConnecting }
+
+// closing reports that no more sends are accepted: closed, or closing
+// once the queue is sent.
+func (s *sock) closing() bool { return s.drain || s.life >= lifeClosed }
+
+// closed reports that Unbind is queued and the fd is going down.
+func (s *sock) closed() bool { return s.life >= lifeClosed }
+
+// fdClosing reports that the fd's close is submitted (or there was none).
+func (s *sock) fdClosing() bool { return s.life == lifeFDClosing }
+
+// flowState holds a sock's outbound limits and the bytes received while
+// reading was paused, out of line: most connections use neither.
+type flowState struct {
+	held            []byte // received after a pause, delivered on Resume
+	low, high, hard int    // SetOutboundLimits
+}
+
+// flow returns s's flowState, allocating it.
+func (s *sock) flow() *flowState {
+	if s.fl == nil {
+		s.fl = new(flowState)
+	}
+	return s.fl
+}
+
+// heldLen reports the bytes held for Resume.
+func (s *sock) heldLen() int {
+	n := 0
+	if s.fl != nil {
+		n += len(s.fl.held)
+	}
+	if s.dg != nil {
+		n += len(s.dg.held)
+	}
+	return n
+}
+
+// netState is the loop's networking state.
+type netState struct {
+	socks    []*sock  // slot table (nil: free); records never move
+	gens     []uint32 // generation of each slot, bumped when it is freed
+	free     []uint32 // free slots
+	nconns   int      // open connections (stream and datagram)
+	dirty    []*sock  // connections with output to submit
+	closing  []*sock  // connections whose Unbind is due
+	resumed  []*sock  // connections with held data to deliver
+	live     int      // records not freed yet
+	stale    int      // stale completions dropped
+	servers  []*Server
+	chunks   conn.ChunkCache // outbound chunks shared by the loop's connections
+	sendBufs [][]byte        // scratch for the buffers of one send (the engine copies it)
+	recvBufs [][]byte        // free single-shot receive buffers (see getRecvBuf)
+	heldBufs [][]byte        // free buffers for bytes held during a pause (see holdBytes)
+}
+
+func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }
+
+// newSock allocates a record in the slot table.
+func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
+	n := &l.net
+	var slot uint32
+	if k := len(n.free); k > 0 {
+		slot = n.free[k-1]
+		n.free = n.free[:k-1]
+	} else {
+		slot = uint32(len(n.socks))
+		n.socks = append(n.socks, nil)
+		n.gens = append(n.gens, 0)
+	}
+	s := &sock{l: l, slot: slot, gen: n.gens[slot], kind: kind, life: lifeOpen, fd: fd, network: network}
+	if n.chunks.Max == 0 {
+		n.chunks.Max = 256 // 4 MiB of 16 KiB chunks at most
+	}
+	s.out.SetCache(&n.chunks)
+	n.socks[slot] = s
+	n.live++
+	return s
+}
+
+// freeSock releases s's slot once its fd is closed and nothing is in flight.
+func (l *Loop) freeSock(s *sock) {
+	n := &l.net
+	if n.socks[s.slot] != s {
+		panic(fmt.Sprintf("loop: freeing slot %d gen %d not owned", s.slot, s.gen))
+	}
+	n.socks[s.slot] = nil
+	n.gens[s.slot] = (s.gen + 1) & tokGenMask
+	n.free = append(n.free, s.slot)
+	n.live--
+	s.out.Reset()
+	if s.fl != nil {
+		l.putHeldBuf(s.fl.held) // never delivered: nothing else refers to it
+	}
+	s.fl = nil
+	s.dg = nil
+	for _, f := range s.files {
+		f.f.Close()
+	}
+	s.files = nil
+}
+
+// ConnectionCount reports the open connections, stream and datagram, client
+// and server (EventMachine's connection_count). Call only from the loop
+// goroutine.
+func (l *Loop) ConnectionCount() int { return l.net.nconns }
+
+// dispatch handles one completion reported by the backend.
+func (l *Loop) dispatch(c *completion) {
+	if l.clockStale {
+		// The first completion after a wait: handlers that read Now or arm
+		// timers must not measure from before the wait (libuv refreshes its
+		// time right after epoll_wait too). Once per poll, not per completion.
+		l.clockStale = false
+		l.updateTime()
+	}
+	k, slot, gen := splitToken(c.tok)
+	if k == opHandoffIn || k == opHandoffOut {
+		l.dispatchHandoff(k, c)
+		return
+	}
+	n := &l.net
+	if int(slot) >= len(n.socks) || n.socks[slot] == nil || n.socks[slot].gen != gen {
+		n.stale++
+		return
+	}
+	s := n.socks[slot]
+	final := !c.more
+	if final {
+		s.ops--
+	}
+	switch k {
+	case opAccept:
+		l.onAccept(s, c, final)
+	case opRecv:
+		l.onRecv(s, c, final)
+	case opSend:
+		l.onSend(s, c)
+	case opConnect:
+		l.onConnect(s, c)
+	case opRecvFrom:
+		l.onRecvFrom(s, c)
+	case opSendTo:
+		l.onSendTo(s, c)
+	case opSendFile:
+		l.onSendFile(s, c)
+	case opClose:
+		l.freeSock(s)
+		return
+	default:
+		n.stale++
+	}
+	l.maybeCloseFD(s)
+}
+
+func errnoOf(res int32) error { return unix.Errno(-res) }
+
+// errRetry reports whether res is -EAGAIN: the operation did nothing and is
+// to be submitted again. The epoll backend waits for readiness and never
+// reports it, but io_uring can: it polls a socket for a request only a bounded
+// number of times (struct io_poll's retries), and when wake-ups that do not
+// make the request ready use them up — a send waiting for room while the peer
+// streams into the same socket, whose wait queue both directions share — it
+// issues the request once more from a worker, where on our non-blocking
+// sockets it fails with EAGAIN. Taken for a failure, that closed healthy
+// connections with their replies half sent.
+func errRetry(res int32) bool { return res == -int32(unix.EAGAIN) }
+
+func (l *Loop) opError(op string, s *sock, err error) error {
+	var addr net.Addr
+	if s != nil && !s.fdClosing() {
+		addr = s.raddr
+	}
+	return &conn.OpError{Op: op, Backend: l.be.kind().String(), Addr: addr, Err: err}
+}
+
+// report hands a non-fatal error (an accept failure, say) to the
+// ErrorHandler; without one it is dropped (the library does not log), and,
+// unlike a panic, it does not stop the loop.
+func (l *Loop) report(err error) {
+	if l.opts.ErrorHandler != nil {
+		l.handlePanic(err)
+	}
+}
+
+// closeSock closes s with reason: Unbind is queued for runCloses, every
+// operation in flight is cancelled, and the fd is closed once they are all
+// reaped. Closing twice does nothing.
+func (l *Loop) closeSock(s *sock, reason error) {
+	if s.closed() {
+		return
+	}
+	s.advance(lifeClosed)
+	s.reason = reason
+	s.inactTimer.Cancel()
+	if s.cl != nil {
+		s.cl.connTimer.Cancel()
+	}
+	if s.kind != sockListener {
+		l.net.nconns--
+		l.net.closing = append(l.net.closing, s)
+	}
+	if s.ops > 0 && s.fd >= 0 {
+		if err := l.be.cancelFD(s.fd); err != nil {
+			l.fail(fmt.Errorf("loop: cancel: %w", err))
+		}
+	}
+	l.maybeCloseFD(s)
+}
+
+// maybeCloseFD closes the fd of a closed socket once nothing is in flight
+// on it, and frees the record when there is no fd.
+func (l *Loop) maybeCloseFD(s *sock) {
+	if !s.closed() || s.ops > 0 || s.fdClosing() {
+		return
+	}
+	s.advance(lifeFDClosing)
+	if s.fd < 0 {
+		l.freeSock(s)
+		return
+	}
+	if err := l.be.closeFD(s.fd, s.tok(opClose)); err != nil {
+		unix.Close(s.fd)
+		l.freeSock(s)
+		return
+	}
+	s.ops++
+}
+
+// runCloses delivers the Unbinds of connections closed during the phase
+// that just ended, each exactly once.
+func (l *Loop) runCloses() {
+	n := &l.net
+	for i := 0; i < len(n.closing); i++ {
+		s := n.closing[i]
+		n.closing[i] = nil
+		if s.h != nil && s.c != nil {
+			h, c, r := s.h, s.c, s.reason
+			l.call(func() { h.Unbind(c, r) })
+		}
+	}
+	n.closing = n.closing[:0]
+}
+
+// sockaddrToAddr converts a kernel address to a net.Addr of network.
+func sockaddrToAddr(sa unix.Sockaddr, network string) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		ap := netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+		if network == "udp" {
+			return net.UDPAddrFromAddrPort(ap)
+		}
+		return net.TCPAddrFromAddrPort(ap)
+	case *unix.SockaddrInet6:
+		ip := netip.AddrFrom16(a.Addr)
+		if a.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				ip = ip.WithZone(ifi.Name)
+			}
+		}
+		ap := netip.AddrPortFrom(ip, uint16(a.Port))
+		if network == "udp" {
+			return net.UDPAddrFromAddrPort(ap)
+		}
+		return net.TCPAddrFromAddrPort(ap)
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}
+	}
+	return nil
+}
+
+// addrToSockaddr converts a net.Addr (UDP, TCP, IP:port string) for sendto.
+func addrToSockaddr(a net.Addr) (unix.Sockaddr, error) {
+	var ap netip.AddrPort
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ap = v.AddrPort()
+	case *net.TCPAddr:
+		ap = v.AddrPort()
+	default:
+		var err error
+		ap, err = netip.ParseAddrPort(a.String())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: %w", conn.ErrInvalidAddr, a.String(), err)
+		}
+	}
+	return ipSockaddr(ap.Addr(), int(ap.Port())), nil
+}
+
+// ipSockaddr builds the sockaddr of ip:port.
+func ipSockaddr(ip netip.Addr, port int) unix.Sockaddr {
+	if ip.Is4() || ip.Is4In6() {
+		return &unix.SockaddrInet4{Addr: ip.Unmap().As4(), Port: port}
+	}
+	sa := &unix.SockaddrInet6{Addr: ip.As16(), Port: port}
+	if z := ip.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa
+}
+
+func familyOf(sa unix.Sockaddr) int {
+	switch sa.(type) {
+	case *unix.SockaddrInet4:
+		return unix.AF_INET
+	case *unix.SockaddrInet6:
+		return unix.AF_INET6
+	}
+	return unix.AF_UNIX
+}
