@@ -198,9 +198,12 @@ func (e *Engine) onSend(d *Completion, idx uint32, c *uring.CQE) bool {
 	if r.zc && res == -int32(unix.EOPNOTSUPP) && r.kind == rowSend && !e.closed && !r.cancelled {
 		// The socket cannot send zero-copy after all: send it the ordinary
 		// way, now and from now on.
+		if e.zcOK == nil {
+			e.zcOK = make(map[int32]bool)
+		}
 		e.zcOK[r.fd] = false
 		r.zc = false
-		r.mem.release()
+		r.mem.unpin() // the buffers stay: prepSend pins them again
 		s, err := e.sqe()
 		if err != nil {
 			return e.finish(d, idx, errRes(err))

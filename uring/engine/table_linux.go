@@ -67,16 +67,21 @@ type opMem struct {
 const maxFreeMems = 4096
 
 func (m *opMem) release() {
-	if m.pinned {
-		m.pin.Unpin()
-		m.pinned = false
-	}
+	m.unpin()
 	clear(m.bufs)
 	m.bufs = m.bufs[:0]
 	clear(m.iov)
 	m.iov = m.iov[:0]
 	m.msg = unix.Msghdr{}
 	m.buf = nil
+}
+
+// unpin ends the pins of m, keeping its buffers.
+func (m *opMem) unpin() {
+	if m.pinned {
+		m.pin.Unpin()
+		m.pinned = false
+	}
 }
 
 // pinHere pins p, whose address goes into an SQE.

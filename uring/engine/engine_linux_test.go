@@ -1,0 +1,385 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// The behaviours both engines share are tested against both in
+// internal/enginetest; these are the io_uring engine's own: its operation
+// table, ring messages, zero-copy sends, provided-buffer growth and Close
+// with linked operations in flight.
+
+// open returns an engine on the test's goroutine, locked to its thread for
+// the test's duration, closed at the end.
+func open(t *testing.T, o Options) *Engine {
+	t.Helper()
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+	e, err := New(o)
+	if errors.Is(err, errors.ErrUnsupported) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		t.Skipf("io_uring engine unavailable: %v", err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if !e.closed {
+			assert.NoError(t, e.Close())
+		}
+	})
+	return e
+}
+
+// waitFor waits for the final completion of ud, collecting every
+// completion seen meanwhile (their Buf copied); it fails the test after 10 s.
+func waitFor(t *testing.T, e *Engine, ud uint64) (Completion, []Completion) {
+	t.Helper()
+	var seen []Completion
+	cs := make([]Completion, 16)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, c := range cs[:n] {
+			c.Buf = bytes.Clone(c.Buf)
+			seen = append(seen, c)
+			if c.UserData == ud && !c.More() {
+				return c, seen
+			}
+		}
+	}
+	t.Fatalf("no final completion for %#x; seen %+v", ud, seen)
+	return Completion{}, nil
+}
+
+// tcpPair returns a connected pair of non-blocking TCP sockets on
+// 127.0.0.1, closed at the end of the test unless already closed.
+func tcpPair(t *testing.T) (a, b int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	a, b = dupFD(t, c), dupFD(t, s)
+	c.Close()
+	s.Close()
+	return a, b
+}
+
+func dupFD(t *testing.T, c net.Conn) int {
+	t.Helper()
+	f, err := c.(interface{ File() (*os.File, error) }).File()
+	require.NoError(t, err)
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	require.NoError(t, err)
+	require.NoError(t, unix.SetNonblock(fd, true))
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// readAll reads n bytes from the blocking-polled fd within 10 s.
+func readAll(t *testing.T, fd, n int) []byte {
+	t.Helper()
+	out := make([]byte, 0, n)
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		k, err := unix.Read(fd, buf)
+		if err == unix.EAGAIN {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		require.NoError(t, err)
+		if k == 0 {
+			break
+		}
+		out = append(out, buf[:k]...)
+	}
+	return out
+}
+
+// TestTableReusesRows sends thousands of times, one send in flight per
+// socket at a time over several sockets: rows are reused (the table stays
+// as small as the sends in flight) and every byte arrives in order.
+func TestTableReusesRows(t *testing.T) {
+	e := open(t, Options{})
+	const socks, rounds = 4, 2000
+	var outs, ins [socks]int
+	want := make([][]byte, socks)
+	for i := range socks {
+		outs[i], ins[i] = tcpPair(t)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	cs := make([]Completion, 64)
+	for r := range rounds {
+		for i := range socks {
+			p := make([]byte, 1+rng.IntN(100))
+			for j := range p {
+				p[j] = byte(rng.Uint32())
+			}
+			want[i] = append(want[i], p...)
+			require.NoError(t, e.Send(outs[i], [][]byte{p[:len(p)/2], p[len(p)/2:]}, uint64(i)))
+		}
+		got := 0
+		for got < socks {
+			n, err := e.Wait(time.Second, cs)
+			require.NoError(t, err)
+			for _, c := range cs[:n] {
+				require.GreaterOrEqual(t, c.Res, int32(0), "round %d", r)
+				got++
+			}
+		}
+	}
+	assert.LessOrEqual(t, len(e.rows), socks, "rows are reused")
+	assert.Zero(t, e.InFlight())
+	for i := range socks {
+		assert.True(t, bytes.Equal(want[i], readAll(t, ins[i], len(want[i]))), "socket %d", i)
+	}
+}
+
+// TestMsgRing sends a message from one engine's ring to another's: the
+// target sees it as a completion in the message range, not an operation of
+// its own, and data outside the range is refused.
+func TestMsgRing(t *testing.T) {
+	e := open(t, Options{})
+	// The target lives on its own locked thread (SINGLE_ISSUER).
+	type result struct {
+		c   Completion
+		err error
+	}
+	ready := make(chan int)
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tgt, err := New(Options{})
+		if err != nil {
+			ready <- -1
+			done <- result{err: err}
+			return
+		}
+		defer tgt.Close()
+		ready <- tgt.RingFD()
+		cs := make([]Completion, 4)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			n, err := tgt.Wait(100*time.Millisecond, cs)
+			if err != nil || n > 0 {
+				done <- result{c: cs[0], err: err}
+				assert.Zero(t, tgt.InFlight(), "a message is no operation of the target's")
+				return
+			}
+		}
+		done <- result{err: errors.New("no message")}
+	}()
+	fd := <-ready
+	require.GreaterOrEqual(t, fd, 0, "target ring without MSG_RING")
+	assert.ErrorIs(t, e.MsgRing(fd, 7, 1, 5), unix.EINVAL, "data below MsgTokens")
+	assert.ErrorIs(t, e.MsgRing(fd, 7, Reserved, 5), unix.EINVAL, "data in the reserved range")
+	require.NoError(t, e.MsgRing(fd, 42, MsgTokens|99, 5))
+	c, _ := waitFor(t, e, 5)
+	assert.Equal(t, int32(0), c.Res)
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, MsgTokens|99, r.c.UserData)
+	assert.Equal(t, int32(42), r.c.Res)
+}
+
+// TestReservedTokens checks that every submission refuses a token the
+// engine keeps for itself.
+func TestReservedTokens(t *testing.T) {
+	e := open(t, Options{})
+	a, _ := tcpPair(t)
+	for _, ud := range []uint64{MsgTokens, Reserved, tokWake, tokIgnore} {
+		assert.ErrorIs(t, e.RecvMultishot(a, ud), unix.EINVAL)
+		assert.ErrorIs(t, e.Send(a, [][]byte{{1}}, ud), unix.EINVAL)
+		assert.ErrorIs(t, e.CloseFD(a, ud), unix.EINVAL)
+	}
+	assert.Zero(t, e.InFlight())
+}
+
+// TestSendZeroCopy sends large buffers with Options.SendZC over TCP (zero
+// copy, reported once, at the notification) and over AF_UNIX (refused by
+// the kernel: sent the ordinary way without an error), checking every byte.
+func TestSendZeroCopy(t *testing.T) {
+	e := open(t, Options{SendZC: 1024})
+	payload := make([]byte, 256<<10)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	a, b := tcpPair(t)
+	uds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(uds[0]); unix.Close(uds[1]) })
+	for _, tc := range []struct {
+		name    string
+		out, in int
+		zc      bool
+	}{{"tcp", a, b, true}, {"unix", uds[0], uds[1], false}} {
+		before := e.Stats().ZeroCopySends
+		got := make(chan []byte)
+		go func() { got <- readAll(t, tc.in, len(payload)) }()
+		sent := 0
+		for sent < len(payload) {
+			require.NoError(t, e.Send(tc.out, [][]byte{payload[sent:]}, 9))
+			c, seen := waitFor(t, e, 9)
+			require.Positive(t, c.Res, tc.name)
+			for _, s := range seen {
+				assert.Zero(t, s.Flags, "%s: one completion per send, no notification leaks", tc.name)
+			}
+			sent += int(c.Res)
+		}
+		assert.True(t, bytes.Equal(payload, <-got), tc.name)
+		assert.Equal(t, tc.zc, e.Stats().ZeroCopySends > before, tc.name)
+	}
+}
+
+// TestRecvBuffersGrow starts with two provided buffers: receives on many
+// sockets run out (ENOBUFS), the ring doubles up to RecvBuffersMax, and
+// after re-arming every byte arrives.
+func TestRecvBuffersGrow(t *testing.T) {
+	e := open(t, Options{RecvBuffers: 2, RecvBuffersMax: 16, RecvBufferSize: 4096})
+	const socks = 8
+	var outs, ins [socks]int
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 512) // 8 KiB: two buffers each
+	for i := range socks {
+		ins[i], outs[i] = tcpPair(t)
+		_, err := unix.Write(outs[i], msg)
+		require.NoError(t, err)
+		require.NoError(t, e.RecvMultishot(ins[i], uint64(i)))
+	}
+	got := make([][]byte, socks)
+	cs := make([]Completion, 32)
+	deadline := time.Now().Add(10 * time.Second)
+	for done := 0; done < socks && time.Now().Before(deadline); {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, c := range cs[:n] {
+			i := c.UserData
+			if c.Res > 0 {
+				got[i] = append(got[i], c.Buf...)
+			}
+			if !c.More() {
+				require.Equal(t, -int32(unix.ENOBUFS), c.Res, "socket %d", i)
+				require.NoError(t, e.RecvMultishot(ins[i], i))
+			}
+			if len(got[i]) == len(msg) && c.Res > 0 {
+				done++
+			}
+		}
+	}
+	for i := range socks {
+		assert.True(t, bytes.Equal(msg, got[i]), "socket %d: %d bytes", i, len(got[i]))
+	}
+	assert.Greater(t, e.Stats().RecvBuffers, 2, "the ring grew")
+	assert.LessOrEqual(t, e.Stats().RecvBuffers, 16)
+	for i := range socks {
+		require.NoError(t, e.Cancel(uint64(i)))
+	}
+	for finals := 0; finals < socks && time.Now().Before(deadline.Add(10*time.Second)); {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, c := range cs[:n] {
+			if !c.More() {
+				finals++
+			}
+		}
+	}
+	assert.Zero(t, e.InFlight())
+}
+
+// TestUpdateConnectTimeout bounds a connect that cannot complete (a
+// listener whose backlog is full drops the SYNs), moves the bound, and
+// checks -ETIME; an update for a connect that is not bounded is ENOENT.
+func TestUpdateConnectTimeout(t *testing.T) {
+	e := open(t, Options{})
+	assert.ErrorIs(t, e.UpdateConnectTimeout(77, time.Second), unix.ENOENT)
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(lfd) })
+	require.NoError(t, unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	require.NoError(t, unix.Listen(lfd, 0))
+	sa, err := unix.Getsockname(lfd)
+	require.NoError(t, err)
+	// Fill the backlog without accepting.
+	for range 4 {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		t.Cleanup(func() { unix.Close(fd) })
+		_ = unix.Connect(fd, sa)
+	}
+	time.Sleep(50 * time.Millisecond)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	start := time.Now()
+	require.NoError(t, e.ConnectTimeout(fd, sa, time.Hour, 3))
+	require.NoError(t, e.UpdateConnectTimeout(3, 100*time.Millisecond))
+	c, _ := waitFor(t, e, 3)
+	if c.Res == 0 {
+		t.Skip("the kernel accepted the connect despite the full backlog")
+	}
+	assert.Equal(t, -int32(unix.ETIME), c.Res)
+	assert.Less(t, time.Since(start), 30*time.Minute, "the updated bound fired, not the first")
+	assert.ErrorIs(t, e.UpdateConnectTimeout(3, time.Second), unix.ENOENT, "over")
+	assert.Zero(t, e.InFlight())
+}
+
+// TestCloseWithLinkedOpsInFlight closes the engine with a bounded connect,
+// a splice waiting on a full socket and a multishot receive in flight: Close
+// reaps them all, leaks no descriptor (the ring's, the eventfd and the
+// splice's pipe), and later calls fail with ErrClosed.
+func TestCloseWithLinkedOpsInFlight(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	a, b := tcpPair(t)
+	f, err := os.CreateTemp(t.TempDir(), "splice")
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.Write(bytes.Repeat([]byte{'x'}, 8<<20))
+	require.NoError(t, err)
+	cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(cfd)
+	before := countFDs(t)
+
+	e, err := New(Options{})
+	if err != nil {
+		t.Skipf("io_uring engine unavailable: %v", err)
+	}
+	require.NoError(t, e.RecvMultishot(b, 1))
+	// Nobody reads b: the splice fills the socket buffers and waits.
+	require.NoError(t, e.Splice(a, int(f.Fd()), 0, 8<<20, 2))
+	require.NoError(t, e.ConnectTimeout(cfd, &unix.SockaddrInet4{Addr: [4]byte{10, 255, 255, 1}, Port: 9}, time.Hour, 3))
+	cs := make([]Completion, 16)
+	_, err = e.Wait(50*time.Millisecond, cs)
+	require.NoError(t, err)
+	require.Positive(t, e.InFlight())
+	require.NoError(t, e.Close())
+	assert.Zero(t, e.InFlight())
+	assert.ErrorIs(t, e.Send(a, [][]byte{{1}}, 4), ErrClosed)
+	_, err = e.Wait(0, cs)
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, e.Close(), ErrClosed)
+	assert.Equal(t, before, countFDs(t), "descriptors leaked by Close")
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
