@@ -21,7 +21,7 @@ import (
 //     only at the next poll, as epoll does when it waits for writability.
 //   - Again: the operation ends with -EAGAIN having done nothing, as
 //     io_uring's does once its poll retries run out (errRetry in
-//     socket_linux.go): a send at once, without reaching the kernel; a
+//     sock_linux.go): a send at once, without reaching the kernel; a
 //     multishot receive by a real cancel whose -ECANCELED is reported as
 //     -EAGAIN. The loop must submit it again.
 //   - SplitRecv: one receive completion arrives as two to four, the

@@ -117,7 +117,7 @@ func TestRecvMultishotPartialThenReset(t *testing.T) {
 }
 
 // TestRecvMultishotArmedAfterDataAndReset pins the kernel race behind the
-// loop's checkFreshRecv (loop/backend_uring_linux.go) and the recovery the
+// engine's checkFresh (uring/engine/fresh_linux.go) and the recovery the
 // loop relies on. The peer sends some bytes and then goes (a TCP reset, or
 // an AF_UNIX close) before a multishot receive is armed, and the receive is
 // armed poll-first (IORING_RECVSEND_POLL_FIRST), so the poll arming finds
