@@ -14,6 +14,14 @@ import (
 // the loop treats completions of both backends alike (see package uring).
 const FlagMore uint32 = 1 << 1
 
+// MsgTokens is the first user data value a Poller refuses: every method that
+// takes a token returns an error wrapping unix.EINVAL for one at or above it.
+// The range is kept for parity with the io_uring engine, which delivers its
+// ring messages there and tags its own operations above it (MsgTokens in
+// uring/engine/token.go; the two must match): a token valid on one backend
+// is valid on the other.
+const MsgTokens uint64 = 0xFE << 56
+
 // Completion is the result of one operation, shaped like an io_uring CQE.
 //
 // UserData is the token the operation was submitted with. Res >= 0 is the

@@ -66,6 +66,8 @@
 //     ([Poller.CancelFD]), reap their completions, then [Poller.CloseFD].
 //   - Like io_uring, two sends in flight on one stream socket are not ordered
 //     against each other's partial results: keep one send per socket.
+//   - User-data tokens lie below [MsgTokens]: every method refuses the range
+//     above with an error wrapping unix.EINVAL, as the io_uring engine does.
 //   - The package starts no goroutines.
 //
 // Example: receive on one end of a socket pair.

@@ -304,10 +304,14 @@ func (p *Poller) Splice(outFD, inFD int, offset int64, n int, userData uint64) e
 // Cancel ends the operation submitted with userData: its final completion,
 // Res = -ECANCELED, is delivered by the next Wait. Returns an error wrapping
 // unix.ENOENT when no such operation is in flight (including one whose final
-// completion is produced but not yet delivered).
+// completion is produced but not yet delivered), and one wrapping unix.EINVAL
+// for a userData at or above [MsgTokens], which no operation can have.
 func (p *Poller) Cancel(userData uint64) error {
 	if p.closed {
 		return ErrClosed
+	}
+	if userData >= MsgTokens {
+		return fmt.Errorf("epoll: cancel user data %#x: reserved (>= MsgTokens): %w", userData, unix.EINVAL)
 	}
 	o := p.ops[userData]
 	if o == nil {
@@ -498,6 +502,9 @@ func (p *Poller) checkSubmit(name string, fd int, userData uint64) error {
 	if p.closed {
 		return ErrClosed
 	}
+	if userData >= MsgTokens {
+		return reservedToken(name, fd, userData)
+	}
 	if fd < 0 || fd == p.epfd || fd == p.evfd {
 		return opError(name, fd, unix.EBADF)
 	}
@@ -669,6 +676,11 @@ func removeOp(list []*op, o *op) []*op {
 		list = slices.Delete(list, i, i+1)
 	}
 	return list
+}
+
+// reservedToken is the error for a user data value at or above MsgTokens.
+func reservedToken(name string, fd int, userData uint64) error {
+	return fmt.Errorf("epoll: %s fd %d: user data %#x reserved (>= MsgTokens): %w", name, fd, userData, unix.EINVAL)
 }
 
 // opError wraps err with the operation and fd.

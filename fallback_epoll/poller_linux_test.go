@@ -43,10 +43,16 @@ func TestSubmitErrors(t *testing.T) {
 	require.NoError(t, p.RecvMultishot(a, 1))
 	require.ErrorIs(t, p.Recv(a, make([]byte, 1), 1), unix.EEXIST)
 	require.ErrorIs(t, p.Cancel(99), unix.ENOENT)
+	// Tokens from MsgTokens up are refused everywhere, as on io_uring; the
+	// one below is an ordinary token.
+	require.ErrorIs(t, p.Recv(a, make([]byte, 1), epoll.MsgTokens), unix.EINVAL)
+	require.ErrorIs(t, p.CloseFD(a, ^uint64(0)), unix.EINVAL)
+	require.ErrorIs(t, p.Cancel(epoll.MsgTokens), unix.EINVAL)
+	require.NoError(t, p.Send(a, [][]byte{{1}}, epoll.MsgTokens-1))
 	_, err := p.CancelFD(12345)
 	require.ErrorIs(t, err, unix.ENOENT)
 	require.NoError(t, p.Cancel(1))
-	reap(t, p, 4, finals(1))
+	reap(t, p, 4, finals(1, epoll.MsgTokens-1))
 	assert.Zero(t, p.InFlight())
 }
 
