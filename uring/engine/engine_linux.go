@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/ringmachine/ringmachine/uring"
@@ -36,10 +37,15 @@ type Engine struct {
 	cqes   []uring.CQE
 	closed bool
 
-	efd   int      // eventfd written by Wake
-	efbuf *[8]byte // target of the in-flight eventfd read, pinned
-	pin   runtime.Pinner
-	armed bool // the eventfd read is in flight
+	efd int // eventfd written by Wake
+	// wakeMu orders Wake, from any goroutine, against Close: Wake writes to
+	// efd only under the read lock while woff is false, so it never writes
+	// into a descriptor that Close has closed and the process reused.
+	wakeMu sync.RWMutex
+	woff   bool
+	efbuf  *[8]byte // target of the in-flight eventfd read, pinned
+	pin    runtime.Pinner
+	armed  bool // the eventfd read is in flight
 
 	ops int // caller operations whose final completion is not delivered
 
@@ -171,13 +177,20 @@ func (e *Engine) Stats() Stats {
 }
 
 // Wake makes a Wait blocked on another goroutine return. Safe for
-// concurrent use, also after Close (it then returns an error).
+// concurrent use, also with and after Close.
 //
-// Errors: the eventfd write's (unix.EBADF after Close).
+// Errors: ErrClosed after Close; the eventfd write's, wrapped.
 func (e *Engine) Wake() error {
+	e.wakeMu.RLock()
+	defer e.wakeMu.RUnlock()
+	if e.woff {
+		return ErrClosed
+	}
 	var one = [8]byte{1}
-	_, err := unix.Write(e.efd, one[:])
-	return err
+	if _, err := unix.Write(e.efd, one[:]); err != nil {
+		return fmt.Errorf("engine: wake: %w", err)
+	}
+	return nil
 }
 
 // InFlight reports the operations submitted whose final completion Wait
@@ -382,6 +395,17 @@ func (e *Engine) submitPerOp() error {
 	return err
 }
 
+// checkToken refuses calls after Close and tokens in the reserved ranges.
+func (e *Engine) checkToken(name string, ud uint64) error {
+	if e.closed {
+		return ErrClosed
+	}
+	if ud >= MsgTokens {
+		return fmt.Errorf("engine: %s: user data %#x in the reserved range: %w", name, ud, unix.EINVAL)
+	}
+	return nil
+}
+
 // check refuses calls after Close and tokens in the reserved ranges.
 func (e *Engine) check(name string, fd int, ud uint64) error {
 	if e.closed {
@@ -458,6 +482,9 @@ func (e *Engine) Close() error {
 	e.pipes = nil
 	e.fresh, e.late, e.held = nil, nil, nil
 	e.ops, e.sqes, e.armed = 0, 0, false
+	e.wakeMu.Lock()
+	e.woff = true
+	e.wakeMu.Unlock()
 	if err := unix.Close(e.efd); err != nil {
 		errs = append(errs, fmt.Errorf("engine: close eventfd: %w", err))
 	}

@@ -38,7 +38,10 @@ func (e *Engine) AcceptMultishot(fd int, ud uint64) error {
 // socket at a time.
 //
 // The engine works around a kernel race (seen on Linux 6.18) that strands a
-// multishot receive for ever: see checkFresh. Errors as AcceptMultishot.
+// multishot receive for ever: see checkFresh. The workaround may end a
+// receive with -ECANCELED the caller did not ask for (its peer is gone):
+// re-arm it as after -ENOBUFS, and the rest of the bytes, then the EOF or
+// the error, arrive in order. Errors as AcceptMultishot.
 func (e *Engine) RecvMultishot(fd int, ud uint64) error {
 	if err := e.check("recv", fd, ud); err != nil {
 		return err
@@ -374,12 +377,12 @@ func (e *Engine) connect(fd int, sa unix.Sockaddr, timeout time.Duration, ud uin
 // UpdateConnectTimeout moves the bound of the ConnectTimeout submitted with
 // ud to d from now (d <= 0: now), with IORING_LINK_TIMEOUT_UPDATE.
 //
-// Errors: ErrClosed; unix.ENOENT when no bounded connect with ud is in
-// flight (the bound is then unchanged); io_uring_enter's when the SQ was
-// full and submitting failed.
+// Errors: ErrClosed; unix.EINVAL for a reserved token; unix.ENOENT when no
+// bounded connect with ud is in flight (the bound is then unchanged);
+// io_uring_enter's when the SQ was full and submitting failed.
 func (e *Engine) UpdateConnectTimeout(ud uint64, d time.Duration) error {
-	if e.closed {
-		return ErrClosed
+	if err := e.checkToken("update connect timeout", ud); err != nil {
+		return err
 	}
 	idx, ok := e.byUD[ud]
 	if !ok || e.rows[idx].kind != rowConnect || !e.rows[idx].timed {
@@ -406,11 +409,11 @@ func (e *Engine) UpdateConnectTimeout(ud uint64, d time.Duration) error {
 // them, to keep the send path free of map operations): cancel them with
 // CancelFD.
 //
-// Errors: ErrClosed; io_uring_enter's when the SQ was full and submitting
-// failed.
+// Errors: ErrClosed; unix.EINVAL for a reserved token (no operation has
+// one); io_uring_enter's when the SQ was full and submitting failed.
 func (e *Engine) Cancel(ud uint64) error {
-	if e.closed {
-		return ErrClosed
+	if err := e.checkToken("cancel", ud); err != nil {
+		return err
 	}
 	target := ud
 	if idx, ok := e.byUD[ud]; ok {
