@@ -65,12 +65,16 @@ test-stress:
 # one-pass-in-20 failure 1 - 0.95^20 = 64 % of the time and a
 # one-cycle-in-100,000 race (their issue's rate) 1 - (1 - 1e-5)^280,000 =
 # 94 % of the time; CHURN_COUNT=60 makes the first 95 % too, at 5 min. The
-# whole target took about 7 min and make test 13 min (2026-11-30, 2 cores).
+# engine conformance table (internal/enginetest: peer resets, tiny buffers,
+# poll-first receives on both engines' rows) and the io_uring engine's own
+# tests run CHURN_COUNT times as well. The whole target took about 7 min
+# and make test 13 min (2026-11-30, 2 cores), before the table was added.
 HAZARD_COUNT ?= 60
 CHURN_COUNT  ?= 20
 test-hazard:
 	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestChurn|TestNoCrossTalk|TestFaultEcho|TestHalfClose|TestSendRetriesEAGAIN|TestPausedFloodAllocates)' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
+	$(GO) test -count=$(CHURN_COUNT) -timeout 20m ./internal/enginetest/ ./uring/engine/
 
 # Every fuzz target for FUZZTIME from its seeds and testdata/fuzz corpus
 # (six targets: 1.7 min with the builds). A failure leaves its input in

@@ -10,8 +10,9 @@ import (
 // ([Poller.AcceptMultishot], [Poller.RecvMultishot]) will produce more
 // completions. A completion without it is the operation's final one.
 //
-// It has the value of IORING_CQE_F_MORE (1<<1); the two must match, because
-// the loop treats completions of both backends alike (see package uring).
+// It has the value of IORING_CQE_F_MORE (1<<1), like the io_uring engine's
+// FlagMore; the loop reads each engine's own constant, so nothing depends on
+// the two being equal.
 const FlagMore uint32 = 1 << 1
 
 // MsgTokens is the first user data value a Poller refuses: every method that
