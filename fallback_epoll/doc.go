@@ -1,7 +1,9 @@
-// Package epoll is RingMachine's fallback backend: the completion-style
-// ("proactor") operations of package uring, built on epoll(7) readiness,
-// non-blocking system calls and an eventfd(2) wake-up. The loop cannot tell
-// the two backends apart except by speed. Import it with an explicit alias,
+// Package epoll is RingMachine's epoll engine, the fallback: the
+// completion-style ("proactor") operations of the io_uring engine (package
+// engine in uring/engine, with the same method set), built on epoll(7)
+// readiness, non-blocking system calls and an eventfd(2) wake-up. The loop
+// cannot tell the two engines apart except by speed; internal/enginetest
+// runs one conformance table against both. Import it with an explicit alias,
 // since the directory is fallback_epoll:
 //
 //	import epoll "github.com/ringmachine/ringmachine/fallback_epoll"

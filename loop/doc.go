@@ -116,8 +116,10 @@
 //
 // Options.Backend chooses the backend: [Auto] (io_uring when the kernel has
 // what the loop needs, epoll otherwise; the RINGMACHINE_BACKEND environment
-// variable, "uring" or "epoll", overrides it), [URing] or [Epoll]. Both pass
-// the same conformance suite; [Loop.Backend] tells which one runs.
+// variable, "uring" or "epoll", overrides it), [URing] or [Epoll]. The two
+// engines are packages of their own (uring/engine and fallback_epoll) with
+// one method set and one engine-level conformance table, and the loop runs
+// the same tests over both; [Loop.Backend] tells which one runs.
 //
 // # Errors and panics
 //
