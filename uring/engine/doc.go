@@ -29,7 +29,8 @@
 //		return err // errors.Is(err, errors.ErrUnsupported): use package epoll
 //	}
 //	defer e.Close()
-//	e.AcceptMultishot(listenFD, 1)
+//	const accept = 1 << 32 // tokens: the accept's, and each connection's fd
+//	e.AcceptMultishot(listenFD, accept)
 //	cs := make([]engine.Completion, 64)
 //	for {
 //		n, err := e.Wait(-1, cs)
@@ -37,8 +38,11 @@
 //			return err
 //		}
 //		for _, c := range cs[:n] {
-//			if c.UserData == 1 && c.Res >= 0 {
-//				e.RecvMultishot(int(c.Res), 2) // c.Buf of its completions: the bytes
+//			switch {
+//			case c.UserData == accept && c.Res >= 0:
+//				e.RecvMultishot(int(c.Res), uint64(c.Res))
+//			case c.UserData != accept && c.Res > 0:
+//				use(c.Buf) // valid until the next Wait
 //			}
 //		}
 //	}
