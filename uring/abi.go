@@ -431,7 +431,39 @@ const (
 	MsgRingCQESkip   uint32 = 1 << 0 // IORING_MSG_RING_CQE_SKIP (Linux 6.0).
 	MsgRingFlagsPass uint32 = 1 << 1 // IORING_MSG_RING_FLAGS_PASS (Linux 6.3).
 	msgData                 = 0      // IORING_MSG_DATA
+	msgSendFD               = 1      // IORING_MSG_SEND_FD
 )
+
+// FileIndexAlloc, as the target slot of an operation that creates a direct descriptor
+// (accept, socket, MSG_RING with IORING_MSG_SEND_FD), asks the kernel to pick a free
+// slot of the registered file table and report it in Res (IORING_FILE_INDEX_ALLOC,
+// Linux 5.19).
+const FileIndexAlloc = ^uint32(0)
+
+// Socket commands of IORING_OP_URING_CMD (SOCKET_URING_OP_*), stored in cmd_op.
+const (
+	SocketCmdSIOCINQ    uint32 = 0 // SOCKET_URING_OP_SIOCINQ (Linux 6.7).
+	SocketCmdSIOCOUTQ   uint32 = 1 // SOCKET_URING_OP_SIOCOUTQ (Linux 6.7).
+	SocketCmdGetsockopt uint32 = 2 // SOCKET_URING_OP_GETSOCKOPT (Linux 6.7): SOL_SOCKET only.
+	SocketCmdSetsockopt uint32 = 3 // SOCKET_URING_OP_SETSOCKOPT (Linux 6.7).
+)
+
+// FixedFDNoCloexec makes IORING_OP_FIXED_FD_INSTALL install a descriptor without
+// O_CLOEXEC (IORING_FIXED_FD_NO_CLOEXEC, Linux 6.8).
+const FixedFDNoCloexec uint32 = 1 << 0
+
+// RsrcRegisterSparse registers a table of empty slots (IORING_RSRC_REGISTER_SPARSE,
+// Linux 5.19).
+const rsrcRegisterSparse uint32 = 1 << 0
+
+// rsrcRegister is struct io_uring_rsrc_register (IORING_REGISTER_FILES2).
+type rsrcRegister struct {
+	Nr    uint32
+	Flags uint32
+	Resv2 uint64
+	Data  uint64
+	Tags  uint64
+}
 
 // RegisterOp is an io_uring_register(2) opcode (IORING_REGISTER_*).
 type RegisterOp uint32

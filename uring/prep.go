@@ -327,3 +327,65 @@ func (s *SQE) PrepMsgRing(fd int, length uint32, data uint64, flags uint32) {
 	s.prepRW(OpMsgRing, fd, msgData, length, data)
 	s.OpFlags = flags
 }
+
+// PrepAcceptMultishotDirect is PrepAcceptMultishot whose connections become direct
+// descriptors (liburing io_uring_prep_multishot_accept_direct; Linux 5.19): each lands
+// in a free slot of the ring's registered file table, and Res is that slot, not a
+// process fd. flags may hold SOCK_NONBLOCK; the kernel refuses SOCK_CLOEXEC here (a
+// direct descriptor is in no process table to close on exec).
+func (s *SQE) PrepAcceptMultishotDirect(fd int, flags int) {
+	s.PrepAcceptMultishot(fd, flags)
+	s.SpliceFDIn = -1 // FileIndexAlloc
+}
+
+// PrepCloseDirect prepares the close of the direct descriptor in slot index of the
+// registered file table (liburing io_uring_prep_close_direct; Linux 5.15). The slot is
+// free for reuse once the CQE is posted.
+func (s *SQE) PrepCloseDirect(index uint32) {
+	s.prepRW(OpClose, 0, 0, 0, 0)
+	s.SpliceFDIn = int32(index + 1)
+}
+
+// PrepFixedFDInstall prepares the installation of the direct descriptor in slot index
+// into the process's descriptor table (liburing io_uring_prep_fixed_fd_install;
+// IORING_OP_FIXED_FD_INSTALL, Linux 6.8): Res is the new fd, close-on-exec unless flags
+// has FixedFDNoCloexec. The direct descriptor stays in its slot.
+func (s *SQE) PrepFixedFDInstall(index int, flags uint32) {
+	s.prepRW(OpFixedFDInstall, index, 0, 0, 0)
+	s.Flags = SQEFixedFile
+	s.OpFlags = flags
+}
+
+// PrepSetsockoptInt prepares setsockopt(fd, level, name, *val, 4) as a socket command
+// (liburing io_uring_prep_cmd_sock with SOCKET_URING_OP_SETSOCKOPT;
+// IORING_OP_URING_CMD, Linux 6.7), which works on direct descriptors (add
+// IOSQE_FIXED_FILE with SetFlags).
+//
+// Memory: the kernel reads *val when it issues the command, which may be after
+// submission (from an io-wq worker): keep val reachable and pinned until the CQE.
+func (s *SQE) PrepSetsockoptInt(fd int, level, name int, val *int32) {
+	s.prepRW(OpURingCmd, fd, uint64(uint32(level))|uint64(uint32(name))<<32, 0, uint64(SocketCmdSetsockopt))
+	s.SpliceFDIn = 4 // optlen
+	s.Addr3 = uint64(uintptr(unsafe.Pointer(val)))
+	escape(unsafe.Pointer(val))
+}
+
+// PrepMsgRingFD prepares the move of the direct descriptor in slot srcIndex of this
+// ring's file table to the ring whose fd is ringFD (liburing io_uring_prep_msg_ring_fd_alloc
+// with IORING_MSG_SEND_FD; Linux 6.0): the target gets it in a free slot of its own
+// table (FileIndexAlloc) and a CQE with UserData data and Res = that slot. On this ring
+// Res is 0 or -errno; the source slot keeps its descriptor (close it).
+func (s *SQE) PrepMsgRingFD(ringFD int, srcIndex uint32, data uint64, flags uint32) {
+	s.prepRW(OpMsgRing, ringFD, msgSendFD, 0, data)
+	s.Addr3 = uint64(srcIndex)
+	s.SpliceFDIn = -1 // FileIndexAlloc
+	s.OpFlags = flags
+}
+
+// PrepSocketDirect prepares socket(domain, typ, proto) as a direct descriptor in a free
+// slot of the registered file table (liburing io_uring_prep_socket_direct_alloc;
+// IORING_OP_SOCKET, Linux 5.19): Res is the slot.
+func (s *SQE) PrepSocketDirect(domain, typ, proto int) {
+	s.prepRW(OpSocket, domain, 0, uint32(proto), uint64(typ))
+	s.SpliceFDIn = -1 // FileIndexAlloc
+}

@@ -557,3 +557,15 @@ func (r *Ring) RegisterRingFD() error {
 	r.enterFlags |= EnterRegisteredRing
 	return nil
 }
+
+// RegisterFilesSparse registers a table of n empty slots for direct descriptors
+// (IORING_REGISTER_FILES2 with IORING_RSRC_REGISTER_SPARSE, Linux 5.19): operations that
+// create descriptors with FileIndexAlloc fill them, and IOSQE_FIXED_FILE names them.
+// The kernel refuses a table larger than RLIMIT_NOFILE (EMFILE) and a second table
+// (EBUSY). Close releases it with the ring. Errors wrap the errno.
+func (r *Ring) RegisterFilesSparse(n uint32) error {
+	reg := rsrcRegister{Nr: n, Flags: rsrcRegisterSparse}
+	// Memory: reg is only read during the call.
+	_, err := r.register(RegisterFiles2, unsafe.Pointer(&reg), uint32(unsafe.Sizeof(reg)))
+	return err
+}

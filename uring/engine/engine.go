@@ -91,6 +91,13 @@ type Options struct {
 	// SubmitPerOp enters the kernel once per operation instead of once per
 	// Wait (for measurements).
 	SubmitPerOp bool
+	// DirectFiles, when positive, registers a table of that many slots for
+	// direct descriptors (capped at RLIMIT_NOFILE, which the kernel
+	// enforces per table): [Engine.AcceptMultishotDirect] puts connections
+	// there instead of in the process's descriptor table, so a process holds
+	// engines × RLIMIT_NOFILE connections, and the kernel skips an fd lookup
+	// on every operation.
+	DirectFiles int
 	// RecvPollFirst submits multishot receives with
 	// IORING_RECVSEND_POLL_FIRST: the kernel arms the poll without trying the
 	// receive first. Worth it when data rarely waits at arming time; it also
@@ -98,6 +105,16 @@ type Options struct {
 	// [Engine.RecvMultishot]), which tests use.
 	RecvPollFirst bool
 }
+
+// DirectBase is the first fd value that names a direct descriptor: fd =
+// DirectBase + its slot in the engine's registered file table
+// ([Options.DirectFiles]). Every method takes such fds; they are no process
+// descriptors, so system calls on them fail (see [Engine.Addrs],
+// [Engine.SetSockOptInt], [Engine.Shutdown]).
+const DirectBase = 1 << 30
+
+// IsDirect reports whether fd names a direct descriptor.
+func IsDirect(fd int) bool { return fd >= DirectBase }
 
 // Defaults of [Options].
 const (

@@ -65,6 +65,15 @@ type Engine struct {
 	held  []uint16
 	grown bool // the ring grew during this Wait (at most once per Wait)
 
+	// stash are CQEs a synchronous call took out of the ring before their
+	// turn (Addrs); the next Wait reports them first.
+	stash []uring.CQE
+	// direct: the registered file table's size (Options.DirectFiles), 0
+	// without one; watch[slot] is 1 + the row of the hang-up watch of the
+	// direct descriptor in slot (see watchHangup), 0 when none.
+	direct int
+	watch  []uint32
+
 	// fresh are the multishot receives submitted since the last check (see
 	// checkFresh); late the cancels it could not queue at once.
 	fresh []freshRecv
@@ -89,7 +98,7 @@ type Engine struct {
 // missing feature or an Options.Taskrun tier the kernel refuses; an error
 // wrapping unix.EINVAL for negative options.
 func New(opts Options) (*Engine, error) {
-	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 {
+	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 || opts.DirectFiles < 0 {
 		return nil, fmt.Errorf("engine: negative option in %+v: %w", opts, unix.EINVAL)
 	}
 	if opts.Entries == 0 {
@@ -129,6 +138,11 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
 		byUD: make(map[uint64]uint32), opts: opts}
 	e.zcMsg = p.Supported(uring.OpSendmsgZC)
+	if opts.DirectFiles > 0 {
+		if err := e.registerDirect(opts.DirectFiles); err != nil {
+			return nil, errors.Join(err, br.Close(), unix.Close(efd), r.Close())
+		}
+	}
 	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
 	// Close has reaped the last read.
 	e.pin.Pin(e.efbuf)
@@ -273,41 +287,60 @@ func (e *Engine) recycle() {
 // room for and the rest wait in the kernel's queue.
 func (e *Engine) reap(dst []Completion) int {
 	n := 0
+	if len(e.stash) > 0 {
+		// CQEs taken out of the ring by a synchronous call (Addrs) first,
+		// in their order.
+		k := min(len(e.stash), len(dst))
+		n = e.handle(dst, e.stash[:k])
+		rest := copy(e.stash, e.stash[k:])
+		e.stash = e.stash[:rest]
+		if rest > 0 {
+			return n
+		}
+	}
 	for n < len(dst) {
 		want := min(len(e.cqes), len(dst)-n)
 		k := e.r.PeekCQEs(e.cqes[:want])
-		for i := range e.cqes[:k] {
-			c := &e.cqes[i]
-			if c.UserData < MsgTokens {
-				// The caller's token: accept, multishot receive, close,
-				// a message's own completion.
-				if !c.More() {
-					e.ops--
-				}
-				if e.complete(&dst[n], c) {
-					n++
-				}
-				continue
-			}
-			if c.UserData < Reserved {
-				// A message from another ring: no operation of ours.
-				dst[n] = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
-				n++
-				continue
-			}
-			switch c.UserData {
-			case tokIgnore:
-				continue
-			case tokWake:
-				e.armed = false
-				continue
-			}
-			if e.onRow(&dst[n], c) {
-				n++
-			}
-		}
+		n += e.handle(dst[n:], e.cqes[:k])
 		if k < want {
 			break
+		}
+	}
+	return n
+}
+
+// handle turns cqes (at most len(dst)) into completions in dst and returns
+// how many.
+func (e *Engine) handle(dst []Completion, cqes []uring.CQE) int {
+	n := 0
+	for i := range cqes {
+		c := &cqes[i]
+		if c.UserData < MsgTokens {
+			// The caller's token: accept, multishot receive, close,
+			// a message's own completion.
+			if !c.More() {
+				e.ops--
+			}
+			if e.complete(&dst[n], c) {
+				n++
+			}
+			continue
+		}
+		if c.UserData < Reserved {
+			// A message from another ring: no operation of ours.
+			dst[n] = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
+			n++
+			continue
+		}
+		switch c.UserData {
+		case tokIgnore:
+			continue
+		case tokWake:
+			e.armed = false
+			continue
+		}
+		if e.onRow(&dst[n], c) {
+			n++
 		}
 	}
 	return n

@@ -85,3 +85,20 @@ func (e *Engine) CloseFD(fd int, ud uint64) error { return errUnsupported }
 
 // MsgRing returns an error matching errors.ErrUnsupported.
 func (e *Engine) MsgRing(ringFD int, res uint32, data, ud uint64) error { return errUnsupported }
+
+// DirectFiles returns 0.
+func (e *Engine) DirectFiles() int { return 0 }
+
+// AcceptMultishotDirect returns an error matching errors.ErrUnsupported.
+func (e *Engine) AcceptMultishotDirect(fd int, ud uint64) error { return errUnsupported }
+
+// SetSockOptInt returns an error matching errors.ErrUnsupported.
+func (e *Engine) SetSockOptInt(fd, level, name, v int) error { return errUnsupported }
+
+// Shutdown returns an error matching errors.ErrUnsupported.
+func (e *Engine) Shutdown(fd, how int) error { return errUnsupported }
+
+// Addrs returns an error matching errors.ErrUnsupported.
+func (e *Engine) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
+	return nil, nil, errUnsupported
+}

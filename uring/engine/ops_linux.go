@@ -50,14 +50,20 @@ func (e *Engine) RecvMultishot(fd int, ud uint64) error {
 	if err != nil {
 		return err
 	}
-	s.PrepRecvMultishot(fd, 0)
+	f, direct := fdOf(fd)
+	s.PrepRecvMultishot(f, 0)
+	target(s, fd)
 	s.SetBufGroup(e.br.Group())
 	if e.opts.RecvPollFirst {
 		s.SetIOPrio(uring.RecvsendPollFirst)
 	}
 	s.SetUserData(ud)
 	e.ops++
-	e.fresh = append(e.fresh, freshRecv{fd: int32(fd), ud: ud})
+	if direct {
+		e.watchHangup(fd, ud)
+	} else {
+		e.fresh = append(e.fresh, freshRecv{fd: int32(fd), ud: ud})
+	}
 	return nil
 }
 
@@ -83,7 +89,9 @@ func (e *Engine) Recv(fd int, buf []byte, ud uint64) error {
 	// Memory: the kernel writes buf until the CQE; m keeps it reachable and
 	// the pin in place until the row is freed.
 	m.pinHere(&buf[0])
-	s.PrepRecv(fd, buf, 0)
+	f, _ := fdOf(fd)
+	s.PrepRecv(f, buf, 0)
+	target(s, fd)
 	e.submitted(s, tokOp, idx)
 	e.name(idx)
 	e.ops++
@@ -150,6 +158,8 @@ func (e *Engine) Send(fd int, bufs [][]byte, ud uint64) error {
 func (e *Engine) prepSend(s *uring.SQE, idx uint32) {
 	r := &e.rows[idx]
 	m, fd := r.mem, int(r.fd)
+	defer target(s, fd)
+	fd, _ = fdOf(fd)
 	if e.opts.SendZC > 0 && e.zeroCopyOK(r.fd) {
 		n, first := 0, -1
 		for i, p := range m.bufs {
@@ -224,6 +234,9 @@ func (e *Engine) zeroCopyOK(fd int32) bool {
 	ok, seen := e.zcOK[fd]
 	if seen {
 		return ok
+	}
+	if IsDirect(int(fd)) {
+		return true // no process fd to ask: the EOPNOTSUPP fallback decides
 	}
 	if e.zcOK == nil {
 		e.zcOK = make(map[int32]bool)
@@ -360,7 +373,9 @@ func (e *Engine) connect(fd int, sa unix.Sockaddr, timeout time.Duration, ud uin
 	// Memory: the kernel reads m.sa (and m.ts) until the row's last CQE;
 	// pinned until the row is freed.
 	m.pinHere(m)
-	s.PrepConnect(fd, &m.sa)
+	f, _ := fdOf(fd)
+	s.PrepConnect(f, &m.sa)
+	target(s, fd)
 	e.submitted(s, tokOp, idx)
 	if st != nil {
 		s.SetFlags(uring.SQEIOLink)
@@ -451,8 +466,14 @@ func (e *Engine) CancelFD(fd int) error {
 	if err != nil {
 		return err
 	}
-	s.PrepCancelFD(fd, uring.CancelAll)
+	f, direct := fdOf(fd)
+	flags := uring.CancelAll
+	if direct {
+		flags |= uring.CancelFDFixed
+	}
+	s.PrepCancelFD(f, flags)
 	s.SetUserData(tokIgnore)
+	e.unwatch(fd)
 	return nil
 }
 
@@ -464,11 +485,16 @@ func (e *Engine) CloseFD(fd int, ud uint64) error {
 	if err := e.check("close", fd, ud); err != nil {
 		return err
 	}
+	e.unwatch(fd) // its cancel goes before the close
 	s, err := e.sqe()
 	if err != nil {
 		return err
 	}
-	s.PrepClose(fd)
+	if f, direct := fdOf(fd); direct {
+		s.PrepCloseDirect(uint32(f))
+	} else {
+		s.PrepClose(fd)
+	}
 	s.SetUserData(ud)
 	e.ops++
 	delete(e.zcOK, int32(fd))

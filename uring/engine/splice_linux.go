@@ -42,7 +42,9 @@ func (e *Engine) Splice(outFD, inFD int, offset int64, n int, ud uint64) error {
 	s1.PrepSplice(inFD, offset, p.w, -1, uint32(want), unix.SPLICE_F_MOVE)
 	s1.SetFlags(uring.SQEIOLink)
 	e.submitted(s1, tokLinked, idx)
-	s2.PrepSplice(p.r, -1, outFD, -1, uint32(want), unix.SPLICE_F_MOVE)
+	out, _ := fdOf(outFD)
+	s2.PrepSplice(p.r, -1, out, -1, uint32(want), unix.SPLICE_F_MOVE)
+	target(s2, outFD)
 	e.submitted(s2, tokOp, idx)
 	e.name(idx)
 	e.ops++
@@ -175,9 +177,10 @@ func (e *Engine) spliceStep(d *Completion, idx uint32) bool {
 		// less) fails the link (io_uring/splice.c: ret != len); send what
 		// the pipe holds.
 		return e.spliceDrain(d, idx)
-	case (op.inRes == -int32(unix.EINVAL) || op.inRes == -int32(unix.EOPNOTSUPP)) && !r.cancelled && !e.closed:
+	case (op.inRes == -int32(unix.EINVAL) || op.inRes == -int32(unix.EOPNOTSUPP)) && !r.cancelled && !e.closed && !IsDirect(op.out):
 		// The file cannot splice (no splice_read): sendfile(2) on POLLOUT,
-		// as before SPLICE (STYLE §3: per-operation fallback).
+		// as before SPLICE (STYLE §3: per-operation fallback). A direct
+		// descriptor has no process fd for sendfile(2): the error stands.
 		return e.spliceFallback(d, idx)
 	case op.inRes < 0:
 		return e.spliceEnd(d, idx, op.inRes)
@@ -198,7 +201,9 @@ func (e *Engine) spliceWait(d *Completion, idx uint32) bool {
 		return e.spliceEnd(d, idx, errRes(err))
 	}
 	op := e.rows[idx].sp
-	s.PrepPollAdd(op.out, unix.POLLOUT)
+	out, _ := fdOf(op.out)
+	s.PrepPollAdd(out, unix.POLLOUT)
+	target(s, op.out)
 	e.submitted(s, tokOp, idx)
 	op.polling = true
 	return false
@@ -214,7 +219,9 @@ func (e *Engine) spliceDrain(d *Completion, idx uint32) bool {
 		return e.spliceEnd(d, idx, errRes(err))
 	}
 	op := e.rows[idx].sp
-	s.PrepSplice(op.p.r, -1, op.out, -1, uint32(op.inPipe), unix.SPLICE_F_MOVE)
+	out, _ := fdOf(op.out)
+	s.PrepSplice(op.p.r, -1, out, -1, uint32(op.inPipe), unix.SPLICE_F_MOVE)
+	target(s, op.out)
 	e.submitted(s, tokOp, idx)
 	return false
 }

@@ -20,6 +20,9 @@ const (
 	rowSplice                      // SPLICE file -> pipe linked to pipe -> socket
 	rowSendfile                    // POLL_ADD, then sendfile(2): a file that cannot splice
 	rowUpdate                      // TIMEOUT_REMOVE updating a connect's LINK_TIMEOUT
+	rowAcceptDirect                // multishot ACCEPT into the file table
+	rowSockOpt                     // URING_CMD setsockopt on a direct descriptor
+	rowWatch                       // POLL_ADD for a direct descriptor's hang-up (watchHangup)
 )
 
 // row is one operation in the table (token.go). It lives from submission
@@ -54,6 +57,7 @@ type opMem struct {
 	sa     uring.Sockaddr
 	ts     uring.Timespec
 	buf    []byte // Recv, RecvFrom: the caller's buffer
+	val    int32  // SetSockOptInt's value
 	pin    runtime.Pinner
 	pinned bool
 
@@ -217,8 +221,13 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 		return e.finish(d, idx, res)
 	case rowSplice:
 		return e.onSplice(d, idx, sub, c.Res)
-	case rowUpdate:
+	case rowUpdate, rowSockOpt:
 		e.freeRow(idx)
+		return false
+	case rowAcceptDirect:
+		return e.onAcceptDirect(d, idx, c)
+	case rowWatch:
+		e.onWatch(idx, c.Res)
 		return false
 	}
 	return false

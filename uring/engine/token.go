@@ -11,6 +11,7 @@ import "math"
 //	  0xFF 00 ........     tokIgnore: CQEs nobody waits for (cancels, NOPs)
 //	  0xFF 01 gen16 idx32  tokOp: an operation in the table, first SQE
 //	  0xFF 02 gen16 idx32  tokLinked: the same operation's linked second SQE
+//	  0xFF 03 ........     tokInstall: Addrs's install, waited for at once
 //	  0xFF FF FF...FF      tokWake: the read on the wake-up eventfd
 //
 // An operation that needs the engine's help at completion (memory to unpin,
@@ -35,6 +36,7 @@ const (
 	tokOp     = Reserved | 1<<48
 	tokLinked = Reserved | 2<<48
 	tokWake   = math.MaxUint64
+	tokInstall = Reserved | 3<<48 // Addrs's synchronous install
 
 	tokSubMask = 0xFF << 48
 	tokGenMask = 0xFFFF
