@@ -12,17 +12,17 @@ import (
 type rowKind uint8
 
 const (
-	rowSend     rowKind = iota + 1 // SEND, SENDMSG, SEND_ZC or SENDMSG_ZC
-	rowSendTo                      // SENDMSG with an address
-	rowRecv                        // RECV into the caller's buffer
-	rowRecvFrom                    // POLL_ADD, then recvfrom(2)
-	rowConnect                     // CONNECT, with its LINK_TIMEOUT when timed
-	rowSplice                      // SPLICE file -> pipe linked to pipe -> socket
-	rowSendfile                    // POLL_ADD, then sendfile(2): a file that cannot splice
-	rowUpdate                      // TIMEOUT_REMOVE updating a connect's LINK_TIMEOUT
-	rowAcceptDirect                // multishot ACCEPT into the file table
-	rowSockOpt                     // URING_CMD setsockopt on a direct descriptor
-	rowWatch                       // POLL_ADD for a direct descriptor's hang-up (watchHangup)
+	rowSend         rowKind = iota + 1 // SEND, SENDMSG, SEND_ZC or SENDMSG_ZC
+	rowSendTo                          // SENDMSG with an address
+	rowRecv                            // RECV into the caller's buffer
+	rowRecvFrom                        // POLL_ADD, then recvfrom(2)
+	rowConnect                         // CONNECT, with its LINK_TIMEOUT when timed
+	rowSplice                          // SPLICE file -> pipe linked to pipe -> socket
+	rowSendfile                        // POLL_ADD, then sendfile(2): a file that cannot splice
+	rowUpdate                          // TIMEOUT_REMOVE updating a connect's LINK_TIMEOUT
+	rowAcceptDirect                    // multishot ACCEPT into the file table
+	rowSockOpt                         // URING_CMD setsockopt on a direct descriptor
+	rowWatch                           // POLL_ADD for a direct descriptor's hang-up (watchHangup)
 )
 
 // row is one operation in the table (token.go). It lives from submission

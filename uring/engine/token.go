@@ -32,10 +32,10 @@ const (
 	// this engine.
 	MsgTokens uint64 = 0xFE << 56
 
-	tokIgnore = Reserved
-	tokOp     = Reserved | 1<<48
-	tokLinked = Reserved | 2<<48
-	tokWake   = math.MaxUint64
+	tokIgnore  = Reserved
+	tokOp      = Reserved | 1<<48
+	tokLinked  = Reserved | 2<<48
+	tokWake    = math.MaxUint64
 	tokInstall = Reserved | 3<<48 // Addrs's synchronous install
 
 	tokSubMask = 0xFF << 48
