@@ -39,6 +39,22 @@ type backend interface {
 	// close-on-exec) with more set, until a final completion.
 	acceptMultishot(fd int, tok uint64) error
 
+	// acceptDirect is acceptMultishot whose connections are io_uring
+	// direct descriptors (Options.URingDirect): fds no system call takes,
+	// which the methods below (setNoDelay, shutdownWrite, addrs, closeFD)
+	// handle. errors.ErrUnsupported when the engine has none.
+	acceptDirect(fd int, tok uint64) error
+
+	// setNoDelay sets TCP_NODELAY on fd (best effort: no error for a direct
+	// descriptor, whose socket command reports nothing).
+	setNoDelay(fd int) error
+
+	// shutdownWrite shuts fd down for writing (ENOTCONN is no error).
+	shutdownWrite(fd int) error
+
+	// addrs returns fd's local and peer addresses.
+	addrs(fd int) (local, peer unix.Sockaddr, err error)
+
 	// recvMultishot reads from the stream socket fd: completions with
 	// res = n > 0, buf = the bytes (valid only during dispatch) and more
 	// set; a final completion at EOF (res 0), on error, on cancel, or with
@@ -130,4 +146,27 @@ type backendConfig struct {
 	setup          SetupMode
 	sendZC         int  // io_uring: smallest send to go out zero-copy (0: none)
 	submitPerOp    bool // io_uring: one io_uring_enter per SQE
+	directFiles    int  // io_uring: slots of the direct descriptor table (0: none)
 }
+
+// testHookDirect, set by the tests' TestMain from RINGMACHINE_TEST_DIRECT=1,
+// runs every loop as if Options.URingDirect were set, so the whole suite
+// runs on direct descriptors.
+var testHookDirect bool
+
+// directFiles is the size asked of the io_uring engine's table of direct
+// descriptors for Options.URingDirect: as large as the engine allows (it
+// caps it at RLIMIT_NOFILE), 0 without the option.
+func directFiles(on bool) int {
+	switch {
+	case !on:
+		return 0
+	case testHookDirectFiles > 0:
+		return testHookDirectFiles
+	}
+	return 1 << 20
+}
+
+// testHookDirectFiles, when set by a test, sizes the direct descriptor table
+// (to fill it).
+var testHookDirectFiles int

@@ -56,6 +56,28 @@ func (b *epollBackend) acceptMultishot(fd int, tok uint64) error {
 	return b.p.AcceptMultishot(fd, tok)
 }
 
+func (b *epollBackend) acceptDirect(fd int, tok uint64) error { return errors.ErrUnsupported }
+
+func (b *epollBackend) setNoDelay(fd int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+}
+
+func (b *epollBackend) shutdownWrite(fd int) error {
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+		return err
+	}
+	return nil
+}
+
+func (b *epollBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) {
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, nil, err
+	}
+	peer, err := unix.Getpeername(fd)
+	return local, peer, err
+}
+
 func (b *epollBackend) recvMultishot(fd int, tok uint64) error {
 	return b.p.RecvMultishot(fd, tok)
 }

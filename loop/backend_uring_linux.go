@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"errors"
 	"time"
 
 	"github.com/ringmachine/ringmachine/uring/engine"
@@ -42,6 +43,7 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		SendZC:         cfg.sendZC,
 		SubmitPerOp:    cfg.submitPerOp,
 		RecvPollFirst:  testHookRecvPollFirst,
+		DirectFiles:    cfg.directFiles,
 	})
 	if err != nil {
 		return nil, err
@@ -84,6 +86,21 @@ func (b *uringBackend) acceptMultishot(fd int, tok uint64) error {
 }
 
 func (b *uringBackend) recvMultishot(fd int, tok uint64) error { return b.e.RecvMultishot(fd, tok) }
+
+func (b *uringBackend) acceptDirect(fd int, tok uint64) error {
+	if b.e.DirectFiles() == 0 {
+		return errors.ErrUnsupported
+	}
+	return b.e.AcceptMultishotDirect(fd, tok)
+}
+
+func (b *uringBackend) setNoDelay(fd int) error {
+	return b.e.SetSockOptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+}
+
+func (b *uringBackend) shutdownWrite(fd int) error { return b.e.Shutdown(fd, unix.SHUT_WR) }
+
+func (b *uringBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) { return b.e.Addrs(fd) }
 
 func (b *uringBackend) recv(fd int, buf []byte, tok uint64) error { return b.e.Recv(fd, buf, tok) }
 

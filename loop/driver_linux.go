@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,20 +103,42 @@ func (s *sock) SetOutboundLimits(low, high, hardCap int) error {
 
 func (s *sock) LocalAddr() net.Addr {
 	if s.laddr == nil && s.fd >= 0 && !s.fdClosing() {
-		if sa, err := unix.Getsockname(s.fd); err == nil {
-			s.laddr = sockaddrToAddr(sa, s.network)
-		}
+		s.loadAddrs()
 	}
 	return s.laddr
 }
 
 func (s *sock) RemoteAddr() net.Addr {
 	if s.raddr == nil && s.fd >= 0 && !s.fdClosing() && s.kind == sockStream && !s.connecting() {
+		s.loadAddrs()
+	}
+	return s.raddr
+}
+
+// loadAddrs fills in the addresses of s not known yet: from the engine for
+// an io_uring direct descriptor (one round trip for both), with
+// getsockname(2)/getpeername(2) otherwise.
+func (s *sock) loadAddrs() {
+	if engine.IsDirect(s.fd) {
+		local, peer, err := s.l.be.addrs(s.fd)
+		if local != nil && s.laddr == nil {
+			s.laddr = sockaddrToAddr(local, s.network)
+		}
+		if err == nil && peer != nil && s.raddr == nil && s.kind == sockStream {
+			s.raddr = sockaddrToAddr(peer, s.network)
+		}
+		return
+	}
+	if s.laddr == nil {
+		if sa, err := unix.Getsockname(s.fd); err == nil {
+			s.laddr = sockaddrToAddr(sa, s.network)
+		}
+	}
+	if s.raddr == nil && s.kind == sockStream && !s.connecting() {
 		if sa, err := unix.Getpeername(s.fd); err == nil {
 			s.raddr = sockaddrToAddr(sa, s.network)
 		}
 	}
-	return s.raddr
 }
 
 func (s *sock) Closing() bool { return s.closed() || s.closing() }

@@ -1,5 +1,17 @@
 package loop
 
+// DirectSuite reports whether the suite runs on direct descriptors
+// (RINGMACHINE_TEST_DIRECT=1).
+func DirectSuite() bool { return testHookDirect }
+
+// SetTestDirectFiles sizes the direct descriptor table of loops run
+// afterwards; the returned func restores it.
+func SetTestDirectFiles(n int) (restore func()) {
+	old := testHookDirectFiles
+	testHookDirectFiles = n
+	return func() { testHookDirectFiles = old }
+}
+
 // StaleCompletions reports the completions dropped because their token's
 // slot generation had moved on.
 func (l *Loop) StaleCompletions() int { return l.net.stale }

@@ -275,6 +275,13 @@ func (w *faultBackend) acceptMultishot(fd int, tok uint64) error {
 	return w.inner.acceptMultishot(fd, tok)
 }
 
+func (w *faultBackend) acceptDirect(fd int, tok uint64) error { return w.inner.acceptDirect(fd, tok) }
+func (w *faultBackend) setNoDelay(fd int) error               { return w.inner.setNoDelay(fd) }
+func (w *faultBackend) shutdownWrite(fd int) error            { return w.inner.shutdownWrite(fd) }
+func (w *faultBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) {
+	return w.inner.addrs(fd)
+}
+
 func (w *faultBackend) recvMultishot(fd int, tok uint64) error {
 	if w.conn(tok).reset {
 		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.ECONNRESET)})

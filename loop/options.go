@@ -162,6 +162,18 @@ type Options struct {
 	// URingSubmit chooses when prepared SQEs are submitted (default
 	// SubmitBatch).
 	URingSubmit SubmitMode
+
+	// URingDirect makes servers accept connections as io_uring direct
+	// descriptors: they live in the loop's ring (a registered file table
+	// as large as RLIMIT_NOFILE allows) instead of the process's
+	// descriptor table, so a group of N loops holds N × RLIMIT_NOFILE
+	// connections in one process, and the kernel skips an fd lookup per
+	// operation. Everything a connection does works the same; LocalAddr
+	// and RemoteAddr cost one round trip to the kernel the first time.
+	// Servers of a group in AcceptHandoff mode, clients and datagram
+	// sockets keep process fds. Needs Linux 6.8 (FIXED_FD_INSTALL, socket
+	// commands); without it servers accept process fds.
+	URingDirect bool
 }
 
 // RecvMode is how the io_uring backend receives on stream connections

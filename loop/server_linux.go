@@ -39,6 +39,7 @@ type Server struct {
 	retry   Timer
 	backoff time.Duration // current accept retry delay after EMFILE and co.
 	gs      *GroupServer  // the group server this is one loop's part of
+	direct  bool          // accepts io_uring direct descriptors (Options.URingDirect)
 }
 
 // Addr returns the address the server is bound to: the real port when port
@@ -139,6 +140,9 @@ func (l *Loop) serveFD(fd int, la listenAddr, factory func() conn.Handler, gs *G
 	}
 	s := l.newSock(sockListener, fd, la.network)
 	srv := &Server{l: l, s: s, factory: factory, path: la.path, gs: gs}
+	// A connection handed to another loop must be a process fd (the MPSC
+	// queue carries fds), so hand-off groups accept those.
+	srv.direct = (l.opts.URingDirect || testHookDirect) && (gs == nil || !gs.handoff)
 	s.srv = srv
 	if lsa, err := unix.Getsockname(fd); err == nil {
 		srv.addr = sockaddrToAddr(lsa, la.network)
@@ -219,8 +223,18 @@ func listenFD(network string, sa unix.Sockaddr, reusePort bool, backlog int) (in
 
 func (l *Loop) armAccept(srv *Server) error {
 	s := srv.s
-	if err := l.be.acceptMultishot(s.fd, s.tok(opAccept)); err != nil {
-		return err
+	if srv.direct {
+		err := l.be.acceptDirect(s.fd, s.tok(opAccept))
+		if errors.Is(err, errors.ErrUnsupported) {
+			srv.direct = false // the engine has no table: process fds
+		} else if err != nil {
+			return err
+		}
+	}
+	if !srv.direct {
+		if err := l.be.acceptMultishot(s.fd, s.tok(opAccept)); err != nil {
+			return err
+		}
 	}
 	s.ops++
 	s.recvArmed = true
@@ -282,13 +296,13 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 // another loop of the group (AcceptHandoff).
 func (l *Loop) accepted(srv *Server, fd int) {
 	if srv.stopped || l.stopping {
-		unix.Close(fd)
+		l.dropFD(fd)
 		return
 	}
 	if srv.s.network == "tcp" {
 		// Latency over coalescing, as Go's net does: the loop already
 		// batches a connection's writes into one send per iteration.
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		_ = l.be.setNoDelay(fd)
 	}
 	if gs := srv.gs; gs != nil && gs.handoff {
 		if target := gs.nextLoop(); target != l {
@@ -315,7 +329,7 @@ func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 	var h conn.Handler
 	l.call(func() { h = factory() })
 	if h == nil {
-		unix.Close(fd)
+		l.dropFD(fd)
 		return
 	}
 	s := l.newSock(sockStream, fd, network)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -208,6 +209,19 @@ func (l *Loop) freeSock(s *sock) {
 	s.files = nil
 }
 
+// dropFD closes fd, which belongs to no socket record (an accepted
+// connection nobody takes): with close(2), or through the engine for an
+// io_uring direct descriptor, which no system call can close.
+func (l *Loop) dropFD(fd int) {
+	if !engine.IsDirect(fd) {
+		unix.Close(fd)
+		return
+	}
+	if err := l.be.closeFD(fd, makeToken(opDropFD, 0, 0)); err != nil {
+		l.report(fmt.Errorf("loop: close direct descriptor %d: %w", fd-engine.DirectBase, err))
+	}
+}
+
 // ConnectionCount reports the open connections, stream and datagram, client
 // and server (EventMachine's connection_count). Call only from the loop
 // goroutine.
@@ -223,6 +237,9 @@ func (l *Loop) dispatch(c *completion) {
 		l.updateTime()
 	}
 	k, slot, gen := splitToken(c.tok)
+	if k == opDropFD {
+		return // dropFD's close: no record waits for it
+	}
 	if k == opHandoffIn || k == opHandoffOut {
 		l.dispatchHandoff(k, c)
 		return

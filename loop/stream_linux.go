@@ -212,7 +212,7 @@ func (l *Loop) afterSend(s *sock) {
 	}
 	if s.shutPending {
 		s.shutPending = false
-		if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+		if err := l.be.shutdownWrite(s.fd); err != nil {
 			l.closeSock(s, l.opError("shutdown", s, err))
 			return
 		}

@@ -32,7 +32,8 @@ const (
 	opSendFile
 	opClose
 	opHandoffOut
-	opMaxKind = opHandoffOut
+	opDropFD  // the close of an fd no socket owns (dropFD)
+	opMaxKind = opDropFD
 
 	opHandoffIn = opKind(engine.MsgTokens >> tokKindShift)
 )

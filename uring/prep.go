@@ -338,6 +338,16 @@ func (s *SQE) PrepAcceptMultishotDirect(fd int, flags int) {
 	s.SpliceFDIn = -1 // FileIndexAlloc
 }
 
+// PrepAcceptDirect is PrepAccept into a free slot of the registered file table
+// (liburing io_uring_prep_accept_direct with IORING_FILE_INDEX_ALLOC; Linux 5.19): Res
+// is the slot. The kernel takes the connection off the listen queue before it looks for
+// a slot, so with the table full the connection is closed (its peer sees a reset) and
+// Res is -ENFILE: submit it only while a slot is free.
+func (s *SQE) PrepAcceptDirect(fd int, flags int) {
+	s.PrepAccept(fd, flags)
+	s.SpliceFDIn = -1 // FileIndexAlloc
+}
+
 // PrepCloseDirect prepares the close of the direct descriptor in slot index of the
 // registered file table (liburing io_uring_prep_close_direct; Linux 5.15). The slot is
 // free for reuse once the CQE is posted.

@@ -44,12 +44,22 @@ func (e *Engine) registerDirect(n int) error {
 // DirectFiles reports the size of the registered file table (0: none).
 func (e *Engine) DirectFiles() int { return e.direct }
 
+// acceptDepth is how many single-shot direct accepts a listener keeps in
+// flight (each holds a slot of the table until it completes).
+const acceptDepth = 8
+
 // AcceptMultishotDirect is AcceptMultishot whose connections are direct
 // descriptors: each lands in a free slot of the registered file table, and
 // its completion's Res is DirectBase + the slot, which every method of the
 // engine takes as an fd. Such a connection occupies no process descriptor.
-// A full table ends the accept with -ENFILE (re-arm it once a connection
-// has closed).
+//
+// The kernel takes a connection off the listen queue before it looks for a
+// slot, so an accept that finds the table full resets its peer. The engine
+// therefore accepts with single-shot ACCEPTs (up to acceptDepth at a time),
+// each holding a slot it has counted free, and reports them as one
+// multishot operation. With every slot taken it submits none: connections
+// wait in the listen queue, as with EMFILE, until a CloseFD of a direct
+// descriptor frees a slot, and the accept goes on by itself.
 //
 // Errors as AcceptMultishot, and unix.EINVAL without a table
 // (Options.DirectFiles 0).
@@ -60,29 +70,163 @@ func (e *Engine) AcceptMultishotDirect(fd int, ud uint64) error {
 	if e.direct == 0 {
 		return fmt.Errorf("engine: accept fd %d into direct descriptors: no table (Options.DirectFiles): %w", fd, unix.EINVAL)
 	}
-	s, err := e.sqe()
-	if err != nil {
-		return err
-	}
 	idx := e.newRow(rowAcceptDirect, fd, ud, false)
-	s.PrepAcceptMultishotDirect(fd, unix.SOCK_NONBLOCK)
-	e.submitted(s, tokOp, idx)
 	e.name(idx)
 	e.ops++
+	e.stepping++
+	if err := e.armAccepts(idx); err != nil && e.rows[idx].sqes == 0 {
+		r := &e.rows[idx]
+		r.named = false
+		delete(e.byUD, ud)
+		e.ops--
+		e.stepping--
+		e.freeRow(idx)
+		return err
+	}
 	return nil
 }
 
-// onAcceptDirect handles a CQE of a direct multishot accept.
+// armAccepts submits single-shot direct accepts for row idx while it has
+// fewer than acceptDepth in flight and the table a slot not promised yet;
+// with none in flight and no slot free, it parks the row until closeDone.
+func (e *Engine) armAccepts(idx uint32) error {
+	for e.rows[idx].sqes < acceptDepth && e.directUsed < e.direct {
+		s, err := e.sqe()
+		if err != nil {
+			return err
+		}
+		s.PrepAcceptDirect(int(e.rows[idx].fd), unix.SOCK_NONBLOCK)
+		e.submitted(s, tokOp, idx)
+		e.directUsed++
+	}
+	if e.rows[idx].sqes == 0 {
+		e.unpark(idx)
+		e.parked = append(e.parked, idx)
+	}
+	return nil
+}
+
+// onAcceptDirect handles the CQE of one direct accept of row idx.
 func (e *Engine) onAcceptDirect(d *Completion, idx uint32, c *uring.CQE) bool {
+	r := &e.rows[idx]
 	res := c.Res
-	if res >= 0 {
-		res += DirectBase
+	if res < 0 {
+		e.directUsed-- // the slot it held was not used
 	}
-	if c.More() {
-		*d = Completion{UserData: e.rows[idx].ud, Res: res, Flags: FlagMore}
+	if sub, _, _ := splitOpToken(c.UserData); sub == tokLinked {
+		// The NOP that carries the final completion of a cancelled row.
+		if r.sqes == 0 {
+			return e.finish(d, idx, r.endRes())
+		}
+		return false
+	}
+	switch {
+	case r.cancelled || e.closed:
+		if res >= 0 {
+			// Accepted before the cancel landed: the caller owns it.
+			*d = Completion{UserData: r.ud, Res: res + DirectBase, Flags: FlagMore}
+			if r.sqes == 0 {
+				e.finalNop(idx)
+			}
+			return true
+		}
+		if r.sqes == 0 {
+			return e.finish(d, idx, r.endRes())
+		}
+		return false
+	case res >= 0:
+		e.noteAccepted(r.fd, res)
+		_ = e.armAccepts(idx) // an SQ failure shows at the next Wait
+		*d = Completion{UserData: r.ud, Res: res + DirectBase, Flags: FlagMore}
 		return true
+	case res == -int32(unix.ECONNABORTED) || res == -int32(unix.EAGAIN) || res == -int32(unix.EINTR) || res == -int32(unix.ENFILE):
+		// A peer that gave up, a poll run out, or a slot taken by a
+		// descriptor moved in: try again.
+		_ = e.armAccepts(idx)
+		return false
 	}
-	return e.finish(d, idx, res)
+	// Anything else ends the operation; the caller re-arms it. The other
+	// accepts in flight are cancelled and reaped without a report.
+	if r.sqes == 0 {
+		return e.finish(d, idx, res)
+	}
+	r.cancelled = true
+	r.res = res // the final completion reports it, once the others are in
+	if s, err := e.sqe(); err == nil {
+		s.PrepCancel(opToken(tokOp, idx, r.gen), uring.CancelAll)
+		s.SetUserData(tokIgnore)
+	}
+	return false
+}
+
+// endRes is the final result of a cancelled direct accept row: the error
+// that ended it, or -ECANCELED.
+func (r *row) endRes() int32 {
+	if r.res < 0 {
+		return r.res
+	}
+	return -int32(unix.ECANCELED)
+}
+
+// noteAccepted records whether the direct descriptor in slot, accepted on
+// listener, may send zero-copy: a connection has its listener's family,
+// which zeroCopyOK cannot ask a direct descriptor.
+func (e *Engine) noteAccepted(listener, slot int32) {
+	if e.opts.SendZC > 0 {
+		ok := e.zeroCopyOK(listener) // makes zcOK
+		e.zcOK[slot+DirectBase] = ok
+	}
+}
+
+// finalNop submits a NOP under row idx's tokLinked, whose CQE carries the
+// row's final completion when the CQE that ended it already carried a
+// connection.
+func (e *Engine) finalNop(idx uint32) {
+	s, err := e.sqe()
+	if err != nil {
+		e.lateFinals = append(e.lateFinals, idx)
+		return
+	}
+	s.PrepNop()
+	e.submitted(s, tokLinked, idx)
+}
+
+// cancelAccept ends direct accept row idx (Cancel, CancelFD): its accepts
+// in flight are cancelled; a parked row gets its final completion from a
+// NOP.
+func (e *Engine) cancelAccept(idx uint32) {
+	r := &e.rows[idx]
+	r.cancelled = true
+	if r.sqes == 0 {
+		e.unpark(idx)
+		e.finalNop(idx)
+	}
+}
+
+// unpark removes row idx from the parked accepts.
+func (e *Engine) unpark(idx uint32) {
+	for i, p := range e.parked {
+		if p == idx {
+			e.parked = append(e.parked[:i], e.parked[i+1:]...)
+			return
+		}
+	}
+}
+
+// closeDone notes that a direct descriptor's slot is free again and lets the
+// parked accepts go on.
+func (e *Engine) closeDone() {
+	e.directUsed--
+	if len(e.parked) == 0 || e.closed {
+		return
+	}
+	parked := e.parked
+	e.parked = nil
+	for _, idx := range parked {
+		if e.rows[idx].live && !e.rows[idx].cancelled {
+			_ = e.armAccepts(idx)
+		}
+	}
 }
 
 // SetSockOptInt sets the integer socket option level/name of fd to v: at

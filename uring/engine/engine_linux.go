@@ -73,6 +73,12 @@ type Engine struct {
 	// direct descriptor in slot (see watchHangup), 0 when none.
 	direct int
 	watch  []uint32
+	// directUsed counts the slots taken or promised to an accept in flight;
+	// parked are the direct accept rows waiting for a free slot, lateFinals
+	// those whose final NOP found no SQE (retried by Wait).
+	directUsed int
+	parked     []uint32
+	lateFinals []uint32
 
 	// fresh are the multishot receives submitted since the last check (see
 	// checkFresh); late the cancels it could not queue at once.
@@ -248,6 +254,13 @@ func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
 		e.late = nil
 		for _, ud := range late {
 			e.cancelFresh(ud)
+		}
+	}
+	if len(e.lateFinals) > 0 {
+		late := e.lateFinals
+		e.lateFinals = nil
+		for _, idx := range late {
+			e.finalNop(idx)
 		}
 	}
 	if !e.armWake() {
@@ -467,6 +480,11 @@ func (e *Engine) Close() error {
 	var errs []error
 	e.closed = true
 	e.recycle()
+	for _, idx := range e.parked {
+		e.ops-- // a parked accept has nothing in flight: it just ends
+		e.freeRow(idx)
+	}
+	e.parked, e.lateFinals = nil, nil
 	if e.ops > 0 || e.sqes > 0 || e.armed {
 		// Everything left, the wake-up read included, is cancelled and
 		// reaped without a report.

@@ -430,8 +430,12 @@ func (e *Engine) Cancel(ud uint64) error {
 	if err := e.checkToken("cancel", ud); err != nil {
 		return err
 	}
-	target := ud
+	target, flags := ud, uring.CancelFlags(0)
 	if idx, ok := e.byUD[ud]; ok {
+		if e.rows[idx].kind == rowAcceptDirect {
+			e.cancelAccept(idx)
+			flags = uring.CancelAll // its accepts in flight share the token
+		}
 		e.rows[idx].cancelled = true // no more SQEs for it
 		target = opToken(tokOp, idx, e.rows[idx].gen)
 	}
@@ -439,7 +443,7 @@ func (e *Engine) Cancel(ud uint64) error {
 	if err != nil {
 		return err
 	}
-	s.PrepCancel(target, 0)
+	s.PrepCancel(target, flags)
 	s.SetUserData(tokIgnore)
 	return nil
 }
@@ -457,7 +461,10 @@ func (e *Engine) CancelFD(fd int) error {
 		// them from submitting any past this cancel.
 		for i := range e.rows {
 			r := &e.rows[i]
-			if r.live && !r.done && r.fd == int32(fd) {
+			if r.live && !r.done && !r.cancelled && r.fd == int32(fd) {
+				if r.kind == rowAcceptDirect {
+					e.cancelAccept(uint32(i))
+				}
 				r.cancelled = true
 			}
 		}
@@ -491,11 +498,14 @@ func (e *Engine) CloseFD(fd int, ud uint64) error {
 		return err
 	}
 	if f, direct := fdOf(fd); direct {
+		// A row: the slot is free for the parked accepts once it is in.
+		idx := e.newRow(rowCloseDirect, fd, ud, false)
 		s.PrepCloseDirect(uint32(f))
+		e.submitted(s, tokOp, idx)
 	} else {
 		s.PrepClose(fd)
+		s.SetUserData(ud)
 	}
-	s.SetUserData(ud)
 	e.ops++
 	delete(e.zcOK, int32(fd))
 	return nil

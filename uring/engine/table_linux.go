@@ -23,6 +23,7 @@ const (
 	rowAcceptDirect                    // multishot ACCEPT into the file table
 	rowSockOpt                         // URING_CMD setsockopt on a direct descriptor
 	rowWatch                           // POLL_ADD for a direct descriptor's hang-up (watchHangup)
+	rowCloseDirect                     // CLOSE of a direct descriptor: frees its slot
 )
 
 // row is one operation in the table (token.go). It lives from submission
@@ -167,7 +168,7 @@ func (e *Engine) finish(d *Completion, idx uint32, res int32) bool {
 		}
 	}
 	e.ops--
-	if r.kind == rowSplice || r.kind == rowSendfile || r.kind == rowRecvFrom {
+	if r.kind == rowSplice || r.kind == rowSendfile || r.kind == rowRecvFrom || r.kind == rowAcceptDirect {
 		e.stepping--
 	}
 	if r.sqes == 0 {
@@ -229,6 +230,9 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 	case rowWatch:
 		e.onWatch(idx, c.Res)
 		return false
+	case rowCloseDirect:
+		e.closeDone()
+		return e.finish(d, idx, c.Res)
 	}
 	return false
 }

@@ -1,0 +1,78 @@
+package loop_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+// TestDirectTableFull serves 24 clients at once from a table of 4 direct
+// descriptors. The kernel takes a connection off the listen queue before it
+// looks for a slot, so an accept into a full table resets its peer: the
+// engine must never submit one. The clients beyond the table wait in the
+// listen queue, as with EMFILE, and as served connections close their slots
+// come back: every client gets its own reply, byte for byte, none is reset,
+// and at no time are more than 4 connections open.
+func TestDirectTableFull(t *testing.T) {
+	testutil.RequireURing(t)
+	testutil.CheckLeaks(t)
+	defer loop.SetTestDirectFiles(4)()
+	const clients = 24
+	var reported []error
+	served, open, most := 0, 0, 0
+	var remote []string
+	_, err := runLoop(t, loop.URing, loop.Options{URingDirect: true, ErrorHandler: func(err error) { reported = append(reported, err) }}, 30*time.Second, func(l *loop.Loop) {
+		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+			return &hazardFunc{post: func(*conn.Conn) {
+				open++
+				most = max(most, open)
+			}, recv: func(c *conn.Conn, data []byte) {
+				remote = append(remote, c.RemoteAddr().String())
+				_ = c.SendData(append([]byte("echo "), data...))
+				_ = c.CloseAfterWriting()
+			}, unbind: func(*conn.Conn, error) {
+				open--
+				if served++; served == clients {
+					l.Stop()
+				}
+			}}
+		})
+		require.NoError(t, err)
+		addr := srv.Addr().String()
+		for i := range clients {
+			go func() {
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				if !assert.NoError(t, err) {
+					return
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				msg := fmt.Sprintf("client %02d", i)
+				_, err = c.Write([]byte(msg))
+				assert.NoError(t, err)
+				got, err := io.ReadAll(c)
+				assert.NoError(t, err)
+				assert.Equal(t, "echo "+msg, string(got))
+			}()
+		}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, clients, served)
+	assert.LessOrEqual(t, most, 4, "connections open at once in a table of 4")
+	t.Logf("at most %d connections open at once", most)
+	assert.Empty(t, reported, "a full table is no error: connections wait in the listen queue")
+	for _, r := range remote {
+		host, _, err := net.SplitHostPort(r)
+		require.NoError(t, err)
+		assert.Equal(t, "127.0.0.1", host, "RemoteAddr of a direct descriptor")
+	}
+}
