@@ -163,8 +163,8 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 	s.advance(lifeOpen) // connected
 	s.cl.connTimer.Cancel()
 	s.lastAct = l.monotonic()
-	if s.inact > 0 && !s.inactTimer.Pending() {
-		l.armInactivity(s, s.inact)
+	if s.inact != nil && s.inact.d > 0 && !s.inact.t.Pending() {
+		l.armInactivity(s, s.inact.d)
 	}
 	h, cn := s.h, s.c
 	l.call(func() { h.ConnectionCompleted(cn) })

@@ -64,9 +64,8 @@ type sock struct {
 	sentSeq int64 // bytes of out sent so far
 	outSeq  int64 // bytes of out written so far
 
-	inact      time.Duration
-	lastAct    int64
-	inactTimer *Timer // allocated by the first SetInactivityTimeout
+	lastAct int64
+	inact   *inactivity // allocated by the first SetInactivityTimeout
 
 	laddr, raddr net.Addr
 	stats        conn.Stats
@@ -117,6 +116,13 @@ func (s *sock) closed() bool { return s.life >= lifeClosed }
 
 // fdClosing reports that the fd's close is submitted (or there was none).
 func (s *sock) fdClosing() bool { return s.life == lifeFDClosing }
+
+// inactivity is a connection's inactivity timeout and its timer, out of
+// line: most connections have none, and the record stays in its size class.
+type inactivity struct {
+	d time.Duration
+	t Timer
+}
 
 // flowState holds a sock's outbound limits and the bytes received while
 // reading was paused, out of line: most connections use neither.
@@ -317,7 +323,9 @@ func (l *Loop) closeSock(s *sock, reason error) {
 	}
 	s.advance(lifeClosed)
 	s.reason = reason
-	s.inactTimer.Cancel()
+	if s.inact != nil {
+		s.inact.t.Cancel()
+	}
 	if s.cl != nil {
 		s.cl.connTimer.Cancel()
 	}

@@ -28,7 +28,7 @@ type directCounter struct {
 	open *atomic.Int64
 }
 
-func (h directCounter) PostInit(*conn.Conn)                  { h.open.Add(1) }
+func (h directCounter) PostInit(*conn.Conn)                   { h.open.Add(1) }
 func (h directCounter) ReceiveData(c *conn.Conn, data []byte) { _ = c.SendData(data) }
 func (h directCounter) Unbind(*conn.Conn, error)              { h.open.Add(-1) }
 

@@ -18,15 +18,15 @@ func (l *Loop) armInactivity(s *sock, d time.Duration) {
 	// SetInactivityTimeout) the loop stamped; it stays well within the
 	// documented d plus one loop iteration.
 	const inactivitySlack = time.Millisecond
-	if s.inactTimer == nil {
-		s.inactTimer = new(Timer)
+	if s.inact == nil {
+		s.inact = &inactivity{d: d}
 	}
-	l.armInternalTimerAt(s.inactTimer, s.lastAct+int64(d+inactivitySlack), func() {
-		if s.closed() || s.inact == 0 {
+	l.armInternalTimerAt(&s.inact.t, s.lastAct+int64(d+inactivitySlack), func() {
+		if s.closed() || s.inact.d == 0 {
 			return
 		}
-		if idle := time.Duration(l.now - s.lastAct); idle < s.inact {
-			l.armInactivity(s, s.inact)
+		if idle := time.Duration(l.now - s.lastAct); idle < s.inact.d {
+			l.armInactivity(s, s.inact.d)
 			return
 		}
 		l.closeSock(s, conn.ErrInactivityTimeout)
@@ -37,13 +37,24 @@ func (s *sock) SetInactivityTimeout(d time.Duration) error {
 	if d < 0 {
 		return fmt.Errorf("loop: negative inactivity timeout %v", d)
 	}
-	s.inact = d
 	s.lastAct = s.l.monotonic()
-	s.inactTimer.Cancel()
+	if s.inact == nil {
+		if d == 0 {
+			return nil
+		}
+		s.inact = new(inactivity)
+	}
+	s.inact.d = d
+	s.inact.t.Cancel()
 	if d > 0 && !s.closed() && !s.connecting() {
 		s.l.armInactivity(s, d)
 	}
 	return nil
 }
 
-func (s *sock) InactivityTimeout() time.Duration { return s.inact }
+func (s *sock) InactivityTimeout() time.Duration {
+	if s.inact == nil {
+		return 0
+	}
+	return s.inact.d
+}

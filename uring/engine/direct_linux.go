@@ -37,7 +37,7 @@ func (e *Engine) registerDirect(n int) error {
 		return fmt.Errorf("engine: a table of %d direct descriptors: %w", n, err)
 	}
 	e.direct = n
-	e.watch = make([]uint32, n)
+	e.watch = make([]watchSlot, n) // untouched slots cost no memory
 	return nil
 }
 
@@ -363,53 +363,74 @@ func (e *Engine) install(slot int) (int, error) {
 	return -1, fmt.Errorf("engine: install direct descriptor %d: no completion: %w", slot, unix.ETIME)
 }
 
+// watchSlot is the hang-up watch of the direct descriptor in one slot of
+// the table: the receive it guards, and a generation that tells a CQE of a
+// watch the slot has since dropped from one of its current watch.
+type watchSlot struct {
+	ud  uint64
+	gen uint16
+	on  bool
+}
+
 // watchHangup arms, for the direct descriptor fd whose multishot receive
 // ud was just submitted, a one-shot POLL_ADD for a hang-up (POLLRDHUP,
 // POLLHUP, POLLERR): the direct counterpart of checkFresh, whose poll(2)
 // needs a process fd. When the peer goes the receive is cancelled, so a
 // receive the kernel race left stranded ends, and the caller's next one
-// reads what is left. A watch costs one armed poll per connection; it ends
-// with the connection (CloseFD and CancelFD cancel it).
+// reads what is left. A watch costs one armed poll per connection and 16
+// bytes of the slot's state, no table row; it ends with the connection
+// (CloseFD and CancelFD cancel it). Its token is tokWatch with the slot and
+// the slot's watch generation.
 func (e *Engine) watchHangup(fd int, ud uint64) {
 	slot, _ := fdOf(fd)
-	if slot >= len(e.watch) || e.watch[slot] != 0 {
-		return // watched already: one watch per connection
+	if slot >= len(e.watch) {
+		return
+	}
+	w := &e.watch[slot]
+	if w.on {
+		w.ud = ud // watched already: one watch per connection, for its latest receive
+		return
 	}
 	s, err := e.sqe()
 	if err != nil {
 		e.late = append(e.late, ud) // cancel it now: a new receive is always safe
 		return
 	}
-	idx := e.newRow(rowWatch, fd, ud, false)
+	w.gen++
+	w.ud, w.on = ud, true
 	s.PrepPollAdd(slot, unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR)
 	s.SetFlags(uring.SQEFixedFile)
-	e.submitted(s, tokOp, idx)
-	e.watch[slot] = idx + 1
+	s.SetUserData(opToken(tokWatch, uint32(slot), w.gen))
+	e.sqes++
 }
 
 // onWatch handles the CQE of a hang-up watch.
-func (e *Engine) onWatch(idx uint32, res int32) {
-	r := &e.rows[idx]
-	slot, _ := fdOf(int(r.fd))
-	if slot < len(e.watch) && e.watch[slot] == idx+1 {
-		e.watch[slot] = 0
+func (e *Engine) onWatch(c *uring.CQE) {
+	e.sqes--
+	_, slot, gen := splitOpToken(c.UserData)
+	if int(slot) >= len(e.watch) {
+		return
 	}
-	if res > 0 && !e.closed {
-		e.cancelFresh(r.ud)
+	w := &e.watch[slot]
+	if !w.on || w.gen != gen {
+		return // a watch unwatch dropped: its slot has moved on
 	}
-	e.freeRow(idx)
+	w.on = false
+	if c.Res > 0 && !e.closed {
+		e.cancelFresh(w.ud)
+	}
 }
 
 // unwatch cancels the hang-up watch of fd, if any: before its close.
 func (e *Engine) unwatch(fd int) {
 	slot, direct := fdOf(fd)
-	if !direct || slot >= len(e.watch) || e.watch[slot] == 0 {
+	if !direct || slot >= len(e.watch) || !e.watch[slot].on {
 		return
 	}
-	idx := e.watch[slot] - 1
-	e.watch[slot] = 0
+	w := &e.watch[slot]
+	w.on = false
 	if s, err := e.sqe(); err == nil {
-		s.PrepCancel(opToken(tokOp, idx, e.rows[idx].gen), 0)
+		s.PrepCancel(opToken(tokWatch, uint32(slot), w.gen), 0)
 		s.SetUserData(tokIgnore)
 	}
 }

@@ -69,10 +69,9 @@ type Engine struct {
 	// turn (Addrs); the next Wait reports them first.
 	stash []uring.CQE
 	// direct: the registered file table's size (Options.DirectFiles), 0
-	// without one; watch[slot] is 1 + the row of the hang-up watch of the
-	// direct descriptor in slot (see watchHangup), 0 when none.
+	// without one; watch holds each slot's hang-up watch (watchHangup).
 	direct int
-	watch  []uint32
+	watch  []watchSlot
 	// directUsed counts the slots taken or promised to an accept in flight;
 	// parked are the direct accept rows waiting for a free slot, lateFinals
 	// those whose final NOP found no SQE (retried by Wait).
@@ -350,6 +349,10 @@ func (e *Engine) handle(dst []Completion, cqes []uring.CQE) int {
 			continue
 		case tokWake:
 			e.armed = false
+			continue
+		}
+		if c.UserData&^(1<<48-1) == tokWatch {
+			e.onWatch(c)
 			continue
 		}
 		if e.onRow(&dst[n], c) {

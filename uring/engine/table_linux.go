@@ -22,7 +22,6 @@ const (
 	rowUpdate                          // TIMEOUT_REMOVE updating a connect's LINK_TIMEOUT
 	rowAcceptDirect                    // multishot ACCEPT into the file table
 	rowSockOpt                         // URING_CMD setsockopt on a direct descriptor
-	rowWatch                           // POLL_ADD for a direct descriptor's hang-up (watchHangup)
 	rowCloseDirect                     // CLOSE of a direct descriptor: frees its slot
 )
 
@@ -227,9 +226,6 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 		return false
 	case rowAcceptDirect:
 		return e.onAcceptDirect(d, idx, c)
-	case rowWatch:
-		e.onWatch(idx, c.Res)
-		return false
 	case rowCloseDirect:
 		e.closeDone()
 		return e.finish(d, idx, c.Res)

@@ -12,6 +12,7 @@ import "math"
 //	  0xFF 01 gen16 idx32  tokOp: an operation in the table, first SQE
 //	  0xFF 02 gen16 idx32  tokLinked: the same operation's linked second SQE
 //	  0xFF 03 ........     tokInstall: Addrs's install, waited for at once
+//	  0xFF 04 gen16 slot32 tokWatch: a direct descriptor's hang-up watch
 //	  0xFF FF FF...FF      tokWake: the read on the wake-up eventfd
 //
 // An operation that needs the engine's help at completion (memory to unpin,
@@ -37,8 +38,8 @@ const (
 	tokLinked  = Reserved | 2<<48
 	tokWake    = math.MaxUint64
 	tokInstall = Reserved | 3<<48 // Addrs's synchronous install
+	tokWatch   = Reserved | 4<<48 // | gen16 | slot32: a hang-up watch (watchHangup)
 
-	tokSubMask = 0xFF << 48
 	tokGenMask = 0xFFFF
 	tokGenShft = 32
 )
