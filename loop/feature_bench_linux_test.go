@@ -25,7 +25,9 @@ type featureCase struct {
 //   - setup: SINGLE_ISSUER|DEFER_TASKRUN vs COOP_TASKRUN vs no taskrun flags
 //     (Options.URingSetup);
 //   - submit: one io_uring_enter per iteration vs one per operation
-//     (Options.URingSubmit).
+//     (Options.URingSubmit);
+//   - direct: connections as process fds vs io_uring direct descriptors
+//     (Options.URingDirect) at 64 B and 4 KB.
 //
 // Compare the sides of one feature within one run (README "io_uring
 // feature A/B"); run with -benchtime 20x -count 3 or more.
@@ -59,6 +61,10 @@ func BenchmarkURingFeatures(b *testing.B) {
 		{"submit", []int{64}, []featureCase{
 			{"batch", u},
 			{"per-op", with(func(o *loop.Options) { o.URingSubmit = loop.SubmitPerOp })},
+		}},
+		{"direct", []int{64, 4096}, []featureCase{
+			{"off", u},
+			{"on", with(func(o *loop.Options) { o.URingDirect = true })},
 		}},
 	}
 	for _, g := range groups {

@@ -41,6 +41,13 @@ func (c *config) servers2() ([]server, []string) {
 				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1"} },
 				env:  []string{"RINGMACHINE_BACKEND=" + be}})
 		}
+		if proto == "echo" {
+			// The A/B of io_uring direct descriptors (Options.URingDirect).
+			bin := filepath.Join(c.binDir, ourBins[proto])
+			add(server{name: "ringmachine-uring-direct", proto: proto, ours: true,
+				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1", "-direct"} },
+				env:  []string{"RINGMACHINE_BACKEND=uring"}})
+		}
 		peer := filepath.Join(c.binDir, "peer")
 		for _, impl := range []string{"gnet", "net"} {
 			add(server{name: impl, proto: proto,
