@@ -26,6 +26,15 @@ func target(s *uring.SQE, fd int) {
 	}
 }
 
+// directOps reports whether the kernel has what direct descriptors need
+// besides the table: IORING_OP_FIXED_FD_INSTALL (Linux 6.8, for Addrs) and
+// socket commands (IORING_OP_URING_CMD with setsockopt, 6.7). Without them
+// the engine registers no table (DirectFiles reports 0) and callers accept
+// process fds, as before.
+func directOps(p *uring.Probe) bool {
+	return p.Supported(uring.OpFixedFDInstall) && p.Supported(uring.OpURingCmd)
+}
+
 // registerDirect registers the sparse file table of Options.DirectFiles
 // slots, capped at RLIMIT_NOFILE (the kernel refuses more).
 func (e *Engine) registerDirect(n int) error {

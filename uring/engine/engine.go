@@ -96,7 +96,8 @@ type Options struct {
 	// enforces per table): [Engine.AcceptMultishotDirect] puts connections
 	// there instead of in the process's descriptor table, so a process holds
 	// engines × RLIMIT_NOFILE connections, and the kernel skips an fd lookup
-	// on every operation.
+	// on every operation. A kernel without IORING_OP_FIXED_FD_INSTALL
+	// (Linux 6.8) gets no table: [Engine.DirectFiles] reports 0.
 	DirectFiles int
 	// RecvPollFirst submits multishot receives with
 	// IORING_RECVSEND_POLL_FIRST: the kernel arms the poll without trying the

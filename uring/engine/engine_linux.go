@@ -143,7 +143,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
 		byUD: make(map[uint64]uint32), opts: opts}
 	e.zcMsg = p.Supported(uring.OpSendmsgZC)
-	if opts.DirectFiles > 0 {
+	if opts.DirectFiles > 0 && directOps(p) {
 		if err := e.registerDirect(opts.DirectFiles); err != nil {
 			return nil, errors.Join(err, br.Close(), unix.Close(efd), r.Close())
 		}
