@@ -6,13 +6,13 @@ GO        ?= go
 GIOURING  := -tags giouring -ldflags=-checklinkname=0
 BENCHTIME ?= 1s
 
-.PHONY: run test fmt-check vet static build cross test-race test-direct test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
+.PHONY: run test fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
 
 # The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
 run:
 	$(GO) run ./examples/echo -addr 127.0.0.1:10000
 
-test: fmt-check vet static build cross test-race test-direct test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
+test: fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -52,10 +52,11 @@ test-race:
 test-giouring:
 	$(GO) test $(GIOURING) -count=1 ./uring/
 
-# The loop's whole suite again with every server on io_uring direct
-# descriptors (Options.URingDirect), under the race detector.
-test-direct:
-	RINGMACHINE_TEST_DIRECT=1 $(GO) test -race -count=1 ./loop/
+# The loop's whole suite again with io_uring servers on process
+# descriptors (Options.URingProcessFDs) instead of direct ones, under the
+# race detector.
+test-process-fds:
+	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -race -count=1 ./loop/
 
 test-stress:
 	$(GO) test -tags stress -count=1 -timeout 30m ./...

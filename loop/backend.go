@@ -40,7 +40,7 @@ type backend interface {
 	acceptMultishot(fd int, tok uint64) error
 
 	// acceptDirect is acceptMultishot whose connections are io_uring
-	// direct descriptors (Options.URingDirect): fds no system call takes,
+	// direct descriptors (unless Options.URingProcessFDs): fds no system call takes,
 	// which the methods below (setNoDelay, shutdownWrite, addrs, closeFD)
 	// handle. errors.ErrUnsupported when the engine has none.
 	acceptDirect(fd int, tok uint64) error
@@ -149,14 +149,15 @@ type backendConfig struct {
 	directFiles    int  // io_uring: slots of the direct descriptor table (0: none)
 }
 
-// testHookDirect, set by the tests' TestMain from RINGMACHINE_TEST_DIRECT=1,
-// runs every loop as if Options.URingDirect were set, so the whole suite
-// runs on direct descriptors.
-var testHookDirect bool
+// testHookProcessFDs, set by the tests' TestMain from
+// RINGMACHINE_TEST_PROCESS_FDS=1, runs every loop as if
+// Options.URingProcessFDs were set, so the whole suite runs on process fds
+// on io_uring too.
+var testHookProcessFDs bool
 
 // directFiles is the size asked of the io_uring engine's table of direct
-// descriptors for Options.URingDirect: as large as the engine allows (it
-// caps it at RLIMIT_NOFILE), 0 without the option.
+// descriptors: as large as the engine allows (it caps it at RLIMIT_NOFILE),
+// 0 with Options.URingProcessFDs.
 func directFiles(on bool) int {
 	switch {
 	case !on:

@@ -1,8 +1,8 @@
 package loop
 
-// DirectSuite reports whether the suite runs on direct descriptors
-// (RINGMACHINE_TEST_DIRECT=1).
-func DirectSuite() bool { return testHookDirect }
+// ProcessFDSuite reports whether the suite runs io_uring servers on process
+// fds (RINGMACHINE_TEST_PROCESS_FDS=1).
+func ProcessFDSuite() bool { return testHookProcessFDs }
 
 // SetTestDirectFiles sizes the direct descriptor table of loops run
 // afterwards; the returned func restores it.

@@ -26,8 +26,8 @@ type featureCase struct {
 //     (Options.URingSetup);
 //   - submit: one io_uring_enter per iteration vs one per operation
 //     (Options.URingSubmit);
-//   - direct: connections as process fds vs io_uring direct descriptors
-//     (Options.URingDirect) at 64 B and 4 KB.
+//   - direct: connections as process fds (Options.URingProcessFDs) vs
+//     io_uring direct descriptors at 64 B and 4 KB.
 //
 // Compare the sides of one feature within one run (README "io_uring
 // feature A/B"); run with -benchtime 20x -count 3 or more.
@@ -63,8 +63,8 @@ func BenchmarkURingFeatures(b *testing.B) {
 			{"per-op", with(func(o *loop.Options) { o.URingSubmit = loop.SubmitPerOp })},
 		}},
 		{"direct", []int{64, 4096}, []featureCase{
-			{"off", u},
-			{"on", with(func(o *loop.Options) { o.URingDirect = true })},
+			{"process-fds", with(func(o *loop.Options) { o.URingProcessFDs = true })},
+			{"direct", u},
 		}},
 	}
 	for _, g := range groups {

@@ -162,7 +162,7 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		setup:          l.opts.URingSetup,
 		sendZC:         l.opts.URingSendZC,
 		submitPerOp:    l.opts.URingSubmit == SubmitPerOp,
-		directFiles:    directFiles(l.opts.URingDirect || testHookDirect),
+		directFiles:    directFiles(!l.opts.URingProcessFDs && !testHookProcessFDs),
 	})
 	if err != nil {
 		return err

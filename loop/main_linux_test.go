@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// TestMain runs the package's tests; with RINGMACHINE_TEST_DIRECT=1 every
-// loop serves on io_uring direct descriptors (Options.URingDirect), so
-// `make test` runs the whole suite on them too.
+// TestMain runs the package's tests; with RINGMACHINE_TEST_PROCESS_FDS=1
+// every io_uring loop serves on process fds (Options.URingProcessFDs)
+// instead of direct descriptors, so `make test` runs the whole suite both
+// ways.
 func TestMain(m *testing.M) {
-	testHookDirect = os.Getenv("RINGMACHINE_TEST_DIRECT") == "1"
+	testHookProcessFDs = os.Getenv("RINGMACHINE_TEST_PROCESS_FDS") == "1"
 	os.Exit(m.Run())
 }

@@ -39,7 +39,7 @@ type Server struct {
 	retry   Timer
 	backoff time.Duration // current accept retry delay after EMFILE and co.
 	gs      *GroupServer  // the group server this is one loop's part of
-	direct  bool          // accepts io_uring direct descriptors (Options.URingDirect)
+	direct  bool          // accepts io_uring direct descriptors (see Options.URingProcessFDs)
 }
 
 // Addr returns the address the server is bound to: the real port when port
@@ -142,7 +142,7 @@ func (l *Loop) serveFD(fd int, la listenAddr, factory func() conn.Handler, gs *G
 	srv := &Server{l: l, s: s, factory: factory, path: la.path, gs: gs}
 	// A connection handed to another loop must be a process fd (the MPSC
 	// queue carries fds), so hand-off groups accept those.
-	srv.direct = (l.opts.URingDirect || testHookDirect) && (gs == nil || !gs.handoff)
+	srv.direct = !l.opts.URingProcessFDs && !testHookProcessFDs && (gs == nil || !gs.handoff)
 	s.srv = srv
 	if lsa, err := unix.Getsockname(fd); err == nil {
 		srv.addr = sockaddrToAddr(lsa, la.network)
@@ -248,6 +248,12 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		l.accepted(srv, int(c.res))
 	}
 	if !final {
+		if c.res < 0 {
+			// The direct descriptor table is full (ENFILE): the accept
+			// waits for a slot by itself, connections wait in the listen
+			// queue; reported as EMFILE is.
+			l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: errnoOf(c.res)})
+		}
 		return
 	}
 	s.recvArmed = false

@@ -46,7 +46,7 @@ func idle100kDirect(t *testing.T, n int, hold time.Duration) {
 	loops := (n*5/4 + perLoop - 1) / perLoop
 	testutil.CheckLeaks(t)
 	var open atomic.Int64
-	g, err := loop.NewGroup(loops, loop.Options{Backend: loop.URing, URingDirect: true, ListenBacklog: 4096})
+	g, err := loop.NewGroup(loops, loop.Options{Backend: loop.URing, ListenBacklog: 4096})
 	require.NoError(t, err)
 	srv, err := g.StartServer("127.0.0.1:0", func(*loop.Loop) conn.Handler { return directCounter{open: &open} })
 	require.NoError(t, err)

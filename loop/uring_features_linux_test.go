@@ -29,8 +29,8 @@ var uringFeatureModes = []featureCase{
 	{"setup=coop-taskrun", loop.Options{URingSetup: loop.SetupCoopTaskrun}},
 	{"setup=none", loop.Options{URingSetup: loop.SetupNoTaskrunFlags}},
 	{"submit=per-op", loop.Options{URingSubmit: loop.SubmitPerOp}},
-	{"direct", loop.Options{URingDirect: true}},
-	{"direct+sendzc=1", loop.Options{URingDirect: true, URingSendZC: 1}},
+	{"process-fds", loop.Options{URingProcessFDs: true}},
+	{"process-fds+sendzc=1", loop.Options{URingProcessFDs: true, URingSendZC: 1}},
 	{"all-off", loop.Options{URingRecv: loop.RecvSingleShot, URingSendZC: 1,
 		URingSetup: loop.SetupNoTaskrunFlags, URingSubmit: loop.SubmitPerOp}},
 }

@@ -42,10 +42,11 @@ func (c *config) servers2() ([]server, []string) {
 				env:  []string{"RINGMACHINE_BACKEND=" + be}})
 		}
 		if proto == "echo" {
-			// The A/B of io_uring direct descriptors (Options.URingDirect).
+			// The A/B of io_uring direct descriptors: the same on process
+			// fds (Options.URingProcessFDs).
 			bin := filepath.Join(c.binDir, ourBins[proto])
-			add(server{name: "ringmachine-uring-direct", proto: proto, ours: true,
-				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1", "-direct"} },
+			add(server{name: "ringmachine-uring-processfds", proto: proto, ours: true,
+				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1", "-process-fds"} },
 				env:  []string{"RINGMACHINE_BACKEND=uring"}})
 		}
 		peer := filepath.Join(c.binDir, "peer")

@@ -4,15 +4,15 @@
 //	go run ./examples/echo                      # listens on 127.0.0.1:10000
 //	go run ./examples/echo -addr 127.0.0.1:0    # any free port
 //	go run ./examples/echo -loops 0             # one reactor per core
-//	go run ./examples/echo -loops 6 -direct     # connections beyond RLIMIT_NOFILE
+//	go run ./examples/echo -loops 6             # 6 × RLIMIT_NOFILE connections
 //	telnet 127.0.0.1 10000
 //
 // -loops N runs N reactors (a loop.Group; 0 means one per core), each with
 // its own SO_REUSEPORT listener on the address: the kernel spreads the
-// connections and no two reactors ever share one. -direct holds the
-// connections as io_uring direct descriptors (loop.Options.URingDirect):
-// each reactor's ring holds up to RLIMIT_NOFILE of them and none takes a
-// descriptor of the process.
+// connections and no two reactors ever share one. On io_uring the
+// connections are direct descriptors: each reactor's ring holds up to
+// RLIMIT_NOFILE of them and none takes a descriptor of the process;
+// -process-fds makes them ordinary descriptors (loop.Options.URingProcessFDs).
 //
 // A client that sends without reading what comes back holds at most about
 // 256 KiB of echoed bytes: above that (the high watermark of
@@ -102,7 +102,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
-	direct := fs.Bool("direct", false, "io_uring: hold connections as direct descriptors, in the rings instead of the process's descriptor table (Options.URingDirect)")
+	processFDs := fs.Bool("process-fds", false, "io_uring: hold connections as process descriptors instead of direct descriptors in the rings (Options.URingProcessFDs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		}
 		fmt.Fprintln(stderr, "echo:", err)
 	}
-	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, URingDirect: *direct})
+	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, URingProcessFDs: *processFDs})
 	if err != nil {
 		return err
 	}

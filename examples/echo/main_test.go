@@ -58,9 +58,9 @@ func TestEcho(t *testing.T) {
 	for _, loops := range []string{"1", "2"} {
 		t.Run("loops="+loops, func(t *testing.T) { testEcho(t, "-loops", loops) })
 	}
-	// On epoll -direct changes nothing; on io_uring the same bytes come back
-	// over direct descriptors.
-	t.Run("direct", func(t *testing.T) { testEcho(t, "-loops", "2", "-direct") })
+	// On epoll -process-fds changes nothing; on io_uring the same bytes
+	// come back over process descriptors instead of direct ones.
+	t.Run("process-fds", func(t *testing.T) { testEcho(t, "-loops", "2", "-process-fds") })
 }
 
 func testEcho(t *testing.T, args ...string) {

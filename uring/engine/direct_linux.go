@@ -68,7 +68,8 @@ const acceptDepth = 8
 // each holding a slot it has counted free, and reports them as one
 // multishot operation. With every slot taken it submits none: connections
 // wait in the listen queue, as with EMFILE, until a CloseFD of a direct
-// descriptor frees a slot, and the accept goes on by itself.
+// descriptor frees a slot, and the accept goes on by itself. It reports each
+// such episode with a non-final completion, Res -ENFILE and FlagMore.
 //
 // Errors as AcceptMultishot, and unix.EINVAL without a table
 // (Options.DirectFiles 0).
@@ -108,6 +109,16 @@ func (e *Engine) armAccepts(idx uint32) error {
 		e.submitted(s, tokOp, idx)
 		e.directUsed++
 	}
+	if e.directUsed >= e.direct && !e.fullTold && !e.rows[idx].cancelled {
+		// Every slot is taken or promised to an accept in flight: tell the
+		// caller once per episode, as EMFILE would, with a NOP whose CQE
+		// carries a non-final -ENFILE. A slot freed ends the episode.
+		if s, err := e.sqe(); err == nil {
+			e.fullTold = true
+			s.PrepNop()
+			e.submitted(s, tokLinked, idx)
+		}
+	}
 	if e.rows[idx].sqes == 0 {
 		e.unpark(idx)
 		e.parked = append(e.parked, idx)
@@ -123,11 +134,21 @@ func (e *Engine) onAcceptDirect(d *Completion, idx uint32, c *uring.CQE) bool {
 		e.directUsed-- // the slot it held was not used
 	}
 	if sub, _, _ := splitOpToken(c.UserData); sub == tokLinked {
-		// The NOP that carries the final completion of a cancelled row.
-		if r.sqes == 0 {
+		// A NOP: the final completion of a cancelled row, or the notice
+		// that the table is full (armAccepts).
+		switch {
+		case r.cancelled && r.sqes == 0:
 			return e.finish(d, idx, r.endRes())
+		case r.cancelled:
+			return false
 		}
-		return false
+		if r.sqes == 0 {
+			// The accepts in flight are over: wait for a slot (closeDone),
+			// or take one freed meanwhile.
+			_ = e.armAccepts(idx)
+		}
+		*d = Completion{UserData: r.ud, Res: -int32(unix.ENFILE), Flags: FlagMore}
+		return true
 	}
 	switch {
 	case r.cancelled || e.closed:
@@ -226,6 +247,7 @@ func (e *Engine) unpark(idx uint32) {
 // parked accepts go on.
 func (e *Engine) closeDone() {
 	e.directUsed--
+	e.fullTold = false
 	if len(e.parked) == 0 || e.closed {
 		return
 	}

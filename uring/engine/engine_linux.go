@@ -76,6 +76,7 @@ type Engine struct {
 	// parked are the direct accept rows waiting for a free slot, lateFinals
 	// those whose final NOP found no SQE (retried by Wait).
 	directUsed int
+	fullTold   bool // the full table was reported (armAccepts) and no slot freed since
 	parked     []uint32
 	lateFinals []uint32
 
@@ -484,8 +485,11 @@ func (e *Engine) Close() error {
 	e.closed = true
 	e.recycle()
 	for _, idx := range e.parked {
-		e.ops-- // a parked accept has nothing in flight: it just ends
-		e.freeRow(idx)
+		e.rows[idx].cancelled = true
+		if e.rows[idx].sqes == 0 {
+			e.ops-- // nothing in flight: it just ends
+			e.freeRow(idx)
+		} // else its notice NOP ends it (onAcceptDirect)
 	}
 	e.parked, e.lateFinals = nil, nil
 	if e.ops > 0 || e.sqes > 0 || e.armed {

@@ -72,15 +72,15 @@ func tcpPair(t *testing.T) (a, b int) {
 	require.NoError(t, err)
 	s, err := ln.Accept()
 	require.NoError(t, err)
-	a, b = dupFD(t, c), dupFD(t, s)
+	a, b = dupFD(t, c.(*net.TCPConn)), dupFD(t, s.(*net.TCPConn))
 	c.Close()
 	s.Close()
 	return a, b
 }
 
-func dupFD(t *testing.T, c net.Conn) int {
+func dupFD(t *testing.T, c interface{ File() (*os.File, error) }) int {
 	t.Helper()
-	f, err := c.(interface{ File() (*os.File, error) }).File()
+	f, err := c.File()
 	require.NoError(t, err)
 	defer f.Close()
 	fd, err := unix.Dup(int(f.Fd()))
@@ -382,4 +382,60 @@ func countFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
 	return len(ents)
+}
+
+// TestDirectAcceptTableFull accepts into a table of 4 slots: the fifth
+// connection waits in the listen queue (never reset), the accept reports
+// the full table once with a non-final -ENFILE, and after a CloseFD frees a
+// slot the waiting connection is accepted by the same operation.
+func TestDirectAcceptTableFull(t *testing.T) {
+	e := open(t, Options{DirectFiles: 4})
+	require.Equal(t, 4, e.DirectFiles())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	lfd := dupFD(t, ln.(*net.TCPListener))
+	require.NoError(t, e.AcceptMultishotDirect(lfd, 1))
+	var clients []net.Conn
+	for range 5 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	var fds []int
+	full := 0
+	cs := make([]Completion, 16)
+	deadline := time.Now().Add(10 * time.Second)
+	for (len(fds) < 4 || full == 0) && time.Now().Before(deadline) {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, c := range cs[:n] {
+			require.True(t, c.More(), "the accept goes on: %+v", c)
+			if c.Res == -int32(unix.ENFILE) {
+				full++
+				continue
+			}
+			require.True(t, IsDirect(int(c.Res)), "res %d", c.Res)
+			fds = append(fds, int(c.Res))
+		}
+	}
+	require.Len(t, fds, 4)
+	require.Equal(t, 1, full, "the full table is reported once")
+	require.NoError(t, e.CloseFD(fds[0], 2))
+	var fifth int
+	for fifth == 0 && time.Now().Before(deadline) {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, c := range cs[:n] {
+			if c.UserData == 1 && c.Res >= 0 {
+				fifth = int(c.Res)
+			}
+		}
+	}
+	require.NotZero(t, fifth, "the waiting connection is accepted once a slot is free")
+	_, peer, err := e.Addrs(fifth)
+	require.NoError(t, err)
+	local := clients[4].LocalAddr().(*net.TCPAddr)
+	assert.Equal(t, local.Port, peer.(*unix.SockaddrInet4).Port, "the fifth client, not a reset one")
 }
