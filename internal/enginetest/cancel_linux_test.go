@@ -8,9 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/uring/engine"
 )
 
-// TestCancel cancels armed receives: with nothing to read the final
+// TestCancel cancels armed receives on an accepted connection: with nothing
+// to read the final
 // completion is -ECANCELED; with data racing the cancel, whatever the
 // receive reported first is kept (a final -ENOBUFS included: io_uring's
 // provided buffers ran out) and no byte is lost or duplicated (the rest is
@@ -18,7 +21,7 @@ import (
 // wrapping ENOENT on epoll and nothing at all on io_uring.
 func TestCancel(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
-		a, b := tcpPair(t, "127.0.0.1")
+		a, b := enginePair(t, e, "127.0.0.1")
 
 		require.NoError(t, e.Recv(b, make([]byte, 64), 1))
 		require.NoError(t, e.RecvMultishot(b, 2))
@@ -75,12 +78,10 @@ func TestCancel(t *testing.T) {
 			got.Write(dataOf(cs, ud))
 		}
 		require.LessOrEqual(t, got.Len(), sent.Len())
-		rest, err := readN(b, sent.Len()-got.Len(), 65536, nil)
-		require.NoError(t, err)
-		got.Write(rest)
+		got.Write(recvN(t, e, b, sent.Len()-got.Len(), 65536, 99))
 		requireBytes(t, sent.Bytes(), got.Bytes(), "bytes around cancelled receives")
 
-		err = e.Cancel(12345)
+		err := e.Cancel(12345)
 		if _, isEpoll := e.(*epollEng); isEpoll {
 			assert.ErrorIs(t, err, unix.ENOENT, "epoll: cancel of an unknown token")
 		} else {
@@ -93,48 +94,113 @@ func TestCancel(t *testing.T) {
 
 // TestCancelFD cancels every operation on one fd (a multishot receive and a
 // send blocked on a full buffer) with -ECANCELED, and leaves the operations
-// of other fds alone.
+// of other fds alone: on AF_UNIX socket pairs, then on accepted TCP
+// connections (direct descriptors on the direct rows).
 func TestCancelFD(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
 		a, _ := unixPair(t)
 		c, d := unixPair(t)
-		// Fill a's send buffer: its peer never reads.
-		require.NoError(t, unix.SetsockoptInt(a, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096))
-		fill := make([]byte, 4096)
-		for {
-			_, err := unix.Write(a, fill)
-			if err == unix.EAGAIN {
-				break
+		checkCancelFD(t, e, a, c, d)
+
+		_, a = enginePair(t, e, "127.0.0.1")
+		c, d = enginePair(t, e, "127.0.0.1")
+		checkCancelFD(t, e, a, c, d)
+	})
+}
+
+// TestCancelFDAccept cancels a multishot accept by its listener with
+// CancelFD, after it has accepted a connection: its final completion is
+// -ECANCELED, and a connection made afterwards is left in the listener's
+// queue.
+func TestCancelFDAccept(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e eng) {
+		ln, sa := listenTCP(t, "127.0.0.1", 16)
+		require.NoError(t, e.AcceptMultishot(ln, 1))
+		dialTCP(t, sa)
+		cs := reap(t, e, 4, func(cs []completion) bool { return len(cs) > 0 })
+		for _, c := range cs {
+			if c.UserData == 1 && c.Res >= 0 {
+				closeAccepted(t, e, int(c.Res))
 			}
-			require.NoError(t, err)
 		}
-		require.NoError(t, e.RecvMultishot(a, 1))
-		require.NoError(t, e.Send(a, [][]byte{pattern(1000, 1)}, 2))
-		buf := make([]byte, 16)
-		require.NoError(t, e.Recv(d, buf, 3))
+		require.Len(t, cs, 1, "completions: %s", describe(cs))
+		require.True(t, cs[0].More, "the accept ended: %v", cs[0].Err())
+		requireAcceptedKind(t, e, int(cs[0].Res))
+
+		require.NoError(t, e.CancelFD(ln))
+		cs = reap(t, e, 4, finals(1))
+		require.Len(t, cs, 1, "completions after the CancelFD: %s", describe(cs))
+		assert.Equal(t, -int32(unix.ECANCELED), cs[0].Res, "CancelFD of the listener: %v", cs[0].Err())
+		dialTCP(t, sa)
 		quiet(t, e, 20*time.Millisecond)
-		require.Equal(t, 3, e.InFlight())
-
-		require.NoError(t, e.CancelFD(a))
-		cs := reap(t, e, 4, finals(1, 2))
-		assert.Equal(t, -int32(unix.ECANCELED), finalOf(t, cs, 1).Res, "multishot receive")
-		assert.Equal(t, -int32(unix.ECANCELED), finalOf(t, cs, 2).Res, "send")
-		assert.Empty(t, of(cs, 3), "the other fd's receive")
-		assert.Equal(t, 1, e.InFlight())
-
-		// The other fd's receive still works.
-		msg := pattern(16, 2)
-		_, err := unix.Write(c, msg)
-		require.NoError(t, err)
-		r := finalOf(t, reap(t, e, 4, finals(3)), 3)
-		require.Equal(t, int32(16), r.Res)
-		requireBytes(t, msg, buf, "receive on the other fd")
+		require.True(t, pollFD(ln, unix.POLLIN, deadline), "the connection made after the cancel must wait in the queue")
 		assert.Zero(t, e.InFlight())
 	})
 }
 
+// checkCancelFD is TestCancelFD on the stream socket a, whose peer never
+// reads, and the connected pair c (the test's) and d (the engine's).
+func checkCancelFD(t *testing.T, e eng, a, c, d int) {
+	t.Helper()
+	require.NoError(t, e.SetSockOptInt(a, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096))
+	sendUntilBlocked(t, e, a, 2)
+	require.NoError(t, e.RecvMultishot(a, 1))
+	buf := make([]byte, 16)
+	require.NoError(t, e.Recv(d, buf, 3))
+	quiet(t, e, 20*time.Millisecond)
+	require.Equal(t, 3, e.InFlight())
+
+	require.NoError(t, e.CancelFD(a))
+	t.Logf("waiting for the final completions of the receive (1) and the send (2) that CancelFD cancels")
+	cs := reap(t, e, 4, finals(1, 2))
+	assert.Equal(t, -int32(unix.ECANCELED), finalOf(t, cs, 1).Res, "multishot receive")
+	assert.Equal(t, -int32(unix.ECANCELED), finalOf(t, cs, 2).Res, "send")
+	assert.Empty(t, of(cs, 3), "the other fd's receive")
+	assert.Equal(t, 1, e.InFlight())
+
+	// The other fd's receive still works.
+	msg := pattern(16, 2)
+	_, err := unix.Write(c, msg)
+	require.NoError(t, err)
+	r := finalOf(t, reap(t, e, 4, finals(3)), 3)
+	require.Equal(t, int32(16), r.Res)
+	requireBytes(t, msg, buf, "receive on the other fd")
+	assert.Zero(t, e.InFlight())
+}
+
+// sendUntilBlocked sends on fd, whose peer never reads, until a send (token
+// ud) finds the send buffer full: it returns with that send in flight.
+// Sends that complete (short, or -EAGAIN) are followed by the next.
+func sendUntilBlocked(t testing.TB, e eng, fd int, ud uint64) {
+	t.Helper()
+	chunk := pattern(64<<10, 3)
+	dst := make([]completion, 4)
+	for range 1000 { // 64 MB: far more than any socket buffer
+		require.NoError(t, e.Send(fd, [][]byte{chunk}, ud))
+		done := false
+		for end := time.Now().Add(200 * time.Millisecond); !done && time.Now().Before(end); {
+			n, err := e.Wait(20*time.Millisecond, dst)
+			require.NoError(t, err)
+			for _, c := range dst[:n] {
+				require.Equal(t, ud, c.UserData, "completions while filling the send buffer: %s", describe(dst[:n]))
+				if c.final() {
+					require.True(t, c.Res > 0 || c.Res == -int32(unix.EAGAIN), "send while filling the buffer: %v", c.Err())
+					done = true
+				}
+			}
+		}
+		if !done {
+			return
+		}
+	}
+	t.Fatal("the send buffer never filled")
+}
+
 // TestCloseFD closes an fd through the engine: Res 0, and the fd is really
-// closed. A descriptor that is not open gives -EBADF.
+// closed. A descriptor that is not open gives -EBADF. An accepted
+// connection (a direct descriptor on the direct rows) closed so is closed
+// for its peer too, which reads end of stream, and a second close of it
+// gives -EBADF on the direct rows (a process fd's number may be reused).
 func TestCloseFD(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -153,6 +219,20 @@ func TestCloseFD(t *testing.T) {
 		require.NoError(t, e.CloseFD(notOpen, 2))
 		c = finalOf(t, reap(t, e, 4, finals(2)), 2)
 		assert.Equal(t, -int32(unix.EBADF), c.Res, "close of an fd that is not open: %v", c.Err())
+
+		client, server := enginePairOwned(t, e, "127.0.0.1")
+		require.NoError(t, e.CloseFD(server.fd, 3))
+		server.closed = true
+		c = finalOf(t, reap(t, e, 4, finals(3)), 3)
+		require.Equal(t, int32(0), c.Res, "close of an accepted connection: %v", c.Err())
+		got, err := readN(client.fd, 1, 16, nil)
+		require.NoError(t, err, "the peer of a closed connection")
+		assert.Empty(t, got, "the peer of a closed connection reads end of stream")
+		if engine.IsDirect(server.fd) {
+			require.NoError(t, e.CloseFD(server.fd, 4))
+			c = finalOf(t, reap(t, e, 4, finals(4)), 4)
+			assert.Equal(t, -int32(unix.EBADF), c.Res, "a second close of a direct descriptor: %v", c.Err())
+		}
 		assert.Zero(t, e.InFlight())
 	})
 }

@@ -13,8 +13,18 @@
 // with its defaults ("epoll", "uring") and tuned so that its rare paths run
 // on every call ("epoll-tiny", "uring-tiny": tiny receive buffers, and for
 // io_uring poll-first receives, zero-copy sends and one enter per
-// operation). The tests see the engines through a small interface (eng) and
-// thin wrappers; Wait is normalised to one completion struct.
+// operation), and io_uring's two again with a table of direct descriptors
+// ("uring-direct", "uring-direct-tiny"), whose accepts put connections in
+// the ring's file table instead of the process's. The tests see the engines
+// through a small interface (eng) and thin wrappers; Wait is normalised to
+// one completion struct.
+//
+// Stream tests take their connections through the engine's accept
+// (enginePair), so on the direct rows the engine's side of every stream is
+// a direct descriptor, which no system call can name: a test makes system
+// calls on the client side only, and reaches the accepted side through the
+// engine (Shutdown, Addrs and SetSockOptInt are in the interface, made with
+// plain system calls by the epoll wrapper).
 //
 // Rules the tests keep:
 //
@@ -35,12 +45,15 @@
 //     the end of the subtest.
 //
 // Behaviours only io_uring has (ConnectTimeout, UpdateConnectTimeout,
-// MsgRing) run on its rows and skip the others, saying why. Documented
-// differences are checked or tolerated as each engine documents them: a
-// Cancel of an unknown token is an error wrapping ENOENT on epoll and nil
-// on io_uring; an io_uring multishot receive may end with -ENOBUFS, or with
-// an -ECANCELED the caller did not ask for, both meaning "re-arm", and an
-// io_uring send may end with -EAGAIN, meaning "submit it again".
+// MsgRing) run on its rows and skip the others, saying why; those of direct
+// descriptors (direct_linux_test.go: no process fd taken, a full table,
+// closes that fail, Addrs, socket commands, Shutdown, resets, splices) run
+// on the direct rows only. Documented differences are checked or tolerated
+// as each engine documents them: a Cancel of an unknown token is an error
+// wrapping ENOENT on epoll and nil on io_uring; an io_uring multishot
+// receive may end with -ENOBUFS, or with an -ECANCELED the caller did not
+// ask for, both meaning "re-arm", and an io_uring send may end with
+// -EAGAIN, meaning "submit it again".
 //
 // Run the table with
 //

@@ -14,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/uring/engine"
 )
 
 // deadline bounds every wait of a test: generous, since CI machines are
@@ -110,19 +112,6 @@ func pollFD(fd int, events int16, d time.Duration) bool {
 		}
 		return err == nil && n == 1
 	}
-}
-
-// tcpPair returns two connected non-blocking TCP sockets over ip.
-func tcpPair(t testing.TB, ip string) (client, server int) {
-	t.Helper()
-	ln, sa := listenTCP(t, ip, 16)
-	client = dialTCP(t, sa)
-	require.True(t, pollFD(ln, unix.POLLIN, deadline), "accept timed out")
-	server, _, err := unix.Accept4(ln, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-	require.NoError(t, err)
-	closeLater(t, server)
-	require.True(t, pollFD(client, unix.POLLOUT, deadline), "connect timed out")
-	return client, server
 }
 
 // unixPair returns a non-blocking AF_UNIX stream socket pair.
@@ -407,24 +396,6 @@ func (o *ownedFD) close() error {
 	return unix.Close(o.fd)
 }
 
-// tcpPairOwned is tcpPair with a client the test closes itself.
-func tcpPairOwned(t testing.TB, ip string) (client *ownedFD, server int) {
-	t.Helper()
-	ln, sa := listenTCP(t, ip, 16)
-	fd, err := unix.Socket(family(sa), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	client = own(t, fd)
-	if err := unix.Connect(fd, sa); err != unix.EINPROGRESS {
-		require.NoError(t, err)
-	}
-	require.True(t, pollFD(ln, unix.POLLIN, deadline), "accept timed out")
-	server, _, err = unix.Accept4(ln, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-	require.NoError(t, err)
-	closeLater(t, server)
-	require.True(t, pollFD(fd, unix.POLLOUT, deadline), "connect timed out")
-	return client, server
-}
-
 // quiet waits d for completions and fails the test if any arrives: nothing
 // may complete while nothing has happened.
 func quiet(t testing.TB, e eng, d time.Duration) {
@@ -447,4 +418,160 @@ func addrPort(sa unix.Sockaddr) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// acceptUD is the token of the multishot accept with which enginePair takes
+// its connections, and closeUD that of the CloseFD with which the end of a
+// test closes an accepted direct descriptor: both far from the small tokens
+// the tests use.
+const (
+	acceptUD = 0xACCE_0000_0001
+	closeUD  = 0xC105_E000_0001
+)
+
+// acceptedFD is a connection the engine accepted: a process fd, or on the
+// direct rows a direct descriptor (engine.IsDirect). Unless the test closed
+// it (closed set), it is closed at the end of the test, before the engine
+// is: a process fd with close(2), a direct descriptor with CloseFD, whose
+// completion is reaped. (After a failure a direct descriptor is left to
+// the engine's Close, which empties the table: operations may still be in
+// flight on it.)
+type acceptedFD struct {
+	fd     int
+	closed bool
+}
+
+// closeAccepted registers fd, accepted by e, as an acceptedFD of the test.
+func closeAccepted(t testing.TB, e eng, fd int) *acceptedFD {
+	a := &acceptedFD{fd: fd}
+	t.Cleanup(func() {
+		if a.closed {
+			return
+		}
+		a.closed = true
+		if !engine.IsDirect(fd) {
+			unix.Close(fd)
+			return
+		}
+		if t.Failed() {
+			return
+		}
+		if err := e.CloseFD(fd, closeUD); err != nil {
+			if !errors.Is(err, e.errClosed()) {
+				t.Errorf("CloseFD of the accepted direct descriptor %#x: %v", fd, err)
+			}
+			return
+		}
+		dst := make([]completion, 4)
+		for end := time.Now().Add(deadline); ; {
+			if time.Now().After(end) {
+				t.Errorf("no completion for the CloseFD of the accepted direct descriptor %#x", fd)
+				return
+			}
+			n, err := e.Wait(50*time.Millisecond, dst)
+			if err != nil {
+				t.Errorf("Wait for the CloseFD of %#x: %v", fd, err)
+				return
+			}
+			for _, c := range dst[:n] {
+				if c.UserData != closeUD || c.More {
+					t.Errorf("completion at the end of the test: %s", describe(dst[:n]))
+					continue
+				}
+				if c.Res != 0 {
+					t.Errorf("CloseFD of the accepted direct descriptor %#x: %v", fd, c.Err())
+				}
+				return
+			}
+		}
+	})
+	return a
+}
+
+// enginePair returns a connected TCP pair over ip whose server side the
+// engine accepted (AcceptMultishot): a process fd, or on the direct rows a
+// direct descriptor. Tests make system calls on the client only, and go
+// through the engine for the server.
+func enginePair(t testing.TB, e eng, ip string) (client, server int) {
+	t.Helper()
+	c, s := enginePairOwned(t, e, ip)
+	return c.fd, s.fd
+}
+
+// enginePairOwned is enginePair with a client and a server the test may
+// close itself.
+func enginePairOwned(t testing.TB, e eng, ip string) (client *ownedFD, server *acceptedFD) {
+	t.Helper()
+	ln, sa := listenTCP(t, ip, 16)
+	fd, err := unix.Socket(family(sa), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	client = own(t, fd)
+	require.NoError(t, e.AcceptMultishot(ln, acceptUD))
+	if err := unix.Connect(fd, sa); err != unix.EINPROGRESS {
+		require.NoError(t, err)
+	}
+	cs := reap(t, e, 4, func(cs []completion) bool { return len(cs) > 0 })
+	if c := cs[0]; c.UserData == acceptUD && c.Res >= 0 {
+		server = closeAccepted(t, e, int(c.Res))
+	}
+	require.Len(t, cs, 1, "completions of the accept: %s", describe(cs))
+	require.Equal(t, uint64(acceptUD), cs[0].UserData)
+	require.GreaterOrEqual(t, cs[0].Res, int32(0), "accept: %v", cs[0].Err())
+	require.True(t, cs[0].More, "the accept ended with its first connection")
+	requireAcceptedKind(t, e, server.fd)
+	require.NoError(t, e.Cancel(acceptUD))
+	cs = reap(t, e, 4, finals(acceptUD))
+	require.Len(t, cs, 1, "completions after the accept's cancel: %s", describe(cs))
+	require.Equal(t, -int32(unix.ECANCELED), cs[0].Res, "the accept's cancel: %v", cs[0].Err())
+	require.True(t, pollFD(fd, unix.POLLOUT, deadline), "connect timed out")
+	return client, server
+}
+
+// requireAcceptedKind checks that fd, accepted by e, is a direct
+// descriptor of e's table on the direct rows and a process fd elsewhere.
+func requireAcceptedKind(t testing.TB, e eng, fd int) {
+	t.Helper()
+	if n := e.directFiles(); n > 0 {
+		require.True(t, engine.IsDirect(fd), "the direct row accepted %d, a process fd", fd)
+		require.Less(t, fd-engine.DirectBase, n, "accepted %#x: a slot beyond the table of %d", fd, n)
+	} else {
+		require.False(t, engine.IsDirect(fd), "accepted %#x, a direct descriptor, without a table", fd)
+	}
+}
+
+// recvN receives from the stream socket fd with Recv operations of at most
+// chunk bytes (token ud) until it has n bytes or end of stream, and returns
+// them. Any other completion fails the test.
+func recvN(t testing.TB, e eng, fd, n, chunk int, ud uint64) []byte {
+	t.Helper()
+	var got []byte
+	for len(got) < n {
+		require.NoError(t, e.Recv(fd, make([]byte, min(chunk, n-len(got))), ud))
+		cs := reap(t, e, 4, finals(ud))
+		require.Len(t, cs, 1, "completions of a Recv: %s", describe(cs))
+		c := cs[0]
+		require.GreaterOrEqual(t, c.Res, int32(0), "recv after %d of %d bytes: %v", len(got), n, c.Err())
+		if c.Res == 0 {
+			break
+		}
+		got = append(got, c.Buf...)
+	}
+	return got
+}
+
+// waitAcked waits until the peer of the TCP socket fd has acknowledged
+// every byte written to fd (SIOCOUTQ 0): the bytes are in the peer's
+// receive queue, which the test cannot poll when it is a direct descriptor.
+func waitAcked(t testing.TB, fd int) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		n, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+		require.NoError(t, err)
+		if n == 0 {
+			return
+		}
+		require.True(t, time.Now().Before(end), "%d bytes not acknowledged at the deadline", n)
+		time.Sleep(time.Millisecond)
+	}
 }

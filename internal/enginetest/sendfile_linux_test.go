@@ -34,9 +34,10 @@ func spliceAll(t testing.TB, e eng, out, in int, off int64, n int, ud uint64) in
 	return sent
 }
 
-// TestSplice sends a 5 MB file to a socket: whole, from an offset, past the
-// end of the file (short, then Res 0), and from the file position (offset
-// -1, which advances the position). A reader on the peer checks every byte.
+// TestSplice sends a 5 MB file to an accepted connection: whole, from an
+// offset, past the end of the file (short, then Res 0), and from the file
+// position (offset -1, which advances the position). A reader on the peer
+// checks every byte.
 func TestSplice(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
 		const size = 5 << 20
@@ -46,7 +47,7 @@ func TestSplice(t *testing.T) {
 		in, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		require.NoError(t, err)
 		closeLater(t, in)
-		a, b := tcpPair(t, "127.0.0.1")
+		b, a := enginePair(t, e, "127.0.0.1") // a, the engine's, sends to b
 
 		ud := uint64(0)
 		for _, c := range []struct {

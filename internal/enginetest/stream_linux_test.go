@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/uring/engine"
 )
 
 // oddSizes are the chunk sizes peers write in, cycled: prime-ish, from one
@@ -16,8 +18,9 @@ import (
 var oddSizes = []int{1, 7, 4093, 65537, 13, 100003, 511, 1<<17 + 3, 2, 30011}
 
 // TestAcceptMultishot accepts several connections with one operation: each
-// is a completion with FlagMore whose Res is a non-blocking, close-on-exec
-// fd connected to exactly one of the clients.
+// is a completion with FlagMore whose Res is a connection to exactly one of
+// the clients: a non-blocking, close-on-exec process fd, or on the direct
+// rows a direct descriptor of the engine's table.
 func TestAcceptMultishot(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
 		const ud, conns = 1, 5
@@ -41,29 +44,33 @@ func TestAcceptMultishot(t *testing.T) {
 		accepted := of(cs, ud)
 		for _, c := range accepted {
 			if c.Res >= 0 {
-				closeLater(t, int(c.Res))
+				closeAccepted(t, e, int(c.Res))
 			}
 		}
 		require.Len(t, accepted, conns, "completions: %s", describe(cs))
 		seen := make(map[int]bool)
-		for _, c := range accepted {
+		for k, c := range accepted {
 			require.GreaterOrEqual(t, c.Res, int32(0), "accept failed: %v", unix.Errno(-c.Res))
 			assert.True(t, c.More, "an accept completion must carry FlagMore while the operation lasts")
 			fd := int(c.Res)
-			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			require.NoError(t, err)
-			assert.NotZero(t, fl&unix.O_NONBLOCK, "accepted fd %d is blocking", fd)
-			fdfl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-			require.NoError(t, err)
-			assert.NotZero(t, fdfl&unix.FD_CLOEXEC, "accepted fd %d is not close-on-exec", fd)
-			peer, err := unix.Getpeername(fd)
+			requireAcceptedKind(t, e, fd)
+			if !engine.IsDirect(fd) {
+				// A direct descriptor has no file status or descriptor
+				// flags to ask fcntl(2) for.
+				fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+				require.NoError(t, err)
+				assert.NotZero(t, fl&unix.O_NONBLOCK, "accepted fd %d is blocking", fd)
+				fdfl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+				require.NoError(t, err)
+				assert.NotZero(t, fdfl&unix.FD_CLOEXEC, "accepted fd %d is not close-on-exec", fd)
+			}
+			_, peer, err := e.Addrs(fd)
 			require.NoError(t, err)
 			i, ok := clients[addrPort(peer).Port()]
-			require.True(t, ok, "accepted fd %d is connected to %v, none of the clients", fd, addrPort(peer))
+			require.True(t, ok, "accepted fd %#x is connected to %v, none of the clients", fd, addrPort(peer))
 			require.False(t, seen[i], "client %d accepted twice", i)
 			seen[i] = true
-			got, err := readN(fd, len(tags[i]), 4096, nil)
-			require.NoError(t, err)
+			got := recvN(t, e, fd, len(tags[i]), 4096, uint64(100+k))
 			requireBytes(t, tags[i], got, "bytes of the accepted connection")
 		}
 		require.NoError(t, e.Cancel(ud))
@@ -81,7 +88,7 @@ func TestAcceptMultishot(t *testing.T) {
 func TestRecvMultishotStream(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
 		const ud = 0x1234_5678_9abc_def0 // a token with every byte in use
-		client, server := tcpPair(t, "127.0.0.1")
+		client, server := enginePair(t, e, "127.0.0.1")
 		data := pattern(4<<20, 7)
 		w := background(t, func(stop <-chan struct{}) error {
 			if err := writeChunks(client, data, oddSizes, stop); err != nil {
@@ -134,12 +141,12 @@ func recvStream(t testing.TB, e eng, fd int, ud uint64, armed bool) (got []byte,
 	}
 }
 
-// TestRecv reads into the caller's buffer: armed before the data arrives,
-// with data already waiting (a stream read takes what fits), and at end of
-// stream (Res 0).
+// TestRecv reads into the caller's buffer on an accepted connection: armed
+// before the data arrives, with data already waiting (a stream read takes
+// what fits), and at end of stream (Res 0).
 func TestRecv(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
-		a, b := tcpPair(t, "127.0.0.1")
+		a, b := enginePair(t, e, "127.0.0.1")
 		buf := make([]byte, 100)
 		require.NoError(t, e.Recv(b, buf, 1))
 		quiet(t, e, 20*time.Millisecond)
@@ -156,7 +163,7 @@ func TestRecv(t *testing.T) {
 		msg = pattern(100, 4)
 		_, err = unix.Write(a, msg)
 		require.NoError(t, err)
-		require.True(t, pollFD(b, unix.POLLIN, deadline))
+		waitAcked(t, a)
 		var got []byte
 		for ud := uint64(2); len(got) < len(msg); ud++ {
 			buf := make([]byte, 64)
@@ -221,14 +228,15 @@ func advance(bufs [][]byte, n int) [][]byte {
 	return bufs
 }
 
-// TestSend sends several buffers (iovecs, an empty one among them) with one
-// operation, then 4 MB through a small send buffer to a reader that starts
-// late and reads in small pieces, so that sends complete short and the rest
-// is resubmitted. (A small receive buffer too would make loopback TCP crawl
-// on its persist timer.) Every byte arrives, in order.
+// TestSend sends on an accepted connection several buffers (iovecs, an
+// empty one among them) with one operation, then 4 MB through a small send
+// buffer (set with SetSockOptInt) to a reader that starts late and reads in
+// small pieces, so that sends complete short and the rest is resubmitted.
+// (A small receive buffer too would make loopback TCP crawl on its persist
+// timer.) Every byte arrives, in order.
 func TestSend(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
-		a, b := tcpPair(t, "127.0.0.1")
+		b, a := enginePair(t, e, "127.0.0.1") // a, the engine's, sends to b
 		bufs := [][]byte{pattern(1, 1), pattern(3, 2), {}, pattern(1000, 3), pattern(70001, 4)}
 		want := bytes.Join(bufs, nil)
 		var got []byte
@@ -240,7 +248,7 @@ func TestSend(t *testing.T) {
 		result(t, r)
 		requireBytes(t, want, got, "iovec send")
 
-		require.NoError(t, unix.SetsockoptInt(a, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10))
+		require.NoError(t, e.SetSockOptInt(a, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10))
 		data := pattern(4<<20, 5)
 		bufs = [][]byte{data[:1<<20+1], data[1<<20+1 : 1<<20+4], data[1<<20+4 : 3<<20+11], data[3<<20+11:]}
 		r = background(t, func(stop <-chan struct{}) (err error) {
@@ -260,15 +268,16 @@ func TestSend(t *testing.T) {
 	})
 }
 
-// TestPeerReset resets the connection (SO_LINGER 0, close) under an armed
-// multishot receive, after some data or none: the receive ends with a final
-// completion (an error or end of stream) instead of hanging, and the bytes
-// it reported are a prefix of what was sent.
+// TestPeerReset resets the peer of an accepted connection (SO_LINGER 0,
+// close) under an armed multishot receive, after some data or none: the
+// receive ends with a final completion (an error or end of stream) instead
+// of hanging, and the bytes it reported are a prefix of what was sent.
 func TestPeerReset(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e eng) {
 		for i, size := range []int{0, 1000, 300000} {
 			ud := uint64(1 + i)
-			client, server := tcpPairOwned(t, "127.0.0.1")
+			client, accepted := enginePairOwned(t, e, "127.0.0.1")
+			server := accepted.fd
 			require.NoError(t, e.RecvMultishot(server, ud))
 			quiet(t, e, 10*time.Millisecond)
 			sent := pattern(size, uint32(9+i))

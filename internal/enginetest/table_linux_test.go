@@ -54,12 +54,24 @@ type eng interface {
 	Cancel(ud uint64) error
 	CancelFD(fd int) error
 	CloseFD(fd int, ud uint64) error
+	// Shutdown, Addrs and SetSockOptInt are the system calls a test makes
+	// on an accepted connection, which on the direct rows is no process fd
+	// (engine.IsDirect): the epoll wrapper makes them itself, the io_uring
+	// one through the engine's methods of the same names (which make them
+	// too for a process fd).
+	Shutdown(fd, how int) error
+	Addrs(fd int) (local, peer unix.Sockaddr, err error)
+	SetSockOptInt(fd, level, name, v int) error
 	// Wait is the engine's Wait with its completions converted; a Buf is
 	// valid until the next Wait, as with the engines.
 	Wait(timeout time.Duration, dst []completion) (int, error)
 
 	// errClosed is the engine's sentinel for calls after Close.
 	errClosed() error
+	// directFiles is the size of the engine's table of direct descriptors:
+	// positive on the rows whose AcceptMultishot accepts into it, 0 on the
+	// others.
+	directFiles() int
 }
 
 // connectTimeouter is implemented by engines that bound a connect in the
@@ -77,6 +89,10 @@ type connectTimeouter interface {
 // receive attempt (which widens the kernel race the engine works around,
 // see its RecvMultishot), sends every send zero-copy (AF_UNIX sockets refuse
 // it: the engine falls back) and enters the kernel once per operation.
+// uring-direct and uring-direct-tiny are uring and uring-tiny with a table
+// of 64 direct descriptors: their AcceptMultishot is the engine's
+// AcceptMultishotDirect, so the accepted side of every stream test is a
+// direct descriptor, which no system call can name.
 var engines = []struct {
 	name string
 	open func(t *testing.T) eng
@@ -86,12 +102,25 @@ var engines = []struct {
 	{"epoll-tiny", func(t *testing.T) eng {
 		return openEpollWith(t, epoll.Options{RecvBufferSize: 1000, RecvBuffers: 2})
 	}},
-	{"uring-tiny", func(t *testing.T) eng {
-		return openURingWith(t, engine.Options{
-			RecvBufferSize: 1000, RecvBuffers: 2, RecvPollFirst: true, SendZC: 1, SubmitPerOp: true,
-		})
+	{"uring-tiny", func(t *testing.T) eng { return openURingWith(t, uringTiny) }},
+	{"uring-direct", func(t *testing.T) eng {
+		return openURingWith(t, engine.Options{DirectFiles: directFiles})
+	}},
+	{"uring-direct-tiny", func(t *testing.T) eng {
+		opts := uringTiny
+		opts.DirectFiles = directFiles
+		return openURingWith(t, opts)
 	}},
 }
+
+// uringTiny is the tuning of the uring-tiny rows.
+var uringTiny = engine.Options{
+	RecvBufferSize: 1000, RecvBuffers: 2, RecvPollFirst: true, SendZC: 1, SubmitPerOp: true,
+}
+
+// directFiles is the table size of the direct rows: more than any test
+// holds connections at once.
+const directFiles = 64
 
 // forEachEngine runs body as a subtest per engine, with the engine open.
 // The engine is closed at the end unless the body closed it; by then every
@@ -116,18 +145,24 @@ func forEachRow(t *testing.T, body func(t *testing.T, open func() eng)) {
 			t.Cleanup(runtime.UnlockOSThread)
 			body(t, func() eng {
 				e := row.open(t)
-				t.Cleanup(func() {
-					if n := e.InFlight(); n != 0 && !t.Failed() {
-						t.Errorf("%d operations still in flight at the end of the test", n)
-					}
-					if err := e.Close(); err != nil && !errors.Is(err, e.errClosed()) {
-						t.Errorf("Close: %v", err)
-					}
-				})
+				closeAtEnd(t, e)
 				return e
 			})
 		})
 	}
+}
+
+// closeAtEnd closes e at the end of the test unless the test closed it;
+// by then every operation must have had its final completion.
+func closeAtEnd(t *testing.T, e eng) {
+	t.Cleanup(func() {
+		if n := e.InFlight(); n != 0 && !t.Failed() {
+			t.Errorf("%d operations still in flight at the end of the test", n)
+		}
+		if err := e.Close(); err != nil && !errors.Is(err, e.errClosed()) {
+			t.Errorf("Close: %v", err)
+		}
+	})
 }
 
 // epollEng adapts *epoll.Poller to eng.
@@ -145,6 +180,7 @@ func openEpollWith(t *testing.T, opts epoll.Options) eng {
 }
 
 func (e *epollEng) errClosed() error { return epoll.ErrClosed }
+func (e *epollEng) directFiles() int { return 0 }
 func (e *epollEng) Close() error     { return e.p.Close() }
 func (e *epollEng) Wake() error      { return e.p.Wake() }
 func (e *epollEng) InFlight() int    { return e.p.InFlight() }
@@ -175,6 +211,29 @@ func (e *epollEng) CancelFD(fd int) error {
 	return err
 }
 func (e *epollEng) CloseFD(fd int, ud uint64) error { return e.p.CloseFD(fd, ud) }
+
+// Shutdown is shutdown(2), ENOTCONN (a peer gone already) ignored as the
+// io_uring engine's Shutdown does.
+func (e *epollEng) Shutdown(fd, how int) error {
+	if err := unix.Shutdown(fd, how); err != nil && err != unix.ENOTCONN {
+		return err
+	}
+	return nil
+}
+
+func (e *epollEng) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
+	if local, err = unix.Getsockname(fd); err != nil {
+		return nil, nil, err
+	}
+	if peer, err = unix.Getpeername(fd); err != nil {
+		return local, nil, err
+	}
+	return local, peer, nil
+}
+
+func (e *epollEng) SetSockOptInt(fd, level, name, v int) error {
+	return unix.SetsockoptInt(fd, level, name, v)
+}
 
 func (e *epollEng) Wait(timeout time.Duration, dst []completion) (int, error) {
 	if cap(e.dst) < len(dst) {

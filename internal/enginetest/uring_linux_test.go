@@ -18,10 +18,16 @@ import (
 // was created on and panics when a method other than Wake is called from
 // another one: that is a bug of the test (the ring is SINGLE_ISSUER), and
 // the engine's own answer (EEXIST from io_uring_enter) would be misleading.
+//
+// With a table of direct descriptors (Options.DirectFiles), its
+// AcceptMultishot is the engine's AcceptMultishotDirect: the tests written
+// for accepted process fds run unchanged on direct ones.
 type uringEng struct {
-	e   *engine.Engine
-	tid int
-	dst []engine.Completion
+	e      *engine.Engine
+	opts   engine.Options
+	direct bool // the engine has a table of direct descriptors
+	tid    int
+	dst    []engine.Completion
 }
 
 var _ connectTimeouter = (*uringEng)(nil)
@@ -37,7 +43,27 @@ func openURingWith(t *testing.T, opts engine.Options) eng {
 		t.Skipf("io_uring engine unavailable: %v", err)
 	}
 	require.NoError(t, err)
-	return &uringEng{e: e, tid: unix.Gettid()}
+	u := &uringEng{e: e, opts: opts, tid: unix.Gettid(), direct: e.DirectFiles() > 0}
+	if opts.DirectFiles > 0 && !u.direct {
+		// The engine leaves the table out when the kernel lacks what direct
+		// descriptors need; the row has nothing to test then.
+		err := e.Close()
+		if os.Getenv("RINGMACHINE_REQUIRE_URING") != "1" {
+			t.Skipf("no table of direct descriptors on this kernel (Close: %v)", err)
+		}
+		t.Fatalf("RINGMACHINE_REQUIRE_URING=1 and no table of direct descriptors (Close: %v)", err)
+	}
+	return u
+}
+
+// reopen opens another engine with u's options changed by tune, closed at
+// the end of the test like the row's own. Call it on the test's goroutine.
+func (u *uringEng) reopen(t *testing.T, tune func(*engine.Options)) *uringEng {
+	opts := u.opts
+	tune(&opts)
+	v := openURingWith(t, opts).(*uringEng)
+	closeAtEnd(t, v)
+	return v
 }
 
 // sameThread panics unless called on the thread that created the engine.
@@ -49,6 +75,8 @@ func (u *uringEng) sameThread(method string) {
 
 func (u *uringEng) errClosed() error { return engine.ErrClosed }
 
+func (u *uringEng) directFiles() int { u.sameThread("DirectFiles"); return u.e.DirectFiles() }
+
 func (u *uringEng) Close() error { u.sameThread("Close"); return u.e.Close() }
 
 // Wake is the one method safe from any goroutine.
@@ -58,6 +86,9 @@ func (u *uringEng) InFlight() int { u.sameThread("InFlight"); return u.e.InFligh
 
 func (u *uringEng) AcceptMultishot(fd int, ud uint64) error {
 	u.sameThread("AcceptMultishot")
+	if u.direct {
+		return u.e.AcceptMultishotDirect(fd, ud)
+	}
 	return u.e.AcceptMultishot(fd, ud)
 }
 
@@ -113,6 +144,21 @@ func (u *uringEng) CancelFD(fd int) error { u.sameThread("CancelFD"); return u.e
 func (u *uringEng) CloseFD(fd int, ud uint64) error {
 	u.sameThread("CloseFD")
 	return u.e.CloseFD(fd, ud)
+}
+
+func (u *uringEng) Shutdown(fd, how int) error {
+	u.sameThread("Shutdown")
+	return u.e.Shutdown(fd, how)
+}
+
+func (u *uringEng) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
+	u.sameThread("Addrs")
+	return u.e.Addrs(fd)
+}
+
+func (u *uringEng) SetSockOptInt(fd, level, name, v int) error {
+	u.sameThread("SetSockOptInt")
+	return u.e.SetSockOptInt(fd, level, name, v)
 }
 
 func (u *uringEng) Wait(timeout time.Duration, dst []completion) (int, error) {
