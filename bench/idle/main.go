@@ -2,7 +2,7 @@
 // starts the echo example (by default on io_uring direct descriptors, with
 // enough loops that their rings hold every connection under this machine's
 // RLIMIT_NOFILE), opens N connections to it from child processes (each
-// within the descriptor limit, each dialling from its own 127.0.x.1 source
+// within the descriptor limit, each dialling from its own 127.x.y.1 source
 // address so the ephemeral ports never run out), and reports:
 //
 //   - how fast the connections were established (all children dialling at
@@ -171,6 +171,9 @@ func run(stdout io.Writer, args []string) error {
 	return nil
 }
 
+// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h).
+const ipBindAddressNoPort = 24
+
 // kid is a client process.
 type kid struct {
 	i     int
@@ -185,7 +188,11 @@ func spawn(addr string, n, i int) (*kid, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := fmt.Sprintf("127.0.%d.%d", 1+i/250, 1+i%250)
+	// Source addresses per child (127.a.b.x, x changing every 5,000
+	// connections: connect(2) uses half the ephemeral range per address),
+	// varied by this run's pid: connections a previous run closed linger in
+	// TIME_WAIT on theirs.
+	src := fmt.Sprintf("127.%d.%d", 1+os.Getpid()%250, 1+i%250)
 	cmd := exec.Command(self, "-child", addr, strconv.Itoa(n), src)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -231,8 +238,8 @@ func (k *kid) stop() {
 	})
 }
 
-// child dials n connections to addr from the source address src (32 dials
-// in flight), prints "ready", and on each "echo" line sends a message unique
+// child dials n connections to addr from the source addresses src.x (32
+// dials in flight), prints "ready", and on each "echo" line sends a message unique
 // to each connection and checks its echo byte for byte ("echo-ok", or
 // "echo-fail ..."); it exits when stdin closes.
 func child(args []string) error {
@@ -252,8 +259,19 @@ func child(args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			d := net.Dialer{Timeout: 30 * time.Second,
+				// The port is chosen at connect(2), not bind(2): binding
+				// port 0 first scans every bound port of the address,
+				// which makes dialling thousands quadratic.
+				Control: func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					err := rc.Control(func(fd uintptr) {
+						serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+					})
+					return errors.Join(err, serr)
+				}}
 			for i := range next {
+				d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("%s.%d", src, 1+i/5000))}
 				c, err := d.Dial("tcp", addr)
 				if err != nil {
 					select {
@@ -290,7 +308,7 @@ func child(args []string) error {
 		}
 		status := "echo-ok"
 		for i, c := range cs {
-			msg := fmt.Sprintf("%s:%07d", src, i)
+			msg := fmt.Sprintf("%s/%07d", src, i)
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			if _, err := io.WriteString(c, msg); err != nil {
 				status = fmt.Sprintf("echo-fail write %d: %v", i, err)
