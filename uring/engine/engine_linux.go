@@ -270,7 +270,7 @@ func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
 		}
 		e.armWake()
 	}
-	if e.r.CQReady() > 0 {
+	if e.r.CQReady() > 0 || len(e.stash) > 0 {
 		timeout = 0 // completions wait already: submit, do not block
 	}
 	if _, err := e.r.SubmitAndWait(1, timeout); err != nil {
