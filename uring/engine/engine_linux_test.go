@@ -439,3 +439,57 @@ func TestDirectAcceptTableFull(t *testing.T) {
 	local := clients[4].LocalAddr().(*net.TCPAddr)
 	assert.Equal(t, local.Port, peer.(*unix.SockaddrInet4).Port, "the fifth client, not a reset one")
 }
+
+// TestAddrsKeepsCompletions calls Addrs, whose install waits for its own
+// CQE, while a receive's completion is posted: the receive's completion is
+// kept and reported by the next Wait, which must not block for it.
+func TestAddrsKeepsCompletions(t *testing.T) {
+	e := open(t, Options{DirectFiles: 8})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	var direct int
+	cs := make([]Completion, 8)
+	for deadline := time.Now().Add(10 * time.Second); direct == 0 && time.Now().Before(deadline); {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, x := range cs[:n] {
+			if x.UserData == 1 && x.Res >= 0 {
+				direct = int(x.Res)
+			}
+		}
+	}
+	require.NotZero(t, direct)
+	require.NoError(t, e.RecvMultishot(direct, 2))
+	_, err = e.Wait(0, cs) // submit the receive
+	require.NoError(t, err)
+	_, err = c.Write([]byte("stashed"))
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond) // the receive's CQE is posted meanwhile
+	_, peer, err := e.Addrs(direct)
+	require.NoError(t, err)
+	assert.Equal(t, c.LocalAddr().(*net.TCPAddr).Port, peer.(*unix.SockaddrInet4).Port)
+	woken := make(chan struct{})
+	timer := time.AfterFunc(10*time.Second, func() { close(woken); _ = e.Wake() })
+	defer timer.Stop()
+	var got []byte
+	for len(got) < len("stashed") {
+		n, err := e.Wait(-1, cs)
+		require.NoError(t, err)
+		select {
+		case <-woken:
+			t.Fatal("Wait blocked with a stashed completion")
+		default:
+		}
+		for _, x := range cs[:n] {
+			if x.UserData == 2 && x.Res > 0 {
+				got = append(got, x.Buf...)
+			}
+		}
+	}
+	assert.Equal(t, "stashed", string(got))
+}
