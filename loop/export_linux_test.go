@@ -65,3 +65,7 @@ func (l *Loop) ZeroCopySends() int {
 	}
 	return 0
 }
+
+// LiveRecords reports the socket records not freed yet (listeners
+// included). Call on the loop goroutine.
+func (l *Loop) LiveRecords() int { return l.net.live }

@@ -145,12 +145,12 @@ type Options struct {
 	//
 	// A zero-copy send completes twice: its result, then a notification
 	// (IORING_CQE_F_NOTIF) once the kernel no longer reads the buffers,
-	// which for TCP is when the peer has acknowledged the bytes. The engine
-	// reports the send once, at the notification: until then the sent bytes
-	// stay in the outbound queue, the next send of the connection waits, and
-	// a closing connection keeps its socket open; after a peer that stopped
-	// reading, that can take until the kernel gives the data up (Stop waits
-	// at most StopTimeout, then reports the connection). Requires Linux 6.0
+	// which for TCP is when the peer has acknowledged the bytes (or, for a
+	// peer that stopped reading, when the socket is closed). The connection
+	// goes on at the result; the engine keeps the sent buffers referenced
+	// until the notification, and a loop with zero-copy sends does not
+	// reuse its outbound chunks (they go to the garbage collector), so the
+	// kernel never reads bytes written after the send. Requires Linux 6.0
 	// (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send takes only
 	// its first buffer); a socket that is not TCP, or that refuses it
 	// (-EOPNOTSUPP), is sent to the ordinary way.

@@ -187,7 +187,13 @@ func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
 	if n.chunks.Max == 0 {
 		n.chunks.Max = 256 // 4 MiB of 16 KiB chunks at most
 	}
-	s.out.SetCache(&n.chunks)
+	if l.opts.URingSendZC == 0 {
+		// With zero-copy sends the kernel reads sent chunks until a
+		// notification that comes after the send's completion (see
+		// Options.URingSendZC): they go to the garbage collector, which
+		// the engine's reference holds off, rather than back to the cache.
+		s.out.SetCache(&n.chunks)
+	}
 	n.socks[slot] = s
 	n.live++
 	return s

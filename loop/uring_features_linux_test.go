@@ -224,3 +224,44 @@ func TestURingSendZCStop(t *testing.T) {
 	assert.Zero(t, l.InFlightOps())
 	assert.Positive(t, zc, "zero-copy sends")
 }
+
+// TestZeroCopyCloseNonReader: with zero-copy sends, a connection whose peer
+// stopped reading still closes. The kernel posts a zero-copy send's
+// notification only once it no longer reads the buffers, which for a peer
+// that does not read is after the socket is closed; a loop that waited for
+// the notification before closing the socket would keep it, and its record,
+// for ever. Here the record is freed soon after Close.
+func TestZeroCopyCloseNonReader(t *testing.T) {
+	testutil.RequireURing(t)
+	testutil.CheckLeaks(t)
+	freed := false
+	_, err := runLoop(t, loop.URing, loop.Options{URingSendZC: 1}, 20*time.Second, func(l *loop.Loop) {
+		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+			return &hazardFunc{post: func(c *conn.Conn) {
+				_ = c.SendData(make([]byte, 8<<20)) // far more than the socket buffers hold
+				_, _ = l.AddTimer(200*time.Millisecond, func() { _ = c.Close() })
+			}}
+		})
+		require.NoError(t, err)
+		peer, err := net.Dial("tcp", srv.Addr().String())
+		require.NoError(t, err)
+		_ = l.AddShutdownHook(func() { peer.Close() })
+		start := time.Now()
+		var check func()
+		check = func() {
+			if l.LiveRecords() == 1 { // the listener alone
+				freed = true
+				l.Stop()
+				return
+			}
+			if time.Since(start) > 5*time.Second {
+				l.Stop()
+				return
+			}
+			_, _ = l.AddTimer(10*time.Millisecond, check)
+		}
+		_, _ = l.AddTimer(300*time.Millisecond, check)
+	})
+	require.NoError(t, err)
+	assert.True(t, freed, "the closed connection's record is freed although its peer never read")
+}

@@ -130,8 +130,10 @@ func (e *Engine) RecvFrom(fd int, buf []byte, ud uint64) error {
 // several; zero-copy from Options.SendZC bytes): Res = bytes written,
 // possibly short, or -EAGAIN when nothing was written (the kernel gave up
 // polling; submit it again). The slices belong to the engine until the
-// completion, which for a zero-copy send comes with its notification, once
-// the kernel no longer reads them.
+// completion; for a zero-copy send the kernel goes on reading the bytes
+// written until its notification, after the completion: do not write into
+// that memory again (the engine keeps it referenced until then, so memory
+// dropped to the garbage collector is safe).
 //
 // Errors as AcceptMultishot.
 func (e *Engine) Send(fd int, bufs [][]byte, ud uint64) error {
@@ -203,9 +205,18 @@ func (e *Engine) onSend(d *Completion, idx uint32, c *uring.CQE) bool {
 	r := &e.rows[idx]
 	res := c.Res
 	if c.Flags&uring.CQEFlagNotif != 0 {
-		res = r.res // the kernel is done with the buffers: the send is over
+		res = r.res // the refused zero-copy send's notification (below)
 	} else if c.More() {
-		r.res = c.Res // a zero-copy send's result: the notification follows
+		// A zero-copy send's result; its notification follows once the
+		// kernel no longer reads the buffers, which for a peer that stops
+		// reading may be only when the socket is closed. So the caller has
+		// its completion now (it may close the socket), and the row keeps
+		// the buffers referenced and pinned until the notification (onRow
+		// frees it then). Only a refusal waits for it, to send again.
+		if c.Res != -int32(unix.EOPNOTSUPP) {
+			return e.finish(d, idx, c.Res)
+		}
+		r.res = c.Res
 		return false
 	}
 	if r.zc && res == -int32(unix.EOPNOTSUPP) && r.kind == rowSend && !e.closed && !r.cancelled {

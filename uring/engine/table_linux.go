@@ -227,7 +227,9 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 	case rowAcceptDirect:
 		return e.onAcceptDirect(d, idx, c)
 	case rowCloseDirect:
-		e.closeDone()
+		if c.Res >= 0 {
+			e.closeDone() // an empty slot (EBADF) frees nothing
+		}
 		return e.finish(d, idx, c.Res)
 	}
 	return false
