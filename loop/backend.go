@@ -45,6 +45,12 @@ type backend interface {
 	// handle. errors.ErrUnsupported when the engine has none.
 	acceptDirect(fd int, tok uint64) error
 
+	// socketDirect creates a non-blocking stream socket of domain as an
+	// io_uring direct descriptor: res = its fd. errors.ErrUnsupported when
+	// the engine has no table, unix.ENFILE when it is full; the loop makes
+	// a process fd then.
+	socketDirect(domain int, tok uint64) error
+
 	// setNoDelay sets TCP_NODELAY on fd (best effort: no error for a direct
 	// descriptor, whose socket command reports nothing).
 	setNoDelay(fd int) error

@@ -58,6 +58,8 @@ func (b *epollBackend) acceptMultishot(fd int, tok uint64) error {
 
 func (b *epollBackend) acceptDirect(fd int, tok uint64) error { return errors.ErrUnsupported }
 
+func (b *epollBackend) socketDirect(int, uint64) error { return errors.ErrUnsupported }
+
 func (b *epollBackend) setNoDelay(fd int) error {
 	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }

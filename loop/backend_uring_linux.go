@@ -94,6 +94,13 @@ func (b *uringBackend) acceptDirect(fd int, tok uint64) error {
 	return b.e.AcceptMultishotDirect(fd, tok)
 }
 
+func (b *uringBackend) socketDirect(domain int, tok uint64) error {
+	if b.e.DirectFiles() == 0 {
+		return errors.ErrUnsupported
+	}
+	return b.e.SocketDirect(domain, unix.SOCK_STREAM, 0, tok)
+}
+
 func (b *uringBackend) setNoDelay(fd int) error {
 	return b.e.SetSockOptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -111,14 +112,60 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 	return c, nil
 }
 
-// startConnect creates the socket of s and submits the connect.
+// startConnect creates the socket of s and submits the connect. On
+// io_uring the socket is a direct descriptor (unless
+// Options.URingProcessFDs), which the ring creates: the connect follows
+// its completion (onSocket).
 func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
+	if !l.opts.URingProcessFDs && !testHookProcessFDs && !s.cl.processFD {
+		err := l.be.socketDirect(familyOf(sa), s.tok(opSocket))
+		if err == nil {
+			s.cl.sa = sa
+			s.ops++
+			return nil
+		}
+		if !errors.Is(err, errors.ErrUnsupported) && !errors.Is(err, unix.ENFILE) {
+			return err
+		}
+		// No table, or a full one: a process fd.
+	}
 	fd, err := unix.Socket(familyOf(sa), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
+	return l.connectFD(s, fd, sa)
+}
+
+// onSocket handles the creation of a client's direct socket: the connect
+// goes on with it, or with a process fd when the table filled meanwhile.
+func (l *Loop) onSocket(s *sock, c *completion) {
+	sa := s.cl.sa
+	s.cl.sa = nil
+	if c.res >= 0 {
+		s.fd = int(c.res) // closed by maybeCloseFD if s was closed meanwhile
+	}
+	if s.closed() {
+		return
+	}
+	var err error
+	switch {
+	case c.res >= 0:
+		err = l.connectFD(s, int(c.res), sa)
+	case c.res == -int32(unix.ENFILE):
+		s.cl.processFD = true
+		err = l.startConnect(s, sa)
+	default:
+		err = os.NewSyscallError("socket", errnoOf(c.res))
+	}
+	if err != nil {
+		l.closeSock(s, l.opError("connect", s, err))
+	}
+}
+
+// connectFD submits the connect of s on its new socket fd.
+func (l *Loop) connectFD(s *sock, fd int, sa unix.Sockaddr) error {
 	if s.network == "tcp" {
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		_ = l.be.setNoDelay(fd)
 	}
 	s.fd = fd
 	s.raddr = sockaddrToAddr(sa, s.network)
@@ -142,8 +189,10 @@ func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
 type clientState struct {
 	connTo    time.Duration
 	connStart int64
-	connTimer Timer // the connect timeout unless connBound
-	connBound bool  // the backend bounds the connect (io_uring LINK_TIMEOUT)
+	connTimer Timer         // the connect timeout unless connBound
+	connBound bool          // the backend bounds the connect (io_uring LINK_TIMEOUT)
+	processFD bool          // make a process fd: the direct table was full
+	sa        unix.Sockaddr // the address to connect to once the direct socket exists
 }
 
 func (l *Loop) onConnect(s *sock, c *completion) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -86,4 +87,102 @@ func TestDirectTableFull(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "127.0.0.1", host, "RemoteAddr of a direct descriptor")
 	}
+}
+
+// TestDirectClients connects 200 clients to a server on the same loop:
+// both ends are direct descriptors, so the process's descriptor table does
+// not grow, and every client gets its own echo, byte for byte.
+func TestDirectClients(t *testing.T) {
+	testutil.RequireURing(t)
+	if loop.ProcessFDSuite() {
+		t.Skip("the suite runs on process fds (RINGMACHINE_TEST_PROCESS_FDS=1)")
+	}
+	testutil.CheckLeaks(t)
+	const clients = 200
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(ents)
+	}
+	before, most, done := fds(), 0, 0
+	_, err := runLoop(t, loop.URing, loop.Options{}, 30*time.Second, func(l *loop.Loop) {
+		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+			return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
+		})
+		require.NoError(t, err)
+		for i := range clients {
+			msg := fmt.Sprintf("client %03d", i)
+			var got []byte
+			_, err := l.Connect(srv.Addr().String(), &hazardFunc{
+				done: func(c *conn.Conn) { _ = c.SendData([]byte(msg)) },
+				recv: func(c *conn.Conn, data []byte) {
+					if got = append(got, data...); len(got) == len(msg) {
+						assert.Equal(t, msg, string(got))
+						most = max(most, fds()-before)
+						_ = c.Close()
+					}
+				},
+				unbind: func(*conn.Conn, error) {
+					if done++; done == clients {
+						l.Stop()
+					}
+				},
+			})
+			require.NoError(t, err)
+		}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, clients, done)
+	assert.Less(t, most, 10, "descriptors taken while %d connections (both ends) were open", 2*clients)
+}
+
+// TestDirectClientsTableFull connects 12 clients from a loop whose table
+// has 4 slots: the first sockets are direct, the others fall back to
+// process fds, and every client is served.
+func TestDirectClientsTableFull(t *testing.T) {
+	testutil.RequireURing(t)
+	if loop.ProcessFDSuite() {
+		t.Skip("the suite runs on process fds (RINGMACHINE_TEST_PROCESS_FDS=1)")
+	}
+	testutil.CheckLeaks(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	defer loop.SetTestDirectFiles(4)()
+	const clients = 12
+	done := 0
+	_, err = runLoop(t, loop.URing, loop.Options{}, 30*time.Second, func(l *loop.Loop) {
+		for i := range clients {
+			msg := fmt.Sprintf("client %02d", i)
+			var got []byte
+			_, err := l.Connect(ln.Addr().String(), &hazardFunc{
+				done: func(c *conn.Conn) { _ = c.SendData([]byte(msg)) },
+				recv: func(c *conn.Conn, data []byte) {
+					if got = append(got, data...); len(got) == len(msg) {
+						assert.Equal(t, msg, string(got))
+						assert.NotNil(t, c.LocalAddr())
+						_ = c.Close()
+					}
+				},
+				unbind: func(_ *conn.Conn, reason error) {
+					assert.NoError(t, reason)
+					if done++; done == clients {
+						l.Stop()
+					}
+				},
+			})
+			require.NoError(t, err)
+		}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, clients, done)
 }

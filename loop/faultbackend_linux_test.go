@@ -277,7 +277,10 @@ func (w *faultBackend) acceptMultishot(fd int, tok uint64) error {
 
 func (w *faultBackend) acceptDirect(fd int, tok uint64) error { return w.inner.acceptDirect(fd, tok) }
 func (w *faultBackend) setNoDelay(fd int) error               { return w.inner.setNoDelay(fd) }
-func (w *faultBackend) shutdownWrite(fd int) error            { return w.inner.shutdownWrite(fd) }
+func (w *faultBackend) socketDirect(domain int, tok uint64) error {
+	return w.inner.socketDirect(domain, tok)
+}
+func (w *faultBackend) shutdownWrite(fd int) error { return w.inner.shutdownWrite(fd) }
 func (w *faultBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) {
 	return w.inner.addrs(fd)
 }

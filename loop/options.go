@@ -163,19 +163,20 @@ type Options struct {
 	// SubmitBatch).
 	URingSubmit SubmitMode
 
-	// URingProcessFDs makes servers accept connections as process
-	// descriptors, as the epoll backend does. By default (false) io_uring
-	// servers accept them as direct descriptors: they live in the loop's
-	// ring (a registered file table as large as RLIMIT_NOFILE allows)
+	// URingProcessFDs makes connections process descriptors, as the
+	// epoll backend does. By default (false) io_uring servers accept them,
+	// and Connect creates them (IORING_OP_SOCKET), as direct descriptors:
+	// they live in the loop's ring (a registered file table as large as RLIMIT_NOFILE allows)
 	// instead of the process's descriptor table, so a group of N loops
 	// holds N × RLIMIT_NOFILE connections in one process, and the kernel
 	// skips an fd lookup per operation (measured 1.05–1.09× the echo
 	// throughput of process fds: README "io_uring feature A/B").
 	// Everything a connection does works the same; LocalAddr and
-	// RemoteAddr cost one round trip to the kernel the first time. Servers
-	// of a group in AcceptHandoff mode, clients and datagram sockets use
-	// process fds either way, and so does a kernel older than 6.8
-	// (FIXED_FD_INSTALL, socket commands).
+	// RemoteAddr cost one round trip to the kernel the first time. A
+	// client whose loop's table is full gets a process fd. Servers of a
+	// group in AcceptHandoff mode and datagram sockets use process fds
+	// either way, and so does a kernel older than 6.8 (FIXED_FD_INSTALL,
+	// socket commands).
 	URingProcessFDs bool
 }
 

@@ -275,6 +275,8 @@ func (l *Loop) dispatch(c *completion) {
 		l.onSend(s, c)
 	case opConnect:
 		l.onConnect(s, c)
+	case opSocket:
+		l.onSocket(s, c)
 	case opRecvFrom:
 		l.onRecvFrom(s, c)
 	case opSendTo:

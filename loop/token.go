@@ -33,7 +33,8 @@ const (
 	opClose
 	opHandoffOut
 	opDropFD  // the close of an fd no socket owns (dropFD)
-	opMaxKind = opDropFD
+	opSocket  // a client's socket created as a direct descriptor
+	opMaxKind = opSocket
 
 	opHandoffIn = opKind(engine.MsgTokens >> tokKindShift)
 )

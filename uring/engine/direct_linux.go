@@ -465,3 +465,54 @@ func (e *Engine) unwatch(fd int) {
 		s.SetUserData(tokIgnore)
 	}
 }
+
+// SocketDirect creates a socket(domain, typ|SOCK_NONBLOCK, proto) as a
+// direct descriptor (IORING_OP_SOCKET into the file table, Linux 5.19):
+// Res = DirectBase + its slot, for Connect and every other method. It
+// counts the slot like an accept does, so it never takes one an accept was
+// promised.
+//
+// Errors (nothing was submitted): ErrClosed; unix.EINVAL for a reserved
+// token or without a table; unix.ENFILE when no slot is free (create a
+// process fd instead); io_uring_enter's when the SQ was full and submitting
+// failed.
+func (e *Engine) SocketDirect(domain, typ, proto int, ud uint64) error {
+	if err := e.checkToken("socket", ud); err != nil {
+		return err
+	}
+	if e.direct == 0 {
+		return fmt.Errorf("engine: socket into direct descriptors: no table (Options.DirectFiles): %w", unix.EINVAL)
+	}
+	if e.directUsed >= e.direct {
+		return fmt.Errorf("engine: socket into direct descriptors: every slot taken: %w", unix.ENFILE)
+	}
+	s, err := e.sqe()
+	if err != nil {
+		return err
+	}
+	idx := e.newRow(rowSocketDirect, -1, ud, false)
+	e.rows[idx].res = int32(domain) // for onSocketDirect
+	s.PrepSocketDirect(domain, typ|unix.SOCK_NONBLOCK, proto)
+	e.submitted(s, tokOp, idx)
+	e.directUsed++
+	e.ops++
+	return nil
+}
+
+// onSocketDirect handles the CQE of SocketDirect.
+func (e *Engine) onSocketDirect(d *Completion, idx uint32, res int32) bool {
+	if res < 0 {
+		e.directUsed-- // the slot it held was not used
+		return e.finish(d, idx, res)
+	}
+	if e.opts.SendZC > 0 {
+		// zeroCopyOK cannot ask a direct descriptor its family: the
+		// socket's creation tells it.
+		if e.zcOK == nil {
+			e.zcOK = make(map[int32]bool)
+		}
+		dom := e.rows[idx].res
+		e.zcOK[res+DirectBase] = dom == unix.AF_INET || dom == unix.AF_INET6
+	}
+	return e.finish(d, idx, res+DirectBase)
+}

@@ -102,3 +102,6 @@ func (e *Engine) Shutdown(fd, how int) error { return errUnsupported }
 func (e *Engine) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
 	return nil, nil, errUnsupported
 }
+
+// SocketDirect returns an error matching errors.ErrUnsupported.
+func (e *Engine) SocketDirect(domain, typ, proto int, ud uint64) error { return errUnsupported }

@@ -22,6 +22,7 @@ const (
 	rowUpdate                          // TIMEOUT_REMOVE updating a connect's LINK_TIMEOUT
 	rowAcceptDirect                    // multishot ACCEPT into the file table
 	rowSockOpt                         // URING_CMD setsockopt on a direct descriptor
+	rowSocketDirect                    // SOCKET into the file table
 	rowCloseDirect                     // CLOSE of a direct descriptor: frees its slot
 )
 
@@ -226,6 +227,8 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 		return false
 	case rowAcceptDirect:
 		return e.onAcceptDirect(d, idx, c)
+	case rowSocketDirect:
+		return e.onSocketDirect(d, idx, c.Res)
 	case rowCloseDirect:
 		if c.Res >= 0 {
 			e.closeDone() // an empty slot (EBADF) frees nothing
