@@ -89,7 +89,9 @@ func testFDExhaustion(t *testing.T, b loop.Backend, mode loop.AcceptMode, existi
 	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low))
 
 	var emfile, conns atomic.Int64
-	g, err := loop.NewGroup(2, loop.Options{Backend: b, Accept: mode, ListenBacklog: 2 * fresh,
+	// Process fds: the subject is the process's descriptor table, which
+	// direct descriptors do not use (TestDirectTableFull fills theirs).
+	g, err := loop.NewGroup(2, loop.Options{Backend: b, Accept: mode, ListenBacklog: 2 * fresh, URingProcessFDs: true,
 		ErrorHandler: func(err error) {
 			if errors.Is(err, syscall.EMFILE) {
 				emfile.Add(1)
