@@ -86,8 +86,12 @@ func run(stdout io.Writer, args []string) error {
 		}
 		defer os.RemoveAll(dir)
 		*server = filepath.Join(dir, "rm-echo")
+		root, err := repoRoot()
+		if err != nil {
+			return err
+		}
 		build := exec.Command("go", "build", "-o", *server, "./examples/echo")
-		build.Dir = ".."
+		build.Dir = root
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build the echo server: %w", err)
@@ -173,6 +177,25 @@ func run(stdout io.Writer, args []string) error {
 
 // ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h).
 const ipBindAddressNoPort = 24
+
+// repoRoot returns the closest directory above the working directory that
+// holds examples/echo (the repository, from bench/ or any folder below it).
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "examples", "echo", "main.go")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("examples/echo not found above the working directory: run from the repository, or pass -server")
+		}
+		dir = parent
+	}
+}
 
 // kid is a client process.
 type kid struct {
