@@ -158,10 +158,15 @@ func (e *Engine) Send(fd int, bufs [][]byte, ud uint64) error {
 // send; SENDMSG_ZC) for at least Options.SendZC bytes unless the socket
 // refused it before.
 func (e *Engine) prepSend(s *uring.SQE, idx uint32) {
+	e.prepSendOp(s, idx)
+	target(s, int(e.rows[idx].fd)) // after the Prep method, which resets the flags
+}
+
+// prepSendOp is prepSend but for the fd flags.
+func (e *Engine) prepSendOp(s *uring.SQE, idx uint32) {
 	r := &e.rows[idx]
-	m, fd := r.mem, int(r.fd)
-	defer target(s, fd)
-	fd, _ = fdOf(fd)
+	m := r.mem
+	fd, _ := fdOf(int(r.fd))
 	if e.opts.SendZC > 0 && e.zeroCopyOK(r.fd) {
 		n, first := 0, -1
 		for i, p := range m.bufs {

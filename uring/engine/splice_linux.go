@@ -192,25 +192,15 @@ func (e *Engine) spliceStep(d *Completion, idx uint32) bool {
 }
 
 // spliceWait waits for the socket to take more of the pipe.
-func (e *Engine) spliceWait(d *Completion, idx uint32) bool {
-	if e.rows[idx].cancelled || e.closed {
-		return e.spliceEnd(d, idx, -int32(unix.ECANCELED))
-	}
-	s, err := e.sqe()
-	if err != nil {
-		return e.spliceEnd(d, idx, errRes(err))
-	}
-	op := e.rows[idx].sp
-	out, _ := fdOf(op.out)
-	s.PrepPollAdd(out, unix.POLLOUT)
-	target(s, op.out)
-	e.submitted(s, tokOp, idx)
-	op.polling = true
-	return false
-}
+func (e *Engine) spliceWait(d *Completion, idx uint32) bool { return e.spliceNext(d, idx, true) }
 
 // spliceDrain splices what the pipe holds to the socket.
-func (e *Engine) spliceDrain(d *Completion, idx uint32) bool {
+func (e *Engine) spliceDrain(d *Completion, idx uint32) bool { return e.spliceNext(d, idx, false) }
+
+// spliceNext submits the splice's next SQE on the socket under tokOp: a
+// POLL_ADD for room (poll), or the SPLICE of what the pipe holds. A
+// cancelled splice, or one the SQ cannot take, ends instead.
+func (e *Engine) spliceNext(d *Completion, idx uint32, poll bool) bool {
 	if e.rows[idx].cancelled || e.closed {
 		return e.spliceEnd(d, idx, -int32(unix.ECANCELED))
 	}
@@ -220,9 +210,14 @@ func (e *Engine) spliceDrain(d *Completion, idx uint32) bool {
 	}
 	op := e.rows[idx].sp
 	out, _ := fdOf(op.out)
-	s.PrepSplice(op.p.r, -1, out, -1, uint32(op.inPipe), unix.SPLICE_F_MOVE)
+	if poll {
+		s.PrepPollAdd(out, unix.POLLOUT)
+	} else {
+		s.PrepSplice(op.p.r, -1, out, -1, uint32(op.inPipe), unix.SPLICE_F_MOVE)
+	}
 	target(s, op.out)
 	e.submitted(s, tokOp, idx)
+	op.polling = poll
 	return false
 }
 
