@@ -73,7 +73,10 @@ test-stress:
 # engine conformance table (internal/enginetest: peer resets, tiny buffers,
 # poll-first receives and direct descriptors on both engines' rows, 46 s a
 # pass; its direct peer-reset test loops 200 times inside each pass) and the
-# io_uring engine's own tests run ENGINE_COUNT times. The whole of make test
+# io_uring engine's own tests run ENGINE_COUNT times. The cross-talk,
+# half-close and poll-first reset-churn tests also run CHURN_COUNT times on
+# io_uring process fds (the default above is direct descriptors, whose
+# stranded-receive check differs: a hang-up watch instead of poll(2)). The whole of make test
 # took 19.6 min with them at 20 passes and the process-fd suite under -race
 # (2026-11-30, 2 cores); at 5 passes, and that suite without -race (the
 # default suite already runs the same code under it), it stays well under
@@ -85,6 +88,7 @@ test-hazard:
 	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestChurn|TestNoCrossTalk|TestFaultEcho|TestHalfClose|TestSendRetriesEAGAIN|TestPausedFloodAllocates)' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
 	$(GO) test -count=$(ENGINE_COUNT) -timeout 20m ./internal/enginetest/ ./uring/engine/
+	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestNoCrossTalk|TestHalfClose|TestResetChurnPollFirst)' ./loop/
 
 # Every fuzz target for FUZZTIME from its seeds and testdata/fuzz corpus
 # (six targets: 1.7 min with the builds). A failure leaves its input in
