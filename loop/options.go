@@ -169,8 +169,9 @@ type Options struct {
 	// they live in the loop's ring (a registered file table as large as RLIMIT_NOFILE allows)
 	// instead of the process's descriptor table, so a group of N loops
 	// holds N × RLIMIT_NOFILE connections in one process, and the kernel
-	// skips an fd lookup per operation (measured 1.05–1.09× the echo
-	// throughput of process fds: README "io_uring feature A/B").
+	// skips an fd lookup per operation (measured 0.99–1.09× the echo
+	// throughput of process fds over several runs: README "io_uring
+	// feature A/B").
 	// Everything a connection does works the same; LocalAddr and
 	// RemoteAddr cost one round trip to the kernel the first time. A
 	// client whose loop's table is full gets a process fd. Servers of a
