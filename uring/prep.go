@@ -384,7 +384,8 @@ func (s *SQE) PrepSetsockoptInt(fd int, level, name int, val *int32) {
 // ring's file table to the ring whose fd is ringFD (liburing io_uring_prep_msg_ring_fd_alloc
 // with IORING_MSG_SEND_FD; Linux 6.0): the target gets it in a free slot of its own
 // table (FileIndexAlloc) and a CQE with UserData data and Res = that slot. On this ring
-// Res is 0 or -errno; the source slot keeps its descriptor (close it).
+// Res is the target's slot too, or -errno; the source slot keeps its descriptor (close
+// it). -EOVERFLOW: the target got the descriptor but not its CQE.
 func (s *SQE) PrepMsgRingFD(ringFD int, srcIndex uint32, data uint64, flags uint32) {
 	s.prepRW(OpMsgRing, ringFD, msgSendFD, 0, data)
 	s.Addr3 = uint64(srcIndex)

@@ -516,3 +516,88 @@ func (e *Engine) onSocketDirect(d *Completion, idx uint32, res int32) bool {
 	}
 	return e.finish(d, idx, res+DirectBase)
 }
+
+// SendDirect moves the direct descriptor fd to the ring ringFD (another
+// engine's [Engine.RingFD]) with IORING_OP_MSG_RING and IORING_MSG_SEND_FD
+// (Linux 6.0): the kernel installs it in a free slot of the target's table
+// and posts there a completion {UserData: data, Res: that slot}, which the
+// target passes to [Engine.AdoptDirect]. This engine's own completion,
+// under ud, has Res ≥ 0 once the descriptor is installed, or -errno. fd
+// stays in this engine's table either way: close it (CloseFD) once the
+// completion is in, or keep serving it when the move failed.
+//
+// Two results need care. -EOVERFLOW means the target got the descriptor
+// but not its completion (the kernel could not queue the CQE): the target
+// holds a slot nobody knows of until its ring closes, so shut the socket
+// down before closing fd or its peer waits forever. And the target's slot
+// is taken without the target's knowledge: the target must have promised
+// it to the sender first ([Engine.ReserveDirect]), or one of its own
+// direct accepts may find the table full after it has taken a connection
+// off the listen queue, which resets that peer.
+//
+// Errors (nothing was submitted): ErrClosed; unix.EINVAL for a reserved
+// ud, for data outside [MsgTokens, Reserved) or for a process fd;
+// io_uring_enter's when the SQ was full and submitting failed.
+func (e *Engine) SendDirect(ringFD, fd int, data, ud uint64) error {
+	if err := e.check("send_fd", fd, ud); err != nil {
+		return err
+	}
+	slot, direct := fdOf(fd)
+	if !direct || slot >= e.direct {
+		return fmt.Errorf("engine: send_fd: fd %d is not a direct descriptor of this engine: %w", fd, unix.EINVAL)
+	}
+	if data < MsgTokens || data >= Reserved {
+		return fmt.Errorf("engine: send_fd: data %#x outside the message range: %w", data, unix.EINVAL)
+	}
+	s, err := e.sqe()
+	if err != nil {
+		return err
+	}
+	s.PrepMsgRingFD(ringFD, uint32(slot), data, 0)
+	s.SetUserData(ud)
+	e.ops++
+	return nil
+}
+
+// ReserveDirect promises up to n free slots of the table to descriptors
+// other engines will move in with SendDirect, and returns how many it
+// promised (0 without a table or with every slot taken or promised). A
+// promised slot counts as taken, so this engine's own accepts and sockets
+// never count on it; it is freed by the CloseFD of the descriptor moved
+// in, after [Engine.AdoptDirect]. A promise is for the engine's lifetime:
+// a slot promised and never filled stays counted until Close.
+func (e *Engine) ReserveDirect(n int) int {
+	if e.closed || n <= 0 {
+		return 0
+	}
+	n = min(n, e.direct-e.directUsed)
+	if n <= 0 {
+		return 0
+	}
+	e.directUsed += n
+	return n
+}
+
+// AdoptDirect returns the fd of the direct descriptor another engine moved
+// into slot (the Res of the message SendDirect posted here): a slot it had
+// promised with ReserveDirect, which stays taken until the fd's CloseFD.
+// tcp tells whether the socket is a TCP one (zero-copy sends are tried
+// on TCP only; see Options.SendZC).
+//
+// Errors: ErrClosed; unix.EINVAL for a slot outside the table.
+func (e *Engine) AdoptDirect(slot int32, tcp bool) (int, error) {
+	if e.closed {
+		return -1, ErrClosed
+	}
+	if slot < 0 || int(slot) >= e.direct {
+		return -1, fmt.Errorf("engine: adopt direct descriptor %d of a table of %d: %w", slot, e.direct, unix.EINVAL)
+	}
+	fd := int(slot) + DirectBase
+	if e.opts.SendZC > 0 {
+		if e.zcOK == nil {
+			e.zcOK = make(map[int32]bool)
+		}
+		e.zcOK[int32(fd)] = tcp
+	}
+	return fd, nil
+}

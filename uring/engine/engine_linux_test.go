@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -492,4 +494,114 @@ func TestAddrsKeepsCompletions(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "stashed", string(got))
+}
+
+// TestSendDirect moves an accepted direct descriptor to another engine's
+// table: the target adopts it from the message's slot and serves it (every
+// byte both ways checked), the sender closes its own slot, and the
+// target's promise of slots (ReserveDirect) is what the move consumes.
+func TestSendDirect(t *testing.T) {
+	e := open(t, Options{DirectFiles: 4})
+	type result struct {
+		got []byte
+		err error
+	}
+	ready := make(chan int, 1)
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tgt, err := New(Options{DirectFiles: 4})
+		if err != nil {
+			ready <- -1
+			done <- result{err: err}
+			return
+		}
+		defer tgt.Close()
+		if n := tgt.ReserveDirect(10); n != 4 {
+			ready <- -1
+			done <- result{err: fmt.Errorf("ReserveDirect(10) of 4 free slots promised %d", n)}
+			return
+		}
+		if n := tgt.ReserveDirect(1); n != 0 {
+			ready <- -1
+			done <- result{err: fmt.Errorf("ReserveDirect on a full table promised %d", n)}
+			return
+		}
+		ready <- tgt.RingFD()
+		cs := make([]Completion, 8)
+		var got []byte
+		fd := -1
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			n, err := tgt.Wait(100*time.Millisecond, cs)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			for _, c := range cs[:n] {
+				switch {
+				case c.UserData == MsgTokens|7:
+					if fd, err = tgt.AdoptDirect(c.Res, true); err == nil {
+						err = tgt.RecvMultishot(fd, 1)
+					}
+				case c.UserData == 1 && c.Res > 0:
+					got = append(got, c.Buf...)
+					if len(got) == len("moved") {
+						err = tgt.Send(fd, [][]byte{[]byte("back")}, 2)
+					}
+				case c.UserData == 2:
+					done <- result{got: got, err: errors.Join(err, tgt.CloseFD(fd, 3))}
+					return
+				}
+				if err != nil {
+					done <- result{err: err}
+					return
+				}
+			}
+		}
+		done <- result{got: got, err: errors.New("no round trip on the moved descriptor")}
+	}()
+	ringFD := <-ready
+	if ringFD < 0 {
+		t.Fatal((<-done).err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	var fd int
+	cs := make([]Completion, 8)
+	for deadline := time.Now().Add(10 * time.Second); fd == 0 && time.Now().Before(deadline); {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, c := range cs[:n] {
+			if c.UserData == 1 && c.Res >= 0 {
+				fd = int(c.Res)
+			}
+		}
+	}
+	require.True(t, IsDirect(fd), "accepted %d", fd)
+	assert.ErrorIs(t, e.SendDirect(ringFD, fd, 1, 5), unix.EINVAL, "data below MsgTokens")
+	assert.ErrorIs(t, e.SendDirect(ringFD, 3, MsgTokens|7, 5), unix.EINVAL, "a process fd")
+	assert.ErrorIs(t, e.SendDirect(ringFD, DirectBase+4, MsgTokens|7, 5), unix.EINVAL, "a slot outside the table")
+	require.NoError(t, e.SendDirect(ringFD, fd, MsgTokens|7, 5))
+	c, _ := waitFor(t, e, 5)
+	require.GreaterOrEqual(t, c.Res, int32(0), "moved: %v", unix.Errno(-c.Res))
+	require.NoError(t, e.CloseFD(fd, 6))
+	c, _ = waitFor(t, e, 6)
+	require.Equal(t, int32(0), c.Res)
+
+	_, err = client.Write([]byte("moved"))
+	require.NoError(t, err)
+	r := <-done
+	require.NoError(t, r.err)
+	assert.Equal(t, "moved", string(r.got))
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(10*time.Second)))
+	back, err := io.ReadAll(client)
+	require.NoError(t, err, "the target closes it after replying: EOF, not a reset")
+	assert.Equal(t, "back", string(back))
 }

@@ -105,3 +105,12 @@ func (e *Engine) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
 
 // SocketDirect returns an error matching errors.ErrUnsupported.
 func (e *Engine) SocketDirect(domain, typ, proto int, ud uint64) error { return errUnsupported }
+
+// SendDirect returns an error matching errors.ErrUnsupported.
+func (e *Engine) SendDirect(ringFD, fd int, data, ud uint64) error { return errUnsupported }
+
+// ReserveDirect returns 0.
+func (e *Engine) ReserveDirect(n int) int { return 0 }
+
+// AdoptDirect returns an error matching errors.ErrUnsupported.
+func (e *Engine) AdoptDirect(slot int32, tcp bool) (int, error) { return -1, errUnsupported }
