@@ -9,8 +9,9 @@ import (
 )
 
 var (
-	_ backend   = (*uringBackend)(nil)
-	_ msgRinger = (*uringBackend)(nil)
+	_ backend     = (*uringBackend)(nil)
+	_ msgRinger   = (*uringBackend)(nil)
+	_ directMover = (*uringBackend)(nil)
 )
 
 // uringBackend adapts the io_uring engine to the backend contract.
@@ -145,3 +146,13 @@ func (b *uringBackend) closeFD(fd int, tok uint64) error { return b.e.CloseFD(fd
 func (b *uringBackend) msgRing(ringFD int, res uint32, data, tok uint64) error {
 	return b.e.MsgRing(ringFD, res, data, tok)
 }
+
+func (b *uringBackend) directFiles() int { return b.e.DirectFiles() }
+func (b *uringBackend) sendDirect(ringFD, fd int, data, tok uint64) error {
+	return b.e.SendDirect(ringFD, fd, data, tok)
+}
+func (b *uringBackend) reserveDirect(n int) int { return b.e.ReserveDirect(n) }
+func (b *uringBackend) adoptDirect(slot int32, tcp bool) (int, error) {
+	return b.e.AdoptDirect(slot, tcp)
+}
+func (b *uringBackend) shutdown(fd int) error { return b.e.Shutdown(fd, unix.SHUT_RDWR) }

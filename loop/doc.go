@@ -76,13 +76,16 @@
 // each loop has its own SO_REUSEPORT listener and the kernel spreads the
 // connections; with [AcceptHandoff] (and always for unix sockets) loop 0
 // accepts and hands each connection to the loops in turn. On io_uring the
-// fd travels in an IORING_OP_MSG_RING message (IORING_MSG_DATA) that loop
-// 0 submits on its own ring to the target's: the kernel posts a CQE on the
-// target ring, waking its thread, and the target adopts the fd when it
-// dispatches that CQE — no eventfd write, no lock, and the submit rides on
-// the acceptor's next io_uring_enter. A message that fails (the target ring
-// is gone, its CQ is full) falls back to the target's cross-goroutine
-// queue and eventfd, which epoll always uses; a target that is stopping
+// connection travels in an IORING_OP_MSG_RING message that loop 0 submits
+// on its own ring to the target's — a direct descriptor moved into the
+// target's table (IORING_MSG_SEND_FD), or a process fd's number
+// (IORING_MSG_DATA): the kernel posts a CQE on the target ring, waking its
+// thread, and the target adopts the connection when it dispatches that CQE
+// — no eventfd write, no lock, and the submit rides on the acceptor's next
+// io_uring_enter. A process fd whose message fails (the target ring is
+// gone, its CQ is full) falls back to the target's cross-goroutine queue
+// and eventfd, which epoll always uses; a direct descriptor stays with loop
+// 0, which serves it. A target that is stopping
 // closes what it receives, and fds whose message dies with a closing ring
 // are closed with it (handoff.go). BenchmarkGroupEcho measured reuse-port,
 // MSG_RING hand-off and queue hand-off equal within noise on a 2-core VM,

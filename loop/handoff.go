@@ -3,6 +3,8 @@ package loop
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/ringmachine/ringmachine/uring/engine"
 )
 
 // Connections handed from a group's acceptor loop to another loop
@@ -37,6 +39,20 @@ import (
 //
 // Once a target's inbox is closed, acceptors use its MPSC queue, which the
 // loop and Group.Run drain (dropHandoffs) when the loop stops.
+//
+// A connection accepted as an io_uring direct descriptor is in no process
+// table, so it cannot take the MPSC queue; it moves with IORING_MSG_SEND_FD
+// instead (handOffDirect), from the acceptor's table into a free slot of
+// the target's. That slot is taken without the target's knowledge, and a
+// target whose own direct accepts counted it free would reset a peer (see
+// engine.Engine.SendDirect), so the target promises slots ahead: its inbox
+// holds a credit of slots it has counted as taken (topUp), and every direct
+// hand-off spends one. With no credit left the acceptor serves the
+// connection itself and asks the target to top up. Ownership follows the
+// same rule as above, with one difference: the acceptor keeps its own copy
+// of the descriptor until its MSG_RING completes, and then either closes it
+// (delivered) or serves it (not delivered; the record is taken back and the
+// credit refunded if the target has not drained it).
 
 // handoffInbox holds the hand-offs on their way to a loop over MSG_RING.
 // Its methods are safe for concurrent use.
@@ -46,16 +62,27 @@ type handoffInbox struct {
 	seq      uint32
 	inflight map[uint32]handoff
 
+	// direct: the loop adopts direct descriptors moved in by MSG_RING;
+	// credit counts the slots it has promised them (see topUp).
+	direct bool
+	credit int
+	// short asks the loop to top the credit up (set by an acceptor that
+	// found it low, read by the loop once per iteration).
+	short atomic.Bool
+
 	// Counters for tests and benchmarks.
 	viaMsgRing atomic.Uint64 // hand-offs adopted from a MSG_RING CQE
 	fallbacks  atomic.Uint64 // MSG_RING hand-offs that fell back to the queue
 }
 
 // open makes the inbox accept messages for the ring ringFD (ringFD < 0:
-// none, the loop's backend cannot receive them).
-func (in *handoffInbox) open(ringFD int) {
+// none, the loop's backend cannot receive them); direct: and direct
+// descriptors moved in, once topUp has promised slots.
+func (in *handoffInbox) open(ringFD int, direct bool) {
 	in.mu.Lock()
 	in.ringFD = ringFD
+	in.direct = direct && ringFD >= 0
+	in.credit = 0
 	if in.inflight == nil {
 		in.inflight = make(map[uint32]handoff)
 	}
@@ -64,12 +91,24 @@ func (in *handoffInbox) open(ringFD int) {
 
 // reserve registers h as on its way to the loop and returns its sequence
 // number and the ring fd to send the message to; ok is false when the inbox
-// is closed (the caller then uses the MPSC queue).
+// is closed (the caller then uses the MPSC queue), or, for a direct
+// descriptor, when the loop takes none or has no slot promised (the caller
+// then serves it itself; the loop is asked to top its credit up).
 func (in *handoffInbox) reserve(h handoff) (seq uint32, ringFD int, ok bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.ringFD < 0 || in.inflight == nil {
 		return 0, -1, false
+	}
+	if engine.IsDirect(h.fd) {
+		if !in.direct || in.credit == 0 {
+			in.short.Store(in.direct)
+			return 0, -1, false
+		}
+		in.credit--
+		if in.credit < handoffCredit/2 {
+			in.short.Store(true)
+		}
 	}
 	for {
 		in.seq++
@@ -95,6 +134,39 @@ func (in *handoffInbox) take(seq uint32, fd int) (handoff, bool) {
 	return h, true
 }
 
+// handoffCredit is the most slots a loop promises to direct descriptors
+// moved in (a smaller table promises an eighth of itself): enough for the
+// accepts an acceptor reaps between two iterations of the target.
+const handoffCredit = 64
+
+// topUp promises slots to direct descriptors moved in until the credit is
+// full again: reserve (the engine's ReserveDirect) counts them as taken and
+// returns how many it could. table is the size of the loop's table.
+func (in *handoffInbox) topUp(table int, reserve func(n int) int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.direct || in.ringFD < 0 {
+		in.short.Store(false)
+		return
+	}
+	full := min(handoffCredit, max(table/8, 1))
+	if want := full - in.credit; want > 0 {
+		in.credit += reserve(want)
+	}
+	// A table with no slot free stays short: the next iterations retry.
+	in.short.Store(in.credit < full)
+}
+
+// refund gives back the credit of a direct hand-off that was not
+// delivered (the slot was never filled).
+func (in *handoffInbox) refund() {
+	in.mu.Lock()
+	if in.direct && in.ringFD >= 0 {
+		in.credit++
+	}
+	in.mu.Unlock()
+}
+
 // shut stops accepting messages: called before the loop's ring closes.
 func (in *handoffInbox) shut() {
 	in.mu.Lock()
@@ -109,7 +181,12 @@ func (in *handoffInbox) drain() {
 	in.ringFD = -1
 	var fds []int
 	for seq, h := range in.inflight {
-		fds = append(fds, h.fd)
+		if !engine.IsDirect(h.fd) {
+			// A direct descriptor's record names the acceptor's copy,
+			// which the acceptor closes; the target's copy, if it got
+			// one, died with its ring.
+			fds = append(fds, h.fd)
+		}
 		delete(in.inflight, seq)
 	}
 	in.mu.Unlock()
@@ -128,4 +205,22 @@ type msgRinger interface {
 	// with user_data data and res = res; this ring gets one with tok and
 	// res 0 or -errno.
 	msgRing(ringFD int, res uint32, data, tok uint64) error
+}
+
+// directMover is implemented by backends whose connections may be io_uring
+// direct descriptors, which move between rings with IORING_MSG_SEND_FD (see
+// the engine's SendDirect, ReserveDirect and AdoptDirect).
+type directMover interface {
+	// directFiles reports the size of the direct descriptor table (0: none).
+	directFiles() int
+	// sendDirect moves the direct descriptor fd to the ring ringFD, which
+	// gets a completion with data and res = its slot; this ring gets one
+	// with tok and res >= 0 once it is there, or -errno.
+	sendDirect(ringFD, fd int, data, tok uint64) error
+	// reserveDirect promises up to n slots to descriptors moved in.
+	reserveDirect(n int) int
+	// adoptDirect returns the fd of the descriptor moved into slot.
+	adoptDirect(slot int32, tcp bool) (int, error)
+	// shutdown shuts both directions of the socket fd down.
+	shutdown(fd int) error
 }

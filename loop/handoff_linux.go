@@ -1,7 +1,10 @@
 package loop
 
 import (
+	"fmt"
+
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,6 +22,10 @@ var testHookBeforeMsgRing func(target *Loop, ringFD int) int
 // MSG_RING when both run io_uring, through target's MPSC queue otherwise or
 // when the message cannot be submitted. Call on l's goroutine.
 func (l *Loop) handOff(target *Loop, h handoff) {
+	if engine.IsDirect(h.fd) {
+		l.handOffDirect(target, h)
+		return
+	}
 	if mr, ok := l.be.(msgRinger); ok && !testHookHandoffQueue && l.inbox.ringFD >= 0 {
 		if seq, ringFD, ok := target.inbox.reserve(h); ok {
 			if hook := testHookBeforeMsgRing; hook != nil {
@@ -39,6 +46,119 @@ func (l *Loop) handOff(target *Loop, h handoff) {
 	target.postConn(h)
 }
 
+// handoffDirect marks the token of a hand-off message that carries a
+// direct descriptor (in its generation bits): its res is the slot the
+// descriptor landed in on the target, not an fd of the acceptor's.
+const handoffDirect = 1
+
+// handOffDirect moves the direct descriptor h.fd to target's ring with
+// IORING_MSG_SEND_FD, spending one slot target promised (see handoff.go);
+// when target cannot take it now, l serves the connection itself. Call on
+// l's goroutine.
+func (l *Loop) handOffDirect(target *Loop, h handoff) {
+	dm, ok := l.be.(directMover)
+	if !ok || l.group == nil {
+		l.serveHandoff(h)
+		return
+	}
+	seq, ringFD, ok := target.inbox.reserve(h)
+	if !ok {
+		if target.inbox.short.Load() {
+			target.wakeup(false) // to top its credit up
+		}
+		l.serveHandoff(h)
+		return
+	}
+	if hook := testHookBeforeMsgRing; hook != nil {
+		ringFD = hook(target, ringFD)
+	}
+	tok := handoffToken(opHandoffOut, target.index, seq)
+	if err := dm.sendDirect(ringFD, h.fd, handoffToken(opHandoffIn, handoffDirect, seq), tok); err != nil {
+		if _, ok := target.inbox.take(seq, -1); ok {
+			target.inbox.refund()
+			target.inbox.fallbacks.Add(1)
+		}
+		l.serveHandoff(h)
+		return
+	}
+	if l.outbox == nil {
+		l.outbox = make(map[uint64]handoff)
+	}
+	l.outbox[tok] = h
+}
+
+// onHandoffDirectOut handles the acceptor's own CQE of handOffDirect's
+// MSG_RING: delivered, it closes its copy of the descriptor; not
+// delivered, it serves the connection itself.
+func (l *Loop) onHandoffDirectOut(c *completion, h handoff) {
+	_, seq, target := splitToken(c.tok)
+	var t *Loop
+	if l.group != nil && int(target) < len(l.group.loops) {
+		t = l.group.loops[target]
+	}
+	switch {
+	case c.res >= 0:
+		l.dropFD(h.fd) // the target has its own copy
+	case c.res == -int32(unix.EOVERFLOW):
+		// The target got the descriptor but not the message that names
+		// its slot: its copy keeps the socket open until its ring closes.
+		// Shut the socket down so the peer is not left waiting.
+		if t != nil {
+			t.inbox.take(seq, -1)
+		}
+		if dm, ok := l.be.(directMover); ok {
+			_ = dm.shutdown(h.fd)
+		}
+		l.dropFD(h.fd)
+		l.report(&conn.OpError{Op: "hand-off", Backend: l.be.kind().String(), Err: unix.EOVERFLOW})
+	default:
+		// Not delivered (the target's ring closed, its table filled
+		// against its promise, ...): the connection stays here.
+		if t != nil {
+			if _, ok := t.inbox.take(seq, -1); ok {
+				t.inbox.refund()
+				t.inbox.fallbacks.Add(1)
+			}
+		}
+		l.serveHandoff(h)
+	}
+}
+
+// onHandoffDirectIn adopts the direct descriptor another loop moved into
+// slot of this loop's table, or closes it when l is stopping.
+func (l *Loop) onHandoffDirectIn(seq uint32, slot int32) {
+	dm, ok := l.be.(directMover)
+	if !ok {
+		return
+	}
+	h, ok := l.inbox.take(seq, -1)
+	fd, err := dm.adoptDirect(slot, h.network == "tcp")
+	if err != nil {
+		l.report(fmt.Errorf("loop: adopt a connection moved from another loop: %w", err))
+		return
+	}
+	l.topUpInbox() // the slot spent a credit
+	if !ok {
+		l.net.stale++
+		l.dropFD(fd)
+		return
+	}
+	if l.stopping {
+		l.dropFD(fd)
+		return
+	}
+	l.inbox.viaMsgRing.Add(1)
+	l.startConn(fd, h.network, func() conn.Handler { return h.factory(l) })
+}
+
+// topUpInbox promises slots of l's direct descriptor table to the
+// connections other loops move in (see handoffInbox.topUp).
+func (l *Loop) topUpInbox() {
+	if dm, ok := l.be.(directMover); ok {
+		l.inbox.topUp(dm.directFiles(), dm.reserveDirect)
+	}
+}
+
 // dispatchHandoff handles the completions of hand-off tokens.
 func (l *Loop) dispatchHandoff(k opKind, c *completion) {
 	switch k {
@@ -52,7 +172,11 @@ func (l *Loop) dispatchHandoff(k opKind, c *completion) {
 // onHandoffIn adopts the fd another loop's MSG_RING delivered, or closes it
 // when l is stopping (c.res is the fd).
 func (l *Loop) onHandoffIn(c *completion) {
-	_, seq, _ := splitToken(c.tok)
+	_, seq, flags := splitToken(c.tok)
+	if flags&handoffDirect != 0 {
+		l.onHandoffDirectIn(seq, c.res)
+		return
+	}
 	h, ok := l.inbox.take(seq, int(c.res))
 	if !ok {
 		l.net.stale++
@@ -70,6 +194,11 @@ func (l *Loop) onHandoffIn(c *completion) {
 // an error the message was not delivered, and unless the target's inbox was
 // drained meanwhile the fd goes through the target's MPSC queue instead.
 func (l *Loop) onHandoffOut(c *completion) {
+	if h, ok := l.outbox[c.tok]; ok {
+		delete(l.outbox, c.tok)
+		l.onHandoffDirectOut(c, h)
+		return
+	}
 	if c.res >= 0 || l.group == nil {
 		return
 	}

@@ -77,6 +77,10 @@ type Loop struct {
 	// inbox holds the connections on their way to this loop over
 	// IORING_OP_MSG_RING (see handoff.go).
 	inbox handoffInbox
+	// outbox holds the direct descriptors this loop is moving to another
+	// loop, by the token of their MSG_RING, until it completes (see
+	// handOffDirect). Used on the loop goroutine only.
+	outbox map[uint64]handoff
 }
 
 // handoff is an accepted connection travelling from the acceptor loop to the
@@ -171,9 +175,11 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		be = h(be)
 	}
 	l.be = be
-	l.inbox.open(-1)
+	l.inbox.open(-1, false)
 	if mr, ok := be.(msgRinger); ok && l.group != nil {
-		l.inbox.open(mr.msgRingFD())
+		dm, ok := be.(directMover)
+		l.inbox.open(mr.msgRingFD(), ok && dm.directFiles() > 0)
+		l.topUpInbox()
 	}
 	if l.dispatchFn == nil {
 		l.dispatchFn = l.dispatch
@@ -347,6 +353,9 @@ func (l *Loop) runTicks() {
 // completions.
 func (l *Loop) pollIO() {
 	l.flushSends()
+	if l.inbox.short.Load() {
+		l.topUpInbox()
+	}
 	timeout := time.Duration(-1)
 	if d, ok := l.timerHeap.NextDeadline(); ok {
 		timeout = max(time.Duration(d-l.monotonic()), 0)
@@ -509,6 +518,7 @@ func (l *Loop) closeBackend() error {
 	l.inbox.shut()
 	err := be.close()
 	l.inbox.drain()
+	l.outbox = nil // their descriptors died with the ring
 	l.be = nil
 	return err
 }

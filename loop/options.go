@@ -174,10 +174,11 @@ type Options struct {
 	// feature A/B").
 	// Everything a connection does works the same; LocalAddr and
 	// RemoteAddr cost one round trip to the kernel the first time. A
-	// client whose loop's table is full gets a process fd. Servers of a
-	// group in AcceptHandoff mode and datagram sockets use process fds
-	// either way, and so does a kernel older than 6.8 (FIXED_FD_INSTALL,
-	// socket commands).
+	// client whose loop's table is full gets a process fd. A group in
+	// AcceptHandoff mode moves connections between the loops' tables
+	// (IORING_MSG_SEND_FD). Datagram sockets use process fds either way,
+	// and so does a kernel older than 6.8 (FIXED_FD_INSTALL, socket
+	// commands).
 	URingProcessFDs bool
 }
 
@@ -293,7 +294,10 @@ const (
 	// target's ring (Linux 5.18), otherwise, or when a message fails,
 	// through the target's cross-goroutine queue and eventfd. An even
 	// spread whatever the clients' addresses, for one extra wake-up per
-	// connection.
+	// connection. A direct descriptor (see URingProcessFDs) moves into
+	// the target's table; one the target cannot take at that moment (not
+	// running yet, its table full, the message failed) stays with the
+	// first loop, which serves it.
 	AcceptHandoff
 )
 

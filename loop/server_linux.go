@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -140,9 +141,9 @@ func (l *Loop) serveFD(fd int, la listenAddr, factory func() conn.Handler, gs *G
 	}
 	s := l.newSock(sockListener, fd, la.network)
 	srv := &Server{l: l, s: s, factory: factory, path: la.path, gs: gs}
-	// A connection handed to another loop must be a process fd (the MPSC
-	// queue carries fds), so hand-off groups accept those.
-	srv.direct = !l.opts.URingProcessFDs && !testHookProcessFDs && (gs == nil || !gs.handoff)
+	// A hand-off group moves direct descriptors between rings
+	// (handOffDirect); the MPSC queue a test may force carries process fds.
+	srv.direct = !l.opts.URingProcessFDs && !testHookProcessFDs && (gs == nil || !gs.handoff || !testHookHandoffQueue)
 	s.srv = srv
 	if lsa, err := unix.Getsockname(fd); err == nil {
 		srv.addr = sockaddrToAddr(lsa, la.network)
@@ -319,14 +320,23 @@ func (l *Loop) accepted(srv *Server, fd int) {
 	l.startConn(fd, srv.s.network, srv.factory)
 }
 
-// adoptConn serves a connection another loop of the group accepted.
+// adoptConn serves a connection another loop of the group accepted (from
+// the tick phase).
 func (l *Loop) adoptConn(h handoff) {
+	l.serveHandoff(h)
+	l.runCloses()
+}
+
+// serveHandoff serves on l a connection accepted for a group, or closes it
+// when l is stopping.
+func (l *Loop) serveHandoff(h handoff) {
 	if l.stopping || l.be == nil {
-		unix.Close(h.fd)
+		if l.be != nil || !engine.IsDirect(h.fd) {
+			l.dropFD(h.fd)
+		}
 		return
 	}
 	l.startConn(h.fd, h.network, func() conn.Handler { return h.factory(l) })
-	l.runCloses()
 }
 
 // startConn makes a connection of the accepted fd with a handler from
