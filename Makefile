@@ -76,7 +76,9 @@ test-stress:
 # io_uring engine's own tests run ENGINE_COUNT times. The cross-talk,
 # half-close and poll-first reset-churn tests also run CHURN_COUNT times on
 # io_uring process fds (the default above is direct descriptors, whose
-# stranded-receive check differs: a hang-up watch instead of poll(2)). The whole of make test
+# stranded-receive check differs: a hang-up watch instead of poll(2)). The
+# group hand-off tests (messages racing a stopping target, moved direct
+# descriptors and their slot promises) run CHURN_COUNT times (1 s a pass). The whole of make test
 # took 19.6 min with them at 20 passes and the process-fd suite under -race
 # (2026-11-30, 2 cores); at 5 passes, and that suite without -race (the
 # default suite already runs the same code under it), it stays well under
@@ -89,6 +91,7 @@ test-hazard:
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
 	$(GO) test -count=$(ENGINE_COUNT) -timeout 20m ./internal/enginetest/ ./uring/engine/
 	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestNoCrossTalk|TestHalfClose|TestResetChurnPollFirst)' ./loop/
+	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
 # executions sized to 5-15 s each on 2 cores (six targets: about 1 min with
