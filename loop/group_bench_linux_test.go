@@ -15,16 +15,20 @@ import (
 
 // groupAcceptModes are the ways a group server spreads connections, as
 // benchmarked: reuse-port, hand-off over the backend's best transport
-// (MSG_RING on io_uring) and, on io_uring, hand-off forced through the MPSC
-// queue (on epoll that is what "handoff" is already).
+// (on io_uring: direct descriptors moved by MSG_RING) and, on io_uring,
+// hand-off of process fds named in a MSG_RING message, and forced through
+// the MPSC queue (on epoll that is what "handoff" is already).
 var groupAcceptModes = []struct {
-	name  string
-	mode  loop.AcceptMode
-	queue bool
+	name       string
+	mode       loop.AcceptMode
+	queue      bool
+	processFDs bool
+	uringOnly  bool
 }{
-	{"reuseport", loop.AcceptReusePort, false},
-	{"handoff", loop.AcceptHandoff, false},
-	{"handoff-queue", loop.AcceptHandoff, true},
+	{"reuseport", loop.AcceptReusePort, false, false, false},
+	{"handoff", loop.AcceptHandoff, false, false, false},
+	{"handoff-fds", loop.AcceptHandoff, false, true, true},
+	{"handoff-queue", loop.AcceptHandoff, true, true, true},
 }
 
 // BenchmarkGroupEcho measures a group echo server of 1 and 2 loops, in each
@@ -39,7 +43,7 @@ func BenchmarkGroupEcho(b *testing.B) {
 	for _, workload := range []string{"", "connect/"} {
 		for _, be := range testutil.Backends {
 			for _, m := range groupAcceptModes {
-				if m.queue && be != loop.URing {
+				if m.uringOnly && be != loop.URing {
 					continue
 				}
 				for _, n := range []int{1, 2} {
@@ -48,7 +52,7 @@ func BenchmarkGroupEcho(b *testing.B) {
 							testutil.RequireURing(b)
 						}
 						defer loop.SetTestHandoffQueue(m.queue)()
-						g, err := loop.NewGroup(n, loop.Options{Backend: be, Accept: m.mode})
+						g, err := loop.NewGroup(n, loop.Options{Backend: be, Accept: m.mode, URingProcessFDs: m.processFDs})
 						if err != nil {
 							b.Fatal(err)
 						}

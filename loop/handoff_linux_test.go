@@ -1,10 +1,12 @@
 package loop_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -331,5 +333,54 @@ func TestGroupHandoffDirectCloses(t *testing.T) {
 	assert.Equal(t, map[string]int{"bye from loop 0": 4, "bye from loop 1": 4}, perLoop)
 	via, fb := g.Loop(1).HandoffStats()
 	assert.Equal(t, uint64(4), via)
+	assert.Zero(t, fb)
+}
+
+// TestGroupHandoffDirectSpreadsBurst: 400 clients connecting at once to a
+// 2-loop hand-off group on direct descriptors are spread 200 and 200, all
+// echoed. Each move spends a slot its target promised, and the target
+// renews its promise only when it runs: a credit smaller than a burst's
+// share (it was 64) left the acceptor serving three connections in four.
+func TestGroupHandoffDirectSpreadsBurst(t *testing.T) {
+	testutil.RequireURing(t)
+	testutil.CheckLeaks(t)
+	var perLoop [2]atomic.Int64
+	g, addr, stop := startHandoffGroup(t, false, &perLoop, func(*loop.Loop) {})
+	defer stop()
+	const n = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			msg := fmt.Appendf(nil, "burst %d", i)
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				errs <- err
+				return
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("client %d: got %q, %v", i, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	require.NoError(t, stop())
+	assert.Equal(t, int64(n/2), perLoop[0].Load())
+	assert.Equal(t, int64(n/2), perLoop[1].Load())
+	via, fb := g.Loop(1).HandoffStats()
+	assert.Equal(t, uint64(n/2), via)
 	assert.Zero(t, fb)
 }
