@@ -155,4 +155,5 @@ func (b *uringBackend) reserveDirect(n int) int { return b.e.ReserveDirect(n) }
 func (b *uringBackend) adoptDirect(slot int32, tcp bool) (int, error) {
 	return b.e.AdoptDirect(slot, tcp)
 }
-func (b *uringBackend) shutdown(fd int) error { return b.e.Shutdown(fd, unix.SHUT_RDWR) }
+func (b *uringBackend) shutdown(fd int) error              { return b.e.Shutdown(fd, unix.SHUT_RDWR) }
+func (b *uringBackend) registerDirect(fd int) (int, error) { return b.e.RegisterDirect(fd) }

@@ -193,6 +193,14 @@ func (l *Loop) OpenDatagram(addr string, h conn.Handler) (*conn.Conn, error) {
 		unix.Close(fd)
 		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Err: os.NewSyscallError("bind", err)}
 	}
+	if dm, ok := l.be.(directMover); ok && dm.directFiles() > 0 && !l.opts.URingProcessFDs && !testHookProcessFDs {
+		// Made and bound with system calls, then moved into the ring's
+		// table: the socket holds no process descriptor. With no slot
+		// free it keeps its process fd.
+		if dfd, err := dm.registerDirect(fd); err == nil {
+			fd = dfd
+		}
+	}
 	s := l.newSock(sockDgram, fd, "udp")
 	s.h = h
 	s.c = conn.New(s, h)

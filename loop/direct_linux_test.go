@@ -186,3 +186,69 @@ func TestDirectClientsTableFull(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, clients, done)
 }
+
+// TestDirectDatagrams opens 8 UDP sockets on a loop whose table has 4
+// slots: the first 4 are moved into the table (no process descriptor), the
+// others keep their process fds, and every one of them echoes a datagram
+// to its sender, byte for byte, with the sender's address.
+func TestDirectDatagrams(t *testing.T) {
+	testutil.RequireURing(t)
+	if loop.ProcessFDSuite() {
+		t.Skip("the suite runs on process fds (RINGMACHINE_TEST_PROCESS_FDS=1)")
+	}
+	testutil.CheckLeaks(t)
+	defer loop.SetTestDirectFiles(4)()
+	const sockets = 8
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(ents)
+	}
+	var taken int
+	senders := make(chan string, 2*sockets)
+	_, err := runLoop(t, loop.URing, loop.Options{}, 30*time.Second, func(l *loop.Loop) {
+		before := fds()
+		var addrs []string
+		for range sockets {
+			dc, err := l.OpenDatagram("127.0.0.1:0", dgramEcho{from: senders})
+			require.NoError(t, err)
+			addrs = append(addrs, dc.LocalAddr().String())
+		}
+		taken = fds() - before
+		go func() {
+			defer l.Stop()
+			for i, a := range addrs {
+				c, err := net.Dial("udp", a)
+				if !assert.NoError(t, err) {
+					return
+				}
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				msg := make([]byte, 1000+i)
+				for j := range msg {
+					msg[j] = byte(i + j)
+				}
+				_, err = c.Write(msg)
+				assert.NoError(t, err)
+				got := make([]byte, 2048)
+				n, err := c.Read(got)
+				assert.NoError(t, err)
+				assert.Equal(t, msg, got[:n], "socket %d", i)
+				assert.Equal(t, c.LocalAddr().String(), <-senders, "socket %d saw its sender", i)
+				c.Close()
+			}
+		}()
+	})
+	require.NoError(t, err)
+	assert.Equal(t, sockets-4, taken, "descriptors taken by %d sockets with a table of 4", sockets)
+}
+
+// dgramEcho sends each datagram back to its sender and reports who that was.
+type dgramEcho struct {
+	conn.Base
+	from chan<- string
+}
+
+func (h dgramEcho) ReceiveDatagram(c *conn.Conn, data []byte, from net.Addr) {
+	h.from <- from.String()
+	_ = c.SendDatagram(data, from)
+}

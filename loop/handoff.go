@@ -228,4 +228,7 @@ type directMover interface {
 	adoptDirect(slot int32, tcp bool) (int, error)
 	// shutdown shuts both directions of the socket fd down.
 	shutdown(fd int) error
+	// registerDirect moves the process fd fd into the table and returns
+	// its direct descriptor (fd is closed), or an error leaving fd alone.
+	registerDirect(fd int) (int, error)
 }

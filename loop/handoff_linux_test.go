@@ -28,6 +28,15 @@ var handoffModes = []struct {
 	processFDs bool
 }{{"direct", false}, {"process-fds", true}}
 
+// skipDirectInFDSuite skips a test of direct descriptors in the suite run
+// on process fds (RINGMACHINE_TEST_PROCESS_FDS=1), where there are none.
+func skipDirectInFDSuite(t *testing.T, processFDs bool) {
+	t.Helper()
+	if !processFDs && loop.ProcessFDSuite() {
+		t.Skip("the suite runs on process fds (RINGMACHINE_TEST_PROCESS_FDS=1)")
+	}
+}
+
 // startHandoffGroup starts a 2-loop io_uring echo group in AcceptHandoff
 // mode (on process fds if asked) and returns once both loops run; perLoop
 // counts the connections each loop serves. fn runs on each loop first. The
@@ -69,7 +78,10 @@ func startHandoffGroup(t *testing.T, processFDs bool, perLoop *[2]atomic.Int64, 
 func TestGroupHandoffMsgRing(t *testing.T) {
 	testutil.RequireURing(t)
 	for _, m := range handoffModes {
-		t.Run(m.name, func(t *testing.T) { testGroupHandoffMsgRing(t, m.processFDs) })
+		t.Run(m.name, func(t *testing.T) {
+			skipDirectInFDSuite(t, m.processFDs)
+			testGroupHandoffMsgRing(t, m.processFDs)
+		})
 	}
 }
 
@@ -113,6 +125,7 @@ func TestGroupHandoffMsgRingFallback(t *testing.T) {
 	for _, m := range handoffModes {
 		for name, bad := range map[string]int{"EBADF": -1, "EBADFD": notRing} {
 			t.Run(m.name+"/"+name, func(t *testing.T) {
+				skipDirectInFDSuite(t, m.processFDs)
 				testutil.CheckLeaks(t)
 				defer loop.SetTestHookBeforeMsgRing(func(*loop.Loop, int) int { return bad })()
 				var perLoop [2]atomic.Int64
@@ -142,7 +155,10 @@ func TestGroupHandoffMsgRingFallback(t *testing.T) {
 func TestGroupHandoffShutdownRaces(t *testing.T) {
 	testutil.RequireURing(t)
 	for _, m := range handoffModes {
-		t.Run(m.name, func(t *testing.T) { testGroupHandoffShutdownRaces(t, m.processFDs) })
+		t.Run(m.name, func(t *testing.T) {
+			skipDirectInFDSuite(t, m.processFDs)
+			testGroupHandoffShutdownRaces(t, m.processFDs)
+		})
 	}
 }
 
@@ -230,6 +246,7 @@ func testGroupHandoffShutdownRaces(t *testing.T, processFDs bool) {
 // connection off the queue, find no slot and reset it.
 func TestGroupHandoffDirectKeepsPromises(t *testing.T) {
 	testutil.RequireURing(t)
+	skipDirectInFDSuite(t, false)
 	testutil.CheckLeaks(t)
 	defer loop.SetTestDirectFiles(4)()
 	var perLoop [2]atomic.Int64

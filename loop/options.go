@@ -174,11 +174,10 @@ type Options struct {
 	// feature A/B").
 	// Everything a connection does works the same; LocalAddr and
 	// RemoteAddr cost one round trip to the kernel the first time. A
-	// client whose loop's table is full gets a process fd. A group in
-	// AcceptHandoff mode moves connections between the loops' tables
-	// (IORING_MSG_SEND_FD). Datagram sockets use process fds either way,
-	// and so does a kernel older than 6.8 (FIXED_FD_INSTALL, socket
-	// commands).
+	// client or datagram socket whose loop's table is full gets a process
+	// fd. A group in AcceptHandoff mode moves connections between the
+	// loops' tables (IORING_MSG_SEND_FD). A kernel older than 6.8
+	// (FIXED_FD_INSTALL, socket commands) gets process fds throughout.
 	URingProcessFDs bool
 }
 

@@ -400,3 +400,34 @@ func (s *SQE) PrepSocketDirect(domain, typ, proto int) {
 	s.prepRW(OpSocket, domain, 0, uint32(proto), uint64(typ))
 	s.SpliceFDIn = -1 // FileIndexAlloc
 }
+
+// PrepRecvmsg prepares a recvmsg(2) of one message into msg (liburing io_uring_prep_recvmsg;
+// IORING_OP_RECVMSG, Linux 5.3) with recv flags: Res = bytes received; the kernel sets
+// msg's Namelen to the sender's address length (see [Sockaddr.Storage]) and its Flags
+// (MSG_TRUNC for a datagram longer than the buffers).
+//
+// Memory: the kernel reads msg and writes the buffers and the name it points to until
+// the CQE; keep them all reachable and pinned until then.
+func (s *SQE) PrepRecvmsg(fd int, msg *unix.Msghdr, flags int) {
+	escape(unsafe.Pointer(msg))
+	// Memory: msg is on the heap (escape) and caller-owned; see the doc comment.
+	s.prepRW(OpRecvmsg, fd, uint64(uintptr(unsafe.Pointer(msg))), 1, 0)
+	s.OpFlags = uint32(flags)
+}
+
+// PrepFilesUpdateAlloc prepares the registration of the process fds in fds into free
+// slots of the registered file table (liburing io_uring_prep_files_update with
+// IORING_FILE_INDEX_ALLOC; IORING_OP_FILES_UPDATE, Linux 5.19): Res = how many were
+// registered, and the kernel overwrites each registered entry of fds with its slot. The
+// table takes its own reference: the process fds stay open (close them).
+//
+// Memory: the kernel reads and writes fds until the CQE; keep it reachable and pinned.
+func (s *SQE) PrepFilesUpdateAlloc(fds []int32) {
+	var addr uint64
+	if len(fds) > 0 {
+		p := unsafe.Pointer(&fds[0])
+		escape(p)
+		addr = uint64(uintptr(p))
+	}
+	s.prepRW(OpFilesUpdate, -1, addr, uint32(len(fds)), uint64(FileIndexAlloc))
+}

@@ -2,6 +2,7 @@ package uring
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"runtime"
 	"testing"
@@ -315,6 +316,37 @@ func TestSockaddr(t *testing.T) {
 	assert.ErrorIs(t, sa.Set(&unix.SockaddrNetlink{}), unix.EAFNOSUPPORT)
 	assert.ErrorIs(t, sa.Set(nil), unix.EAFNOSUPPORT)
 	assert.Zero(t, sa.Len())
+}
+
+// TestSockaddrDecode decodes what Set encodes, for every family, and
+// refuses lengths and families it cannot read.
+func TestSockaddrDecode(t *testing.T) {
+	for _, in := range []unix.Sockaddr{
+		&unix.SockaddrInet4{Addr: [4]byte{10, 0, 0, 1}, Port: 0x1234},
+		&unix.SockaddrInet6{Addr: [16]byte{0: 0xfe, 15: 1}, Port: 80, ZoneId: 3},
+		&unix.SockaddrUnix{Name: "/tmp/x"},
+		&unix.SockaddrUnix{Name: "@abs"},
+	} {
+		var sa Sockaddr
+		require.NoError(t, sa.Set(in))
+		out, err := sa.Decode(sa.Len())
+		require.NoError(t, err)
+		assert.Equal(t, in, out)
+	}
+	var sa Sockaddr
+	out, err := sa.Decode(0)
+	assert.NoError(t, err)
+	assert.Nil(t, out, "an unnamed sender")
+	require.NoError(t, sa.Set(&unix.SockaddrInet4{}))
+	_, err = sa.Decode(8)
+	assert.ErrorIs(t, err, unix.EINVAL, "too short for its family")
+	_, err = sa.Decode(129)
+	assert.ErrorIs(t, err, unix.EINVAL, "beyond the buffer")
+	p, n := sa.Storage()
+	assert.Equal(t, uint32(128), n)
+	binary.NativeEndian.PutUint16(unsafe.Slice(p, 2), unix.AF_NETLINK)
+	_, err = sa.Decode(12)
+	assert.ErrorIs(t, err, unix.EAFNOSUPPORT)
 }
 
 func TestSend(t *testing.T) {

@@ -1,6 +1,7 @@
 package uring
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,3 +80,52 @@ func (s *Sockaddr) Len() uint32 { return s.n }
 
 // Bytes returns the encoded address. The slice aliases s.
 func (s *Sockaddr) Bytes() []byte { return s.raw[:s.n] }
+
+// Storage returns the start of s's buffer (struct sockaddr_storage) and its size, for
+// the kernel to write an address into: a receive's msg_name and msg_namelen. Decode
+// reads it back. The pointer aliases s: keep s reachable and pinned while the kernel may
+// write.
+func (s *Sockaddr) Storage() (*byte, uint32) { return &s.raw[0], uint32(len(s.raw)) }
+
+// Decode returns the address the kernel wrote into [Sockaddr.Storage], n bytes long (the
+// msg_namelen it set): a *unix.SockaddrInet4, *unix.SockaddrInet6 or *unix.SockaddrUnix
+// (an abstract name starts with '@'). n = 0 (an unnamed sender) gives nil, nil. Errors
+// wrap unix.EINVAL for a length too short for its family or beyond the buffer, and
+// unix.EAFNOSUPPORT for another family.
+func (s *Sockaddr) Decode(n uint32) (unix.Sockaddr, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	if n < 2 || n > uint32(len(s.raw)) {
+		return nil, fmt.Errorf("uring: socket address of %d bytes: %w", n, unix.EINVAL)
+	}
+	s.n = n
+	ne := binary.NativeEndian
+	switch fam := ne.Uint16(s.raw[0:]); fam {
+	case afInet:
+		if n < 16 {
+			return nil, fmt.Errorf("uring: inet address of %d bytes: %w", n, unix.EINVAL)
+		}
+		a := &unix.SockaddrInet4{Port: int(binary.BigEndian.Uint16(s.raw[2:]))}
+		copy(a.Addr[:], s.raw[4:8])
+		return a, nil
+	case afInet6:
+		if n < 28 {
+			return nil, fmt.Errorf("uring: inet6 address of %d bytes: %w", n, unix.EINVAL)
+		}
+		a := &unix.SockaddrInet6{Port: int(binary.BigEndian.Uint16(s.raw[2:])), ZoneId: ne.Uint32(s.raw[24:])}
+		copy(a.Addr[:], s.raw[8:24])
+		return a, nil
+	case afUnix:
+		name := s.raw[2:n]
+		if len(name) > 0 && name[0] == 0 {
+			return &unix.SockaddrUnix{Name: "@" + string(name[1:])}, nil
+		}
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		return &unix.SockaddrUnix{Name: string(name)}, nil
+	default:
+		return nil, fmt.Errorf("%w family %d: %w", errSockaddr, fam, unix.EAFNOSUPPORT)
+	}
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/ringmachine/ringmachine/uring"
@@ -364,11 +365,25 @@ func (e *Engine) install(slot int) (int, error) {
 	}
 	s.PrepFixedFDInstall(slot, 0)
 	s.SetUserData(tokInstall)
+	res, err := e.waitOwn()
+	if err == nil && res < 0 {
+		err = unix.Errno(-res)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("engine: install direct descriptor %d: %w", slot, err)
+	}
+	return int(res), nil
+}
+
+// waitOwn submits and waits (at most 5 s) for the CQE of the SQE just
+// prepared under tokInstall, and returns its Res; the other CQEs it reaps
+// are stashed, in order, for the next Wait.
+func (e *Engine) waitOwn() (int32, error) {
 	var cqes [16]uring.CQE
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := e.r.SubmitAndWait(1, 100*time.Millisecond); err != nil {
-			return -1, err
+			return 0, err
 		}
 		for {
 			k := e.r.PeekCQEs(cqes[:])
@@ -381,17 +396,14 @@ func (e *Engine) install(slot int) (int, error) {
 				e.stash = append(e.stash, c)
 			}
 			if found {
-				if res < 0 {
-					return -1, fmt.Errorf("engine: install direct descriptor %d: %w", slot, unix.Errno(-res))
-				}
-				return int(res), nil
+				return res, nil
 			}
 			if k < len(cqes) {
 				break
 			}
 		}
 	}
-	return -1, fmt.Errorf("engine: install direct descriptor %d: no completion: %w", slot, unix.ETIME)
+	return 0, fmt.Errorf("no completion in 5 s: %w", unix.ETIME)
 }
 
 // watchSlot is the hang-up watch of the direct descriptor in one slot of
@@ -600,4 +612,51 @@ func (e *Engine) AdoptDirect(slot int32, tcp bool) (int, error) {
 		e.zcOK[int32(fd)] = tcp
 	}
 	return fd, nil
+}
+
+// RegisterDirect moves the process fd fd into a free slot of the table
+// (IORING_OP_FILES_UPDATE with IORING_FILE_INDEX_ALLOC, Linux 5.19) and
+// returns its direct descriptor, DirectBase + the slot, which every method
+// takes as an fd; fd itself is closed. It is for sockets made and set up
+// with system calls (a bound datagram socket) that should then hold no
+// process descriptor. It waits for the kernel while the loop waits, as
+// Addrs does, keeping the completions that arrive meanwhile.
+//
+// Errors (fd is left open and untouched): ErrClosed; unix.EINVAL without a
+// table; unix.ENFILE when every slot is taken or promised; the update's
+// errno (unix.EBADF for a bad fd); io_uring_enter's.
+func (e *Engine) RegisterDirect(fd int) (int, error) {
+	if e.closed {
+		return -1, ErrClosed
+	}
+	if e.direct == 0 {
+		return -1, fmt.Errorf("engine: register fd %d as a direct descriptor: no table (Options.DirectFiles): %w", fd, unix.EINVAL)
+	}
+	if e.directUsed >= e.direct {
+		return -1, fmt.Errorf("engine: register fd %d as a direct descriptor: every slot taken: %w", fd, unix.ENFILE)
+	}
+	s, err := e.sqe()
+	if err != nil {
+		return -1, err
+	}
+	fds := []int32{int32(fd)}
+	var pin runtime.Pinner
+	// Memory: the kernel reads fds[0] and writes the slot there until the
+	// CQE, which waitOwn waits for before the pin ends.
+	pin.Pin(&fds[0])
+	defer pin.Unpin()
+	s.PrepFilesUpdateAlloc(fds)
+	s.SetUserData(tokInstall)
+	res, err := e.waitOwn()
+	if err == nil && res < 0 {
+		err = unix.Errno(-res)
+	} else if err == nil && res != 1 {
+		err = unix.EIO
+	}
+	if err != nil {
+		return -1, fmt.Errorf("engine: register fd %d as a direct descriptor: %w", fd, err)
+	}
+	e.directUsed++
+	unix.Close(fd) // the table holds its own reference
+	return int(fds[0]) + DirectBase, nil
 }

@@ -605,3 +605,66 @@ func TestSendDirect(t *testing.T) {
 	require.NoError(t, err, "the target closes it after replying: EOF, not a reset")
 	assert.Equal(t, "back", string(back))
 }
+
+// TestDatagramDirect registers a bound UDP socket as a direct descriptor
+// (its process fd closed) and serves a datagram round trip on it: RecvFrom
+// by RECVMSG reports the bytes and the sender, SendTo answers it, and a
+// full table refuses the next registration with ENFILE, leaving that fd
+// alone.
+func TestDatagramDirect(t *testing.T) {
+	e := open(t, Options{DirectFiles: 1})
+	before := countFDs(t)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	require.NoError(t, unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	direct, err := e.RegisterDirect(fd)
+	require.NoError(t, err)
+	require.True(t, IsDirect(direct))
+	assert.Equal(t, before, countFDs(t), "the process fd is closed")
+	local, _, err := e.Addrs(direct)
+	require.ErrorIs(t, err, unix.ENOTCONN, "an unconnected socket has no peer")
+	port := local.(*unix.SockaddrInet4).Port
+
+	spare, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(spare)
+	_, err = e.RegisterDirect(spare)
+	require.ErrorIs(t, err, unix.ENFILE)
+	_, err = unix.Getsockname(spare)
+	require.NoError(t, err, "a refused fd stays open")
+
+	peer, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	require.NoError(t, err)
+	defer peer.Close()
+	msg := make([]byte, 1200)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	_, err = peer.Write(msg)
+	require.NoError(t, err)
+	buf := make([]byte, 2048)
+	require.NoError(t, e.RecvFrom(direct, buf, 1))
+	c, _ := waitFor(t, e, 1)
+	require.Equal(t, int32(len(msg)), c.Res, c.Err())
+	assert.Equal(t, msg, c.Buf)
+	from, ok := c.From.(*unix.SockaddrInet4)
+	require.True(t, ok, "sender %#v", c.From)
+	assert.Equal(t, peer.LocalAddr().(*net.UDPAddr).Port, from.Port)
+	assert.Equal(t, [4]byte{127, 0, 0, 1}, from.Addr)
+
+	require.NoError(t, e.SendTo(direct, []byte("pong"), c.From, 2))
+	c, _ = waitFor(t, e, 2)
+	require.Equal(t, int32(4), c.Res, c.Err())
+	require.NoError(t, peer.SetReadDeadline(time.Now().Add(5*time.Second)))
+	n, err := peer.Read(buf)
+	require.NoError(t, err)
+	assert.Equal(t, "pong", string(buf[:n]))
+
+	require.NoError(t, e.RecvFrom(direct, buf, 3))
+	require.NoError(t, e.Cancel(3))
+	c, _ = waitFor(t, e, 3)
+	assert.Equal(t, -int32(unix.ECANCELED), c.Res, "a pending receive cancels")
+	require.NoError(t, e.CloseFD(direct, 4))
+	c, _ = waitFor(t, e, 4)
+	assert.Equal(t, int32(0), c.Res)
+}

@@ -114,3 +114,6 @@ func (e *Engine) ReserveDirect(n int) int { return 0 }
 
 // AdoptDirect returns an error matching errors.ErrUnsupported.
 func (e *Engine) AdoptDirect(slot int32, tcp bool) (int, error) { return -1, errUnsupported }
+
+// RegisterDirect returns an error matching errors.ErrUnsupported.
+func (e *Engine) RegisterDirect(fd int) (int, error) { return -1, errUnsupported }

@@ -100,8 +100,10 @@ func (e *Engine) Recv(fd int, buf []byte, ud uint64) error {
 
 // RecvFrom receives one datagram from fd into buf: Res = n, Buf = buf[:n],
 // From = the sender. io_uring has no recvfrom that reports the address
-// without a msghdr per datagram, so the engine polls for readability
-// (POLL_ADD) and then calls recvfrom(2) itself. buf belongs to the engine
+// without a msghdr per datagram, so for a process fd the engine polls for
+// readability (POLL_ADD) and then calls recvfrom(2) itself, saving the
+// msghdr; a direct descriptor, which no system call takes, gets one
+// RECVMSG with a msghdr of the operation's own. buf belongs to the engine
 // until the completion.
 //
 // Errors as Recv.
@@ -116,6 +118,23 @@ func (e *Engine) RecvFrom(fd int, buf []byte, ud uint64) error {
 	if err != nil {
 		return err
 	}
+	if f, direct := fdOf(fd); direct {
+		// No recvfrom(2) on a direct descriptor: one RECVMSG, whose
+		// msghdr takes the sender's address.
+		idx := e.newRow(rowRecvMsg, fd, ud, true)
+		m := e.rows[idx].mem
+		m.buf = buf
+		m.bufs = append(m.bufs[:0], buf)
+		fillMsg(m, m.bufs)
+		m.sa = uring.Sockaddr{}
+		m.msg.Name, m.msg.Namelen = m.sa.Storage()
+		s.PrepRecvmsg(f, &m.msg, 0)
+		s.SetFlags(uring.SQEFixedFile)
+		e.submitted(s, tokOp, idx)
+		e.name(idx)
+		e.ops++
+		return nil
+	}
 	idx := e.newRow(rowRecvFrom, fd, ud, true)
 	e.rows[idx].mem.buf = buf
 	s.PrepPollAdd(fd, unix.POLLIN)
@@ -124,6 +143,22 @@ func (e *Engine) RecvFrom(fd int, buf []byte, ud uint64) error {
 	e.ops++
 	e.stepping++
 	return nil
+}
+
+// onRecvMsg completes a direct descriptor's RecvFrom: Buf and the sender.
+func (e *Engine) onRecvMsg(d *Completion, idx uint32, res int32) bool {
+	m := e.rows[idx].mem
+	if res < 0 {
+		return e.finish(d, idx, res)
+	}
+	buf := m.buf[:res]
+	from, err := m.sa.Decode(m.msg.Namelen)
+	if err != nil {
+		return e.finish(d, idx, errRes(err))
+	}
+	e.finish(d, idx, res)
+	d.Buf, d.From = buf, from
+	return true
 }
 
 // Send writes bufs to fd in one operation (SEND for one buffer, SENDMSG for
@@ -293,7 +328,9 @@ func (e *Engine) SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error {
 		m.msg.Name = &m.sa.Bytes()[0]
 		m.msg.Namelen = m.sa.Len()
 	}
-	s.PrepSendmsg(fd, &m.msg, unix.MSG_NOSIGNAL)
+	f, _ := fdOf(fd)
+	s.PrepSendmsg(f, &m.msg, unix.MSG_NOSIGNAL)
+	target(s, fd)
 	e.submitted(s, tokOp, idx)
 	e.ops++
 	return nil

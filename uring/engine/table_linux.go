@@ -16,6 +16,7 @@ const (
 	rowSendTo                          // SENDMSG with an address
 	rowRecv                            // RECV into the caller's buffer
 	rowRecvFrom                        // POLL_ADD, then recvfrom(2)
+	rowRecvMsg                         // RECVMSG of a direct descriptor's datagram
 	rowConnect                         // CONNECT, with its LINK_TIMEOUT when timed
 	rowSplice                          // SPLICE file -> pipe linked to pipe -> socket
 	rowSendfile                        // POLL_ADD, then sendfile(2): a file that cannot splice
@@ -209,6 +210,8 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 		return e.finish(d, idx, c.Res)
 	case rowRecvFrom, rowSendfile:
 		return e.onPolled(d, idx, c.Res)
+	case rowRecvMsg:
+		return e.onRecvMsg(d, idx, c.Res)
 	case rowConnect:
 		if sub == tokLinked {
 			return false // the LINK_TIMEOUT's own CQE, before the connect's

@@ -11,7 +11,7 @@ import "math"
 //	  0xFF 00 ........     tokIgnore: CQEs nobody waits for (cancels, NOPs)
 //	  0xFF 01 gen16 idx32  tokOp: an operation in the table, first SQE
 //	  0xFF 02 gen16 idx32  tokLinked: the same operation's linked second SQE
-//	  0xFF 03 ........     tokInstall: Addrs's install, waited for at once
+//	  0xFF 03 ........     tokInstall: an operation waited for at once (Addrs's install, RegisterDirect)
 //	  0xFF 04 gen16 slot32 tokWatch: a direct descriptor's hang-up watch
 //	  0xFF FF FF...FF      tokWake: the read on the wake-up eventfd
 //
@@ -37,7 +37,7 @@ const (
 	tokOp      = Reserved | 1<<48
 	tokLinked  = Reserved | 2<<48
 	tokWake    = math.MaxUint64
-	tokInstall = Reserved | 3<<48 // Addrs's synchronous install
+	tokInstall = Reserved | 3<<48 // an operation waited for at once (waitOwn)
 	tokWatch   = Reserved | 4<<48 // | gen16 | slot32: a hang-up watch (watchHangup)
 
 	tokGenMask = 0xFFFF
