@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/ringmachine/ringmachine/uring"
@@ -110,12 +111,13 @@ func (e *Engine) armAccepts(idx uint32) error {
 		e.submitted(s, tokOp, idx)
 		e.directUsed++
 	}
-	if e.directUsed >= e.direct && !e.fullTold && !e.rows[idx].cancelled {
-		// Every slot is taken or promised to an accept in flight: tell the
-		// caller once per episode, as EMFILE would, with a NOP whose CQE
-		// carries a non-final -ENFILE. A slot freed ends the episode.
+	if e.directUsed >= e.direct && !e.rows[idx].cancelled && !slices.Contains(e.told, idx) {
+		// Every slot is taken or promised to an accept in flight: tell
+		// each listener once per episode, as EMFILE would, with a NOP
+		// whose CQE carries a non-final -ENFILE. A slot freed ends the
+		// episode.
 		if s, err := e.sqe(); err == nil {
-			e.fullTold = true
+			e.told = append(e.told, idx)
 			s.PrepNop()
 			e.submitted(s, tokLinked, idx)
 		}
@@ -248,7 +250,7 @@ func (e *Engine) unpark(idx uint32) {
 // parked accepts go on.
 func (e *Engine) closeDone() {
 	e.directUsed--
-	e.fullTold = false
+	e.told = e.told[:0]
 	if len(e.parked) == 0 || e.closed {
 		return
 	}

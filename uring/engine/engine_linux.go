@@ -76,7 +76,7 @@ type Engine struct {
 	// parked are the direct accept rows waiting for a free slot, lateFinals
 	// those whose final NOP found no SQE (retried by Wait).
 	directUsed int
-	fullTold   bool // the full table was reported (armAccepts) and no slot freed since
+	told       []uint32 // accept rows told the table is full (armAccepts) since a slot last freed
 	parked     []uint32
 	lateFinals []uint32
 

@@ -668,3 +668,53 @@ func TestDatagramDirect(t *testing.T) {
 	c, _ = waitFor(t, e, 4)
 	assert.Equal(t, int32(0), c.Res)
 }
+
+// TestDirectAcceptFullTellsEachListener: with two listeners on a full table
+// each is told once (a non-final -ENFILE), not only the first; a slot freed
+// ends the episode, and the next one tells both again.
+func TestDirectAcceptFullTellsEachListener(t *testing.T) {
+	e := open(t, Options{DirectFiles: 2})
+	var lns [2]net.Listener
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		lns[i] = ln
+		require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), uint64(i+1)))
+	}
+	told := map[uint64]int{}
+	var fds []int
+	cs := make([]Completion, 16)
+	collect := func(until func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !until() && time.Now().Before(deadline); {
+			n, err := e.Wait(100*time.Millisecond, cs)
+			require.NoError(t, err)
+			for _, c := range cs[:n] {
+				if c.UserData == 9 {
+					continue // the CloseFD
+				}
+				require.True(t, c.More(), "%+v", c)
+				if c.Res == -int32(unix.ENFILE) {
+					told[c.UserData]++
+				} else if c.Res >= 0 {
+					fds = append(fds, int(c.Res))
+				}
+			}
+		}
+	}
+	// Listener 1 has promised both slots; listener 2 finds none.
+	collect(func() bool { return told[1] == 1 && told[2] == 1 })
+	assert.Equal(t, map[uint64]int{1: 1, 2: 1}, told, "each listener is told once")
+
+	for range 2 {
+		c, err := net.Dial("tcp", lns[0].Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+	}
+	collect(func() bool { return len(fds) == 2 })
+	require.Len(t, fds, 2)
+	require.NoError(t, e.CloseFD(fds[0], 9)) // ends the episode
+	collect(func() bool { return told[1] == 2 && told[2] == 2 })
+	assert.Equal(t, map[uint64]int{1: 2, 2: 2}, told, "a new episode tells both again")
+}

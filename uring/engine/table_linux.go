@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"runtime"
+	"slices"
 
 	"github.com/ringmachine/ringmachine/uring"
 	"golang.org/x/sys/unix"
@@ -144,6 +145,10 @@ func (e *Engine) freeRow(idx uint32) {
 		if len(e.mems) < maxFreeMems {
 			e.mems = append(e.mems, m)
 		}
+	}
+	if r.kind == rowAcceptDirect {
+		// A listener that reuses the row is told afresh.
+		e.told = slices.DeleteFunc(e.told, func(i uint32) bool { return i == idx })
 	}
 	*r = row{gen: r.gen + 1}
 	e.free = append(e.free, idx)
