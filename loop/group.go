@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Group is a set of loops run together, one per core or as many as asked:
@@ -34,6 +35,11 @@ type Group struct {
 	mu      sync.Mutex
 	servers []*GroupServer // started and not yet cleaned up after a Run
 	running bool
+
+	// up counts the loops whose backend is open (during their Run): a
+	// hand-off server starts accepting once every loop can take
+	// connections (GroupServer.adopt).
+	up atomic.Int32
 }
 
 // NewGroup returns a group of n loops, each configured by opts (see [New]).

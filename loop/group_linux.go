@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
 	"golang.org/x/sys/unix"
@@ -99,8 +100,16 @@ func (g *Group) StartServer(addr string, factory func(l *Loop) conn.Handler) (*G
 	return gs, nil
 }
 
-// adopt makes loop l serve its listening socket (on l's goroutine).
+// adopt makes loop l serve its listening socket (on l's goroutine). A
+// hand-off server waits until every loop of the group runs: a direct
+// descriptor accepted for a loop without a ring yet could not wait for it
+// and would stay with the acceptor.
 func (gs *GroupServer) adopt(i int, l *Loop) {
+	if gs.handoff && int(gs.g.up.Load()) < len(gs.g.loops) {
+		if _, err := l.AddTimer(time.Millisecond, func() { gs.adopt(i, l) }); err == nil {
+			return
+		}
+	}
 	gs.mu.Lock()
 	fd := gs.fds[i]
 	gs.fds[i] = -1

@@ -181,6 +181,10 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		l.inbox.open(mr.msgRingFD(), ok && dm.directFiles() > 0)
 		l.topUpInbox()
 	}
+	if l.group != nil {
+		l.group.up.Add(1)
+		defer l.group.up.Add(-1)
+	}
 	if l.dispatchFn == nil {
 		l.dispatchFn = l.dispatch
 	}

@@ -293,10 +293,11 @@ const (
 	// target's ring (Linux 5.18), otherwise, or when a message fails,
 	// through the target's cross-goroutine queue and eventfd. An even
 	// spread whatever the clients' addresses, for one extra wake-up per
-	// connection. A direct descriptor (see URingProcessFDs) moves into
-	// the target's table; one the target cannot take at that moment (not
-	// running yet, its table full, the message failed) stays with the
-	// first loop, which serves it.
+	// connection. The socket starts accepting once every loop of the group
+	// runs. A direct descriptor (see URingProcessFDs) moves into the
+	// target's table; one the target cannot take at that moment (its
+	// promised slots spent, its table full, the message failed) stays
+	// with the first loop, which serves it.
 	AcceptHandoff
 )
 
