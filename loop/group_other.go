@@ -28,3 +28,6 @@ func (gs *GroupServer) cleanup() {}
 func (l *Loop) adoptConn(h handoff) { closeFD(h.fd) }
 
 func closeFD(fd int) { _ = syscall.Close(fd) }
+
+// topUpInbox does nothing off Linux: no loop takes direct descriptors.
+func (l *Loop) topUpInbox() {}
