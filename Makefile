@@ -125,7 +125,8 @@ bench-go:
 
 # Side-by-side servers (RingMachine uring/epoll, Go net, gnet, redis-server,
 # Ruby EventMachine) under loadgen, wrk and redis-benchmark; see bench/README.md.
-# BENCHFLAGS=-capped caps the server at 30 % of a CPU.
+# BENCHFLAGS=-capped caps the server at 30 % of a CPU; LIBURING_ECHO=FILE.c
+# adds a C liburing echo server built from that source as a peer.
 bench:
 	bash bench/deps.sh
 	cd bench && $(GO) run ./run -quick $(BENCHFLAGS)

@@ -52,7 +52,8 @@ type config struct {
 	benchDir   string
 	verbose    bool
 	noBuild    bool
-	redisN1    int // redis-benchmark -n with -P 1, per test
+	cEcho      string // source of a C liburing echo server to measure against
+	redisN1    int    // redis-benchmark -n with -P 1, per test
 	redisN16   int
 	timeoutPer time.Duration
 }
@@ -81,6 +82,9 @@ func run(stdout io.Writer, args []string) error {
 	fs.StringVar(&c.binDir, "bin", "", "where to build the binaries (default bench/bin)")
 	fs.BoolVar(&c.noBuild, "no-build", false, "use the binaries already in -bin")
 	fs.BoolVar(&c.verbose, "v", false, "log every measurement to stderr")
+	fs.StringVar(&c.cEcho, "c-echo", os.Getenv("LIBURING_ECHO"),
+		"C `source` of a liburing echo server taking -addr host:port, built with cc -O2 and -luring "+
+			"and measured as the peer \"c-liburing\" (default $LIBURING_ECHO; skipped when empty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -62,6 +62,11 @@ func (c *config) servers2() ([]server, []string) {
 	} else {
 		notes = append(notes, "Ruby EventMachine not installed (apt-get install ruby-eventmachine): skipped.")
 	}
+	if s, note := c.cLiburing(); note != "" {
+		notes = append(notes, note)
+	} else if s != nil {
+		add(*s)
+	}
 	if path, err := exec.LookPath("redis-server"); err == nil {
 		add(server{name: "redis-server", proto: "redis",
 			argv: func(a string) []string {
@@ -74,6 +79,31 @@ func (c *config) servers2() ([]server, []string) {
 		notes = append(notes, "redis-server not installed (apt-get install redis-server): skipped.")
 	}
 	return out, notes
+}
+
+// cLiburing builds the C liburing echo server of -c-echo (unless -no-build)
+// and returns it as the echo peer "c-liburing"; without -c-echo, or when it
+// does not build (no C compiler, no liburing), it returns a note instead.
+func (c *config) cLiburing() (*server, string) {
+	if c.cEcho == "" {
+		return nil, "C liburing echo server: none given (-c-echo FILE.c or LIBURING_ECHO=FILE.c): skipped."
+	}
+	if !c.servers.MatchString("c-liburing") {
+		return nil, ""
+	}
+	bin := filepath.Join(c.binDir, "c-liburing-echo")
+	if !c.noBuild {
+		if err := os.MkdirAll(c.binDir, 0o755); err != nil {
+			return nil, fmt.Sprintf("C liburing echo server: %v: skipped.", err)
+		}
+		out, err := exec.Command("cc", "-O2", "-o", bin, c.cEcho, "-luring").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Sprintf("C liburing echo server: cc -O2 %s -luring: %v (%s; apt-get install gcc liburing-dev): skipped.",
+				c.cEcho, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return &server{name: "c-liburing", proto: "echo",
+		argv: func(a string) []string { return []string{bin, "-addr", a} }}, ""
 }
 
 // running is a started server.
