@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Per-request costs of one echo server under capped load: system calls by
+# kind, context switches and CPU time per request, counted by `perf stat` on
+# the server process while bench/bin/loadgen drives it.
+#
+#   bench/percall.sh NAME SERVER-COMMAND...    (run from the repository root,
+#                                              after `make bench` built bench/bin)
+#
+# The server command gets `-addr 127.0.0.1:PORT` appended; it runs on CPU 0
+# in a cgroup capped at QUOTA % of that CPU (default 30), so the server, not
+# the load tool, is the bottleneck; loadgen runs on CPU 1 with CONNS
+# connections (64) of SIZE-byte messages (64) for 4 s, and perf counts the
+# 2 s in the middle. Needs root (cgroup, perf). Examples:
+#
+#   RINGMACHINE_BACKEND=epoll bench/percall.sh epoll bench/bin/rm-echo -loops 1
+#   bench/percall.sh gnet bench/bin/peer -impl gnet -proto echo
+set -eu
+name=$1
+shift
+quota=${QUOTA:-30}
+cg=""
+if [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then # cgroup v1
+	cg=/sys/fs/cgroup/cpu/ringmachine-percall
+	mkdir -p "$cg"
+	echo 100000 >"$cg/cpu.cfs_period_us"
+	echo $((quota * 1000)) >"$cg/cpu.cfs_quota_us"
+elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then # cgroup v2
+	cg=/sys/fs/cgroup/ringmachine-percall
+	mkdir -p "$cg"
+	echo "$((quota * 1000)) 100000" >"$cg/cpu.max"
+else
+	echo "percall.sh: no writable cgroup: running uncapped" >&2
+fi
+port=$((20000 + RANDOM % 20000))
+taskset -c 0 "$@" -addr 127.0.0.1:$port >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+[ -n "$cg" ] && echo $pid >"$cg/cgroup.procs"
+for _ in $(seq 100); do
+	(echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+	sleep 0.1
+done
+sleep 0.3
+lg=$(mktemp)
+pf=$(mktemp)
+taskset -c 1 bench/bin/loadgen -addr 127.0.0.1:$port -c "${CONNS:-64}" -s "${SIZE:-64}" -d 4s -warmup 500ms >"$lg" 2>&1 &
+lgpid=$!
+sleep 1
+ev=raw_syscalls:sys_enter,context-switches,task-clock
+for s in read write sendmsg recvfrom writev epoll_wait epoll_ctl futex nanosleep io_uring_enter tgkill; do
+	ev=$ev,syscalls:sys_enter_$s
+done
+perf stat -x, -e "$ev" -p $pid -- sleep 2 2>"$pf"
+wait $lgpid
+rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2)
+echo "== $name: $rps req/s"
+# task-clock is in ms: per request it is shown in µs.
+awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {
+	v = $1 / (rps * 2); unit = "/req"
+	if ($3 == "task-clock") { v *= 1000; unit = "µs CPU/req" }
+	printf "  %-34s %12.0f  %8.3f %s\n", $3, $1, v, unit }' "$pf"
+rm -f "$lg" "$pf"
