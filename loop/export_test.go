@@ -1,5 +1,7 @@
 package loop
 
+import "runtime"
+
 // Test-only access to internals.
 
 // InFlightOps reports the backend operations in flight (0 when not running).
@@ -25,3 +27,19 @@ func SetTestHookOpenURing(fn func() (any, error)) (restore func()) {
 
 // PendingTimers reports the number of pending timers.
 func (l *Loop) PendingTimers() int { return l.nTimers }
+
+// SetGOMAXPROCSForTest sets GOMAXPROCS to n and forgets that Run raised it;
+// the returned func restores both.
+func SetGOMAXPROCSForTest(n int) (restore func()) {
+	procs.mu.Lock()
+	raised := procs.raised
+	procs.raised = false
+	procs.mu.Unlock()
+	old := runtime.GOMAXPROCS(n)
+	return func() {
+		runtime.GOMAXPROCS(old)
+		procs.mu.Lock()
+		procs.raised = raised
+		procs.mu.Unlock()
+	}
+}

@@ -3,7 +3,6 @@ package loop
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -43,13 +42,14 @@ type Group struct {
 }
 
 // NewGroup returns a group of n loops, each configured by opts (see [New]).
-// n <= 0 means one loop per usable CPU: runtime.GOMAXPROCS(0). Like New, it
+// n <= 0 means one loop per usable CPU: runtime.GOMAXPROCS(0), or 1 when
+// Run raised it from 1 (see Options.FixedGOMAXPROCS). Like New, it
 // opens no backend: each loop opens its own in [Group.Run], on its own thread.
 //
 // It returns the errors of New.
 func NewGroup(n int, opts Options) (*Group, error) {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = usableCPUs()
 	}
 	if err := opts.validate(); err != nil {
 		return nil, err

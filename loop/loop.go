@@ -154,6 +154,9 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	// this one thread, for the whole run.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if !l.opts.FixedGOMAXPROCS {
+		raiseProcs()
+	}
 
 	l.stopping = false
 	l.err = nil

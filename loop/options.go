@@ -91,6 +91,16 @@ type Options struct {
 	// queued output (default DefaultStopTimeout; negative means do not wait).
 	StopTimeout time.Duration
 
+	// FixedGOMAXPROCS leaves runtime.GOMAXPROCS alone. By default Run
+	// raises it from 1 to 2 (a process pinned to one CPU, or in a one-CPU
+	// container, starts at 1), and never changes it otherwise: a loop's
+	// thread spends its idle time blocked in a system call, and with no
+	// other P the Go scheduler hands the loop's P to a new spinning thread
+	// at every such wait and wakes sysmon at its shortest interval. On one
+	// CPU those context switches cost a loop about 6 % of its throughput
+	// (README, "One CPU").
+	FixedGOMAXPROCS bool
+
 	// DebugPoisonReceive, for tests, overwrites the bytes passed to
 	// ReceiveData (and ReceiveDatagram) with 0xDB once the callback returns,
 	// so a handler that keeps the slice instead of copying it sees garbage.
