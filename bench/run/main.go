@@ -53,6 +53,7 @@ type config struct {
 	verbose    bool
 	noBuild    bool
 	cEcho      string // source of a C liburing echo server to measure against
+	chart      string // where to write the SVG chart of the standings
 	redisN1    int    // redis-benchmark -n with -P 1, per test
 	redisN16   int
 	timeoutPer time.Duration
@@ -82,6 +83,7 @@ func run(stdout io.Writer, args []string) error {
 	fs.StringVar(&c.binDir, "bin", "", "where to build the binaries (default bench/bin)")
 	fs.BoolVar(&c.noBuild, "no-build", false, "use the binaries already in -bin")
 	fs.BoolVar(&c.verbose, "v", false, "log every measurement to stderr")
+	fs.StringVar(&c.chart, "chart", "", "write the SVG chart of the standings to this `file` (default bench/standings.svg; \"-\" for none)")
 	fs.StringVar(&c.cEcho, "c-echo", os.Getenv("LIBURING_ECHO"),
 		"C `source` of a liburing echo server taking -addr host:port, built with cc -O2 and -luring "+
 			"and measured as the peer \"c-liburing\" (default $LIBURING_ECHO; skipped when empty)")
@@ -154,6 +156,17 @@ func run(stdout io.Writer, args []string) error {
 		fmt.Fprintf(stdout, "Note: %s\n\n", n)
 	}
 	fmt.Fprint(stdout, formatReport(res))
+	if c.chart != "-" {
+		if c.chart == "" {
+			c.chart = filepath.Join(c.benchDir, "standings.svg")
+		}
+		title := fmt.Sprintf("RingMachine req/s ÷ best peer's, %s (%s)", time.Now().UTC().Format("2006-01-02"), mode)
+		if err := os.WriteFile(c.chart, []byte(chartSVG(title, standings(res))), 0o644); err != nil {
+			return fmt.Errorf("-chart: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "run: chart written to %s\n", c.chart)
+		fmt.Fprintf(stdout, "\nChart: %s\n", c.chart)
+	}
 	return nil
 }
 

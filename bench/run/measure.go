@@ -60,6 +60,7 @@ type result struct {
 func (c *config) measureAll(srvs []server, cg *cgroup) []*result {
 	var out []*result
 	index := map[string]*result{}
+	total, done, start := c.planned(srvs), 0, time.Now()
 	for round := range c.rounds {
 		for _, sc := range scenarios {
 			if !c.only.MatchString(sc.name) {
@@ -83,6 +84,9 @@ func (c *config) measureAll(srvs []server, cg *cgroup) []*result {
 					index[key] = r
 					out = append(out, r)
 				}
+				done++
+				fmt.Fprintf(os.Stderr, "run: %d of %d, round %d: %s, %s (%s elapsed)\n",
+					done, total, round+1, sc.name, s.name, time.Since(start).Round(time.Second))
 				smp := c.measure(sc, s, cg)
 				if c.verbose || smp.err != "" {
 					fmt.Fprintf(os.Stderr, "round %d  %-36s %-18s rps=%-10.0f p99=%-8.0f cpu=%.2fs load=%.0f%% kb/conn=%.1f %s\n",
@@ -93,6 +97,25 @@ func (c *config) measureAll(srvs []server, cg *cgroup) []*result {
 		}
 	}
 	return out
+}
+
+// planned counts the measurements measureAll will make, for its progress
+// lines.
+func (c *config) planned(srvs []server) int {
+	n := 0
+	for round := range c.rounds {
+		for _, sc := range scenarios {
+			if !c.only.MatchString(sc.name) || (sc.kind == "idle" && round > 0 && c.quick) {
+				continue
+			}
+			for _, s := range srvs {
+				if s.proto == sc.proto {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 func (c *config) measure(sc scenario, s server, cg *cgroup) (smp sample) {
