@@ -61,6 +61,7 @@ func TestEcho(t *testing.T) {
 	// On epoll -process-fds changes nothing; on io_uring the same bytes
 	// come back over process descriptors instead of direct ones.
 	t.Run("process-fds", func(t *testing.T) { testEcho(t, "-loops", "2", "-process-fds") })
+	t.Run("fixed-gomaxprocs", func(t *testing.T) { testEcho(t, "-fixed-gomaxprocs") })
 }
 
 func testEcho(t *testing.T, args ...string) {
