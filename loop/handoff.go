@@ -138,10 +138,10 @@ func (in *handoffInbox) take(seq uint32, fd int) (handoff, bool) {
 // moved in (a smaller table promises an eighth of itself): the kernel
 // installs a descriptor moved in while the target runs (task work), and
 // the target renews its promise as it adopts them, so the credit has to
-// cover what a burst sends one loop while it is busy. At 64, 640 clients
-// connecting at once to 2 loops left loop 1 a quarter of them; at 256 it
-// gets half (TestGroupHandoffDirectSpreadsBurst), for 1.3 % of a table of
-// 20,000 slots.
+// cover what a burst sends one loop while it is busy: with 64,
+// TestGroupHandoffDirectSpreadsBurst (400 clients at once, 2 loops) fails
+// every run, loop 0 keeping what loop 1 had no promise for; with 256 it
+// spreads them 200/200, for 1.3 % of a table of 20,000 slots.
 const handoffCredit = 256
 
 // topUp promises slots to direct descriptors moved in until the credit is
