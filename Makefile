@@ -9,10 +9,29 @@ BENCHTIME ?= 1s
 .PHONY: run test fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
 
 # The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
+# make run ADDR=host:port moves the example server off the default port.
+ADDR ?= 127.0.0.1:10000
 run:
-	$(GO) run ./examples/echo -addr 127.0.0.1:10000
+	$(GO) run ./examples/echo -addr $(ADDR)
 
-test: fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
+# make test runs every stage even when one fails, announcing each and how
+# long it took, and ends with the list of failed stages (exit 1) or
+# "all N stages passed".
+STAGES := fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
+test:
+	@failed=""; n=0; t0=$$(date +%s); \
+	for s in $(STAGES); do \
+		n=$$((n + 1)); start=$$(date +%s); \
+		echo "== make test: stage $$n of $(words $(STAGES)): $$s"; \
+		if $(MAKE) --no-print-directory $$s; then \
+			echo "== $$s passed in $$(($$(date +%s) - start)) s"; \
+		else \
+			echo "== $$s FAILED after $$(($$(date +%s) - start)) s"; failed="$$failed $$s"; \
+		fi; \
+	done; \
+	echo "== make test took $$(($$(date +%s) - t0)) s"; \
+	if [ -n "$$failed" ]; then echo "== FAILED stages:$$failed"; exit 1; fi; \
+	echo "== all $$n stages passed"
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -191,7 +191,7 @@ func (l *Loop) OpenDatagram(addr string, h conn.Handler) (*conn.Conn, error) {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
-		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Err: os.NewSyscallError("bind", err)}
+		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Addr: sockaddrToAddr(sa, "udp"), Err: os.NewSyscallError("bind", err)}
 	}
 	if dm, ok := l.be.(directMover); ok && dm.directFiles() > 0 && !l.opts.URingProcessFDs && !testHookProcessFDs {
 		// Made and bound with system calls, then moved into the ring's

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,6 +35,10 @@ type Group struct {
 	mu      sync.Mutex
 	servers []*GroupServer // started and not yet cleaned up after a Run
 	running bool
+
+	// stopping is set by Stop while the group runs: a loop that starts
+	// after it stops at once.
+	stopping atomic.Bool
 
 	// up counts the loops whose backend is open (during their Run): a
 	// hand-off server starts accepting once every loop can take
@@ -96,6 +101,7 @@ func (g *Group) Run(fn func(l *Loop)) error {
 		return ErrAlreadyRunning
 	}
 	g.running = true
+	g.stopping.Store(false)
 	g.mu.Unlock()
 
 	errs := make([]error, len(g.loops))
@@ -104,7 +110,16 @@ func (g *Group) Run(fn func(l *Loop)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.Run(fn)
+			errs[i] = l.Run(func(l *Loop) {
+				if g.stopping.Load() {
+					// The group was stopped before this loop ran (another
+					// failed to start, say): Stop then found it not
+					// running yet.
+					l.Stop()
+					return
+				}
+				fn(l)
+			})
 			// One member stopping stops the group: a half-running group
 			// would serve a shrinking share of a SO_REUSEPORT address.
 			g.Stop()
@@ -131,10 +146,45 @@ func (g *Group) Run(fn func(l *Loop)) error {
 	return errors.Join(errs...)
 }
 
+// RunContext is [Group.Run] for a setup that can fail and a run that a
+// context ends, as [Loop.RunContext] is for one loop: an error from fn on
+// any loop stops the group cleanly and is returned (with the loop's index,
+// joined with the others'); ctx being done stops the group gracefully, and
+// then RunContext returns nil. Other errors as Run, plus ErrNilFunc for a
+// nil fn or ctx.
+func (g *Group) RunContext(ctx context.Context, fn func(l *Loop) error) error {
+	if fn == nil || ctx == nil {
+		return ErrNilFunc
+	}
+	setupErrs := make([]error, len(g.loops))
+	var releases []func() bool
+	var mu sync.Mutex
+	err := g.Run(func(l *Loop) {
+		if l.Index() == 0 {
+			r := context.AfterFunc(ctx, g.Stop)
+			mu.Lock()
+			releases = append(releases, r)
+			mu.Unlock()
+		}
+		if e := fn(l); e != nil {
+			if len(g.loops) > 1 {
+				e = fmt.Errorf("loop %d: %w", l.Index(), e)
+			}
+			setupErrs[l.Index()] = e
+			g.Stop()
+		}
+	})
+	for _, r := range releases {
+		r()
+	}
+	return errors.Join(errors.Join(setupErrs...), err)
+}
+
 // Stop stops every loop of g gracefully (see [Loop.Stop]); [Group.Run]
 // returns once they all have. Safe for concurrent use, and from callbacks.
 // Stopping a group that is not running does nothing.
 func (g *Group) Stop() {
+	g.stopping.Store(true) // before the loops: one not running yet sees it (Run)
 	for _, l := range g.loops {
 		l.Stop()
 	}

@@ -73,14 +73,14 @@ func (g *Group) StartServer(addr string, factory func(l *Loop) conn.Handler) (*G
 		fd, err := listenFD(la.network, sa, listeners > 1, g.opts.ListenBacklog)
 		if err != nil {
 			gs.closeFDs()
-			return nil, &conn.OpError{Op: "listen", Err: err}
+			return nil, &conn.OpError{Op: "listen", Addr: la.netAddr(), Err: err}
 		}
 		gs.fds[i] = fd
 		if i == 0 {
 			lsa, err := unix.Getsockname(fd)
 			if err != nil {
 				gs.closeFDs()
-				return nil, &conn.OpError{Op: "listen", Err: os.NewSyscallError("getsockname", err)}
+				return nil, &conn.OpError{Op: "listen", Addr: la.netAddr(), Err: os.NewSyscallError("getsockname", err)}
 			}
 			gs.addr = sockaddrToAddr(lsa, la.network)
 			if la.network == "unix" {

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -118,6 +119,45 @@ func Run(fn func(l *Loop)) error {
 	return l.Run(fn)
 }
 
+// RunContext creates a loop with the zero Options and runs it with
+// [Loop.RunContext]: a server is signal.NotifyContext plus this one call.
+func RunContext(ctx context.Context, fn func(l *Loop) error) error {
+	l, err := New(Options{})
+	if err != nil {
+		return err
+	}
+	return l.RunContext(ctx, fn)
+}
+
+// RunContext is [Loop.Run] for a setup that can fail and a run that a
+// context ends. It calls fn on the loop goroutine, as Run does; when fn
+// returns an error (a StartServer that cannot bind, say), the loop stops
+// cleanly, as with Stop, and RunContext returns that error as is, joined
+// with Run's own if there is one. When ctx is done, the loop stops
+// gracefully, as with Stop, and RunContext returns nil: ending ctx is how
+// the program asked to stop (signal.NotifyContext on SIGINT, say), not a
+// failure. Other errors as Run, plus ErrNilFunc for a nil fn or ctx.
+func (l *Loop) RunContext(ctx context.Context, fn func(l *Loop) error) error {
+	if fn == nil || ctx == nil {
+		return ErrNilFunc
+	}
+	var setupErr error
+	var release func() bool
+	err := l.Run(func(l *Loop) {
+		// Registered on the loop goroutine, once the loop runs: a Stop
+		// before that would be ignored.
+		release = context.AfterFunc(ctx, l.Stop)
+		if e := fn(l); e != nil {
+			setupErr = e
+			l.Stop()
+		}
+	})
+	if release != nil {
+		release()
+	}
+	return errors.Join(setupErr, err)
+}
+
 // Run opens the backend, calls fn on the loop goroutine, and then runs the
 // loop until Stop is called. The calling goroutine becomes the loop goroutine
 // and stays locked to its OS thread for the whole run, because io_uring's
@@ -137,7 +177,9 @@ func Run(fn func(l *Loop)) error {
 // ErrAlreadyRunning if the loop is running; the backend's error if none can
 // be opened (for an explicit URing, one naming the missing feature); and,
 // when Options.ErrorHandler is nil, the first panic recovered from a callback
-// as a *PanicError, after stopping cleanly.
+// as a *PanicError, after stopping cleanly. A panic during the stop itself
+// (an Unbind, say) comes joined with the errors of the stop (errors.Join):
+// find the *PanicError with errors.As, not a type assertion.
 func (l *Loop) Run(fn func(l *Loop)) error {
 	if fn == nil {
 		return ErrNilFunc

@@ -100,7 +100,7 @@ func (l *Loop) StartServer(addr string, factory func() conn.Handler) (*Server, e
 	}
 	fd, err := listenFD(la.network, la.sa, l.opts.ReusePort, l.opts.ListenBacklog)
 	if err != nil {
-		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Err: err}
+		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Addr: la.netAddr(), Err: err}
 	}
 	return l.serveFD(fd, la, factory, nil)
 }
@@ -111,6 +111,14 @@ type listenAddr struct {
 	address string // as given after the network prefix
 	sa      unix.Sockaddr
 	path    string // unix socket file to remove on Stop
+}
+
+// netAddr is la as a net.Addr, for errors.
+func (la listenAddr) netAddr() net.Addr {
+	if la.network == "unix" {
+		return &net.UnixAddr{Name: la.address, Net: "unix"}
+	}
+	return sockaddrToAddr(la.sa, la.network)
 }
 
 // parseListenAddr parses and resolves a StartServer address.

@@ -78,10 +78,10 @@ func standings(results []*result) []standing {
 // plain SVG 1.1 text: no fonts, scripts or external references.
 func chartSVG(title string, st []standing) string {
 	const (
-		left, right = 300.0, 40.0
-		width       = 900.0
+		left, right = 380.0, 50.0
+		width       = 1000.0
 		barH, gap   = 16.0, 12.0
-		top         = 56.0
+		top         = 80.0
 	)
 	servers := []string{}
 	for _, s := range st {
@@ -118,14 +118,14 @@ func chartSVG(title string, st []standing) string {
 		width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", html.EscapeString(title))
+	fmt.Fprintf(&b, `<text x="10" y="38" fill="#555">bars: req/s ÷ the best peer's in the scenario (medians); whiskers: lowest and highest round; line: as fast</text>`+"\n")
 	// Legend.
 	lx := 10.0
 	for _, s := range servers {
-		fmt.Fprintf(&b, `<rect x="%.0f" y="32" width="12" height="12" fill="%s"/><text x="%.0f" y="42">%s</text>`+"\n",
+		fmt.Fprintf(&b, `<rect x="%.0f" y="48" width="12" height="12" fill="%s"/><text x="%.0f" y="58">%s</text>`+"\n",
 			lx, color(s), lx+16, html.EscapeString(s))
 		lx += 24 + 7*float64(len(s))
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="42" fill="#555">bars: req/s ÷ best peer's (median); whiskers: lowest and highest round</text>`+"\n", lx+10)
 	// Grid and axis.
 	bottom := height - 30
 	for v := 0.0; v <= maxX+1e-9; v += 0.25 {

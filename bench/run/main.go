@@ -160,7 +160,11 @@ func run(stdout io.Writer, args []string) error {
 		if c.chart == "" {
 			c.chart = filepath.Join(c.benchDir, "standings.svg")
 		}
-		title := fmt.Sprintf("RingMachine req/s ÷ best peer's, %s (%s)", time.Now().UTC().Format("2006-01-02"), mode)
+		short := "uncapped"
+		if c.capped {
+			short = fmt.Sprintf("server capped at %d %% of one CPU", c.quota)
+		}
+		title := fmt.Sprintf("RingMachine vs the best peer, %s, %s, %d rounds", time.Now().UTC().Format("2006-01-02"), short, c.rounds)
 		if err := os.WriteFile(c.chart, []byte(chartSVG(title, standings(res))), 0o644); err != nil {
 			return fmt.Errorf("-chart: %w", err)
 		}
