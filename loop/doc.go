@@ -11,6 +11,16 @@
 //		})
 //	})
 //
+// A server whose setup can fail and that stops on Ctrl-C is a context and
+// [RunContext]; a setup error stops the loop and comes back from it:
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+//	defer stop()
+//	err := loop.RunContext(ctx, func(l *loop.Loop) error {
+//		_, err := l.StartServer("127.0.0.1:10000", func() conn.Handler { return echo{} })
+//		return err
+//	})
+//
 // # One loop iteration
 //
 // [Loop.Run] repeats three phases until [Loop.Stop]; after each phase come
