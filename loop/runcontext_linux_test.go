@@ -111,7 +111,8 @@ func TestRunContextCancel(t *testing.T) {
 			return l.RunContext(done, func(*loop.Loop) error { ran = true; return nil })
 		}))
 		assert.True(t, ran)
-		assert.ErrorIs(t, l.RunContext(nil, func(*loop.Loop) error { return nil }), loop.ErrNilFunc) //nolint:staticcheck // a nil context on purpose
+		//lint:ignore SA1012 a nil context on purpose: RunContext refuses it
+		assert.ErrorIs(t, l.RunContext(nil, func(*loop.Loop) error { return nil }), loop.ErrNilFunc)
 		assert.ErrorIs(t, l.RunContext(context.Background(), nil), loop.ErrNilFunc)
 	})
 }
