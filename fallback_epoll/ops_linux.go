@@ -21,7 +21,7 @@ func (p *Poller) attempt(o *op) {
 	case kindRecvMultishot:
 		p.recvMultishot(o)
 	case kindRecv:
-		n, err := ignoringEINTR(&p.syscalls, func() (int, error) { return rawRead(o.fd, o.buf) })
+		n, err := ignoringEINTR(&p.syscalls, func() (int, error) { return unix.Read(o.fd, o.buf) })
 		p.complete(o, n, err, o.buf)
 	case kindRecvFrom:
 		var from unix.Sockaddr
@@ -46,7 +46,10 @@ func (p *Poller) attempt(o *op) {
 		// program that Notify's SIGPIPE would otherwise receive for every
 		// reply written after its client closed (io_uring sends pass the same flag).
 		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
-			return rawSendmsg(o.fd, bufs, p.iov[:], &p.msg, unix.MSG_NOSIGNAL)
+			if len(bufs) == 1 {
+				return unix.SendmsgN(o.fd, bufs[0], nil, nil, unix.MSG_NOSIGNAL)
+			}
+			return unix.SendmsgBuffers(o.fd, bufs, nil, nil, unix.MSG_NOSIGNAL)
 		})
 		p.complete(o, n, err, nil)
 	case kindSendTo:
@@ -119,7 +122,7 @@ func (p *Poller) recvMultishot(o *op) {
 		return
 	}
 	buf := p.arena[p.arenaOff : p.arenaOff+size]
-	n, err := ignoringEINTR(&p.syscalls, func() (int, error) { return rawRead(o.fd, buf) })
+	n, err := ignoringEINTR(&p.syscalls, func() (int, error) { return unix.Read(o.fd, buf) })
 	switch {
 	case err == unix.EAGAIN:
 		p.wouldBlock(o)

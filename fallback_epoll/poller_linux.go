@@ -129,10 +129,6 @@ type Poller struct {
 
 	wakeBuf  [8]byte // eventfd increment 1, read-only after New
 	drainBuf [8]byte
-	// Scratch for rawSendmsg, reused by every send of the poller's
-	// goroutine.
-	iov [maxIOV]unix.Iovec
-	msg unix.Msghdr
 
 	syscalls atomic.Uint64 // system calls made (benchmarks)
 	stale    uint64        // events dropped for a stale fd sequence

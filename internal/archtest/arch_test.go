@@ -1,7 +1,6 @@
 // Package archtest enforces the project's dependency rules (STYLE §1): which
 // project packages and which outside modules each package, its tests and the
-// examples may import, that only uring imports unsafe (and fallback_epoll,
-// in one file: its raw nonblocking read and sendmsg), and that no package
+// examples may import, that only uring imports unsafe, and that no package
 // uses cgo.
 package archtest
 
@@ -9,9 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -112,10 +109,7 @@ func violations(rel, what string, imports, project, ext []string) []string {
 		case imp == "C":
 			bad = append(bad, fmt.Sprintf("%s: %s C (no cgo)", rel, what))
 		case imp == "unsafe":
-			// fallback_epoll's raw system calls pass buffer addresses
-			// (fallback_epoll/syscall_linux.go, the one file allowed:
-			// TestUnsafeFiles).
-			if rel != "uring" && rel != "fallback_epoll" {
+			if rel != "uring" {
 				bad = append(bad, fmt.Sprintf("%s: %s unsafe; only uring may", rel, what))
 			}
 		case strings.HasPrefix(imp, module+"/"):
@@ -205,28 +199,11 @@ func TestViolations(t *testing.T) {
 		{"loop", true, module + "/internal/testutil", true},
 		{"loop", true, "unsafe", false},
 		{"uring", true, "unsafe", true},
-		{"fallback_epoll", false, "unsafe", true},
 		{"uring", true, "github.com/pawelgaczynski/giouring", true},
 		{"uring", false, "github.com/pawelgaczynski/giouring", false},
 		{"conn", false, "C", false},
 	} {
 		got := check(c.rel, c.test, c.imp)
 		assert.Equal(t, c.ok, len(got) == 0, "%s (test %v) importing %s: %v", c.rel, c.test, c.imp, got)
-	}
-}
-
-// TestUnsafeFiles: in fallback_epoll, only syscall_linux.go (its raw read
-// and sendmsg) imports unsafe, so the package's memory rules stay in one
-// file.
-func TestUnsafeFiles(t *testing.T) {
-	files, err := filepath.Glob("../../fallback_epoll/*.go")
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		if strings.Contains(string(b), "\t\"unsafe\"\n") || strings.Contains(string(b), "import \"unsafe\"") {
-			assert.Equal(t, "syscall_linux.go", filepath.Base(f), "imports unsafe")
-		}
 	}
 }
