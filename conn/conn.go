@@ -1,51 +1,12 @@
 package conn
 
 import (
+	"errors"
 	"net"
 	"time"
-)
 
-// Driver is what a Conn needs from the event loop that owns it. The loop
-// implements it once per connection; users never call it directly.
-// conn does not import the loop: this interface is the whole contract.
-//
-// All methods are called on the loop goroutine.
-type Driver interface {
-	// SendData copies b into the outbound queue and arranges for it to be
-	// sent in the current loop iteration.
-	SendData(b []byte) error
-	// SendFile queues the file's bytes [offset, offset+n) after the data
-	// already queued (n < 0: to the end of the file).
-	SendFile(path string, offset, n int64) error
-	// SendDatagram sends one datagram to addr (nil: the last sender).
-	SendDatagram(b []byte, addr net.Addr) error
-	// Close closes the connection now (afterWriting false) or once the
-	// queued output is sent (true).
-	Close(afterWriting bool) error
-	// CloseWrite shuts down the sending side once the queued output is sent.
-	CloseWrite() error
-	// Pause stops reading; Resume starts again; Paused reports it.
-	Pause()
-	Resume()
-	Paused() bool
-	// SetInactivityTimeout arms (d > 0) or disarms (d == 0) the inactivity
-	// timeout.
-	SetInactivityTimeout(d time.Duration) error
-	InactivityTimeout() time.Duration
-	// SetConnectTimeout sets the pending-connect timeout of a client.
-	SetConnectTimeout(d time.Duration) error
-	// OutboundSize reports the bytes queued and not yet sent.
-	OutboundSize() int
-	// SetOutboundLimits sets the watermarks and the hard cap (0: none).
-	SetOutboundLimits(low, high, hardCap int) error
-	// LocalAddr and RemoteAddr report the socket's addresses.
-	LocalAddr() net.Addr
-	RemoteAddr() net.Addr
-	// Closing reports whether the connection is closed or closing.
-	Closing() bool
-	// Stats reports the connection's byte counters.
-	Stats() Stats
-}
+	"github.com/ringmachine/ringmachine/internal/connio"
+)
 
 // Stats are a connection's counters.
 type Stats struct {
@@ -62,15 +23,25 @@ const DefaultConnectTimeout = 20 * time.Second
 // Call its methods only from the loop goroutine (from the handler's
 // callbacks, timers, ticks, ...); to act on a connection from another
 // goroutine, use the loop's NextTick.
+//
+// A Conn belongs to the loop that made it: loop.Of(c) returns that loop, for
+// a handler that needs timers, NextTick or other connections.
 type Conn struct {
-	d   Driver
+	d   connio.Driver
 	h   Handler
 	ctx any
 }
 
-// New binds a handler to a driver. It is called by the loop; applications
-// get their Conn from the Handler callbacks or from the loop's Connect.
-func New(d Driver, h Handler) *Conn { return &Conn{d: d, h: h} }
+func init() {
+	connio.Register(
+		func(d connio.Driver, h any) any { return &Conn{d: d, h: h.(Handler)} },
+		func(c any) connio.Driver {
+			if c, ok := c.(*Conn); ok && c != nil {
+				return c.d
+			}
+			return nil
+		})
+}
 
 // Handler returns the connection's handler.
 func (c *Conn) Handler() Handler { return c.h }
@@ -172,4 +143,42 @@ func (c *Conn) RemoteAddr() net.Addr { return c.d.RemoteAddr() }
 func (c *Conn) Closing() bool { return c.d.Closing() }
 
 // Stats returns the connection's byte counters.
-func (c *Conn) Stats() Stats { return c.d.Stats() }
+func (c *Conn) Stats() Stats {
+	in, out := c.d.Counters()
+	return Stats{BytesIn: in, BytesOut: out}
+}
+
+// OutboundChunkSize is the size of the chunks the outbound queue copies
+// SendData's bytes into: a program that produces a large reply piece by
+// piece (a file, a generated body) keeps its memory flat by sending pieces
+// of this size and waiting for Drained (or NotifyDrained) in between.
+const OutboundChunkSize = connio.ChunkSize
+
+// NotifyDrained runs fn once, on the loop goroutine, when at most low bytes
+// of c's outbound queue are still unsent (OutboundSize() <= low): at once in
+// the next tick if that already holds, otherwise after the send that brings
+// the queue down. Unlike SetOutboundLimits it never pauses c's reading, so
+// it serves backpressure across connections: a proxy pauses the connection
+// it reads from when the other side's queue grows, and resumes it here.
+//
+//	func (p *toBackend) ReceiveData(c *conn.Conn, data []byte) {
+//		p.backend.SendData(data)
+//		if p.backend.OutboundSize() > high && !c.Paused() {
+//			c.Pause()
+//			p.backend.NotifyDrained(low, func(*conn.Conn) { c.Resume() })
+//		}
+//	}
+//
+// A later call replaces a pending fn. If c closes first, fn never runs (the
+// handler's Unbind says so). It returns ErrClosed once c is closed or
+// closing, ErrNotStream on a datagram socket, and an error for a negative
+// low or a nil fn.
+func (c *Conn) NotifyDrained(low int, fn func(c *Conn)) error {
+	if low < 0 {
+		return errors.New("conn: NotifyDrained with negative low watermark")
+	}
+	if fn == nil {
+		return errors.New("conn: NotifyDrained with nil function")
+	}
+	return c.d.NotifyDrained(low, func() { fn(c) })
+}

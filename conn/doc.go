@@ -2,10 +2,9 @@
 // a program implements for each connection (EventMachine's EM::Connection
 // callbacks), Base with no-op defaults, the Conn a handler acts on
 // (SendData, Close, Pause, timeouts, ...), and the errors connections
-// report.
-//
-// conn does not import the event loop: the loop implements [Driver] for
-// each connection it owns.
+// report. The event loop (package loop) makes every Conn: servers make one
+// per accepted connection, Connect one per client; loop.Of(c) returns the
+// loop a Conn belongs to.
 //
 //	type echo struct{ conn.Base }
 //
@@ -14,4 +13,8 @@
 //	}
 //
 //	srv, err := l.StartServer("127.0.0.1:10000", func() conn.Handler { return echo{} })
+//
+// Optional interfaces add callbacks to a Handler: HalfCloser (the peer's
+// EOF without closing), Drainer (the outbound queue fell to its low
+// watermark), DatagramReceiver (datagrams with their sender).
 package conn

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +65,7 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 	}
 	s := l.newSock(sockStream, -1, network)
 	s.h = h
-	s.c = conn.New(s, h)
+	s.c = connio.NewConn(s, h).(*conn.Conn)
 	s.life = lifeConnecting // an outbound connection's first state
 	s.cl = &clientState{connTo: conn.DefaultConnectTimeout, connStart: l.monotonic()}
 	if sa != nil {

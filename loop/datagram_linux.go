@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"golang.org/x/sys/unix"
 )
 
@@ -203,7 +204,7 @@ func (l *Loop) OpenDatagram(addr string, h conn.Handler) (*conn.Conn, error) {
 	}
 	s := l.newSock(sockDgram, fd, "udp")
 	s.h = h
-	s.c = conn.New(s, h)
+	s.c = connio.NewConn(s, h).(*conn.Conn)
 	s.dg = &dgramState{dbuf: make([]byte, 64<<10)}
 	s.lastAct = l.monotonic()
 	l.net.nconns++

@@ -5,11 +5,12 @@ import (
 	"net"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
-var _ conn.Driver = (*sock)(nil)
+var _ connio.Driver = (*sock)(nil)
 
 func (s *sock) SendData(b []byte) error {
 	if s.kind != sockStream {
@@ -143,4 +144,22 @@ func (s *sock) loadAddrs() {
 
 func (s *sock) Closing() bool { return s.closed() || s.closing() }
 
-func (s *sock) Stats() conn.Stats { return s.stats }
+func (s *sock) Counters() (in, out uint64) { return s.stats.BytesIn, s.stats.BytesOut }
+
+func (s *sock) Owner() any { return s.l }
+
+func (s *sock) NotifyDrained(low int, fn func()) error {
+	if s.kind != sockStream {
+		return conn.ErrNotStream
+	}
+	if s.closed() || s.closing() {
+		return conn.ErrClosed
+	}
+	fl := s.flow()
+	fl.drainLow, fl.drainFn = low, fn
+	fl.drainGen++
+	if s.out.Len() <= low {
+		s.l.notifyDrainedLater(s)
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"github.com/ringmachine/ringmachine/pool"
 	"github.com/ringmachine/ringmachine/timers"
 )
@@ -580,3 +581,16 @@ func (*noCopy) Lock() {}
 
 // Unlock is a no-op used by go vet's copylocks check.
 func (*noCopy) Unlock() {}
+
+// Of returns the loop that owns c (the loop whose server accepted it, or
+// whose Connect or OpenDatagram made it), so a handler can reach its loop's
+// timers, NextTick and Connect without capturing the loop in its factory.
+// It returns nil for a nil Conn.
+func Of(c *conn.Conn) *Loop {
+	d := connio.DriverOf(c)
+	if d == nil {
+		return nil
+	}
+	l, _ := d.Owner().(*Loop)
+	return l
+}

@@ -58,6 +58,8 @@ var netConformance = []struct {
 	{"ConnectionCount", testConnectionCount},
 	{"ServerStopKeepsConns", testServerStop},
 	{"OutboundLimits", testOutboundLimits},
+	{"NotifyDrained", testNotifyDrained},
+	{"NotifyDrainedClosed", testNotifyDrainedClosed},
 }
 
 func TestNetConformance(t *testing.T) {
@@ -1110,5 +1112,111 @@ func testOutboundLimits(t *testing.T, b loop.Backend) {
 	assert.ErrorIs(t, capErr, conn.ErrOutboundFull)
 	require.NoError(t, c.Close())
 	assert.ErrorIs(t, expectKind(t, ev, "unbind").err, io.EOF)
+	require.NoError(t, g.stop())
+}
+
+// testNotifyDrained: NotifyDrained fires once the queue is at most low,
+// without pausing the connection's reading; a replaced function never runs;
+// on an already drained queue it runs in a later tick, never inside the call.
+// loop.Of returns the connection's loop.
+func testNotifyDrained(t *testing.T, b loop.Backend) {
+	const (
+		low  = 64 << 10
+		size = 32 << 20 // far more than the socket buffers hold
+	)
+	payload := randomBytes(t, size)
+	g := startLoop(t, b, loop.Options{})
+	ev := make(chan event, 4096)
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := newHandler(t)
+		h.ev = ev
+		h.receive = func(c *conn.Conn, data []byte) {
+			h.record(event{kind: "data", data: string(data), c: c})
+			switch string(data) {
+			case "go":
+				assert.Same(t, g.l, loop.Of(c), "Of returns the owning loop")
+				assert.NoError(t, c.SendData(payload))
+				assert.Error(t, c.NotifyDrained(-1, func(*conn.Conn) {}), "negative low")
+				assert.Error(t, c.NotifyDrained(low, nil), "nil function")
+				assert.NoError(t, c.NotifyDrained(low, func(*conn.Conn) {
+					assert.Fail(t, "a replaced function ran")
+				}))
+				assert.NoError(t, c.NotifyDrained(low, func(c *conn.Conn) {
+					assert.LessOrEqual(t, c.OutboundSize(), low)
+					h.record(event{kind: "notified", c: c})
+				}))
+				assert.False(t, c.Paused(), "NotifyDrained never pauses reading")
+			case "again":
+				ran := false
+				assert.NoError(t, c.NotifyDrained(low, func(c *conn.Conn) {
+					ran = true
+					h.record(event{kind: "notified-again", c: c})
+				}))
+				assert.False(t, ran, "runs in a later tick, not inside the call")
+			}
+		}
+		return h
+	})
+	assert.Nil(t, loop.Of(nil))
+	c := dial(t, addr)
+	_, err := io.WriteString(c, "go")
+	require.NoError(t, err)
+	expectKind(t, ev, "post_init")
+	assert.Equal(t, "go", expectKind(t, ev, "data").data)
+	// Not paused: this arrives while the 32 MiB are still queued.
+	_, err = io.WriteString(c, "x")
+	require.NoError(t, err)
+	assert.Equal(t, "x", expectKind(t, ev, "data").data)
+	got := make([]byte, size)
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(payload, got))
+	expectKind(t, ev, "notified")
+	_, err = io.WriteString(c, "again")
+	require.NoError(t, err)
+	assert.Equal(t, "again", expectKind(t, ev, "data").data)
+	expectKind(t, ev, "notified-again")
+	require.NoError(t, c.Close())
+	assert.ErrorIs(t, expectKind(t, ev, "unbind").err, io.EOF)
+	require.NoError(t, g.stop())
+}
+
+// testNotifyDrainedClosed: a connection that closes before its queue drains
+// never runs the function; NotifyDrained on a closing connection or a
+// datagram socket fails.
+func testNotifyDrainedClosed(t *testing.T, b loop.Backend) {
+	g := startLoop(t, b, loop.Options{})
+	ev := make(chan event, 64)
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := newHandler(t)
+		h.ev = ev
+		h.receive = func(c *conn.Conn, data []byte) {
+			assert.NoError(t, c.SendData(make([]byte, 16<<20)))
+			assert.NoError(t, c.NotifyDrained(0, func(*conn.Conn) {
+				assert.Fail(t, "ran after the connection closed")
+			}))
+			assert.NoError(t, c.Close())
+			assert.ErrorIs(t, c.NotifyDrained(0, func(*conn.Conn) {}), conn.ErrClosed)
+		}
+		return h
+	})
+	c := dial(t, addr)
+	_, err := io.WriteString(c, "go") // and never read
+	require.NoError(t, err)
+	expectKind(t, ev, "post_init")
+	assert.NoError(t, expectKind(t, ev, "unbind").err)
+	var dgErr error
+	g.do(func(l *loop.Loop) {
+		d, err := l.OpenDatagram("127.0.0.1:0", conn.Base{})
+		if assert.NoError(t, err) {
+			dgErr = d.NotifyDrained(0, func(*conn.Conn) {})
+			_ = d.Close()
+		}
+	})
+	assert.ErrorIs(t, dgErr, conn.ErrNotStream)
+	// A tick or two for any wrongly kept function to run.
+	g.do(func(*loop.Loop) {})
+	g.do(func(*loop.Loop) {})
+	require.NoError(t, c.Close())
 	require.NoError(t, g.stop())
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
@@ -358,7 +359,7 @@ func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 	}
 	s := l.newSock(sockStream, fd, network)
 	s.h = h
-	s.c = conn.New(s, h)
+	s.c = connio.NewConn(s, h).(*conn.Conn)
 	s.lastAct = l.monotonic()
 	l.net.nconns++
 	c := s.c

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
@@ -20,7 +21,7 @@ const (
 )
 
 // sock is the loop's record of one socket: a server's listener, a stream
-// connection or a datagram socket. It implements conn.Driver. It owns the
+// connection or a datagram socket. It implements connio.Driver. It owns the
 // buffers its in-flight operations hand the kernel (dbuf, the outbound
 // chunks; the engine owns the rest), and its fd is closed only once ops,
 // the count of its operations in flight, is back to zero.
@@ -54,7 +55,7 @@ type sock struct {
 	srv     *Server // listener: its server
 	reason  error
 
-	out conn.Outbound
+	out connio.Outbound
 	fl  *flowState   // set by SetOutboundLimits or when paused data is held
 	dg  *dgramState  // datagram sockets only
 	cl  *clientState // outbound connections only
@@ -129,6 +130,9 @@ type inactivity struct {
 type flowState struct {
 	held            []byte // received after a pause, delivered on Resume
 	low, high, hard int    // SetOutboundLimits
+	drainLow        int    // NotifyDrained: run drainFn at or below drainLow
+	drainFn         func()
+	drainGen        uint32 // counts NotifyDrained calls
 }
 
 // flow returns s's flowState, allocating it.
@@ -163,10 +167,10 @@ type netState struct {
 	live     int      // records not freed yet
 	stale    int      // stale completions dropped
 	servers  []*Server
-	chunks   conn.ChunkCache // outbound chunks shared by the loop's connections
-	sendBufs [][]byte        // scratch for the buffers of one send (the engine copies it)
-	recvBufs [][]byte        // free single-shot receive buffers (see getRecvBuf)
-	heldBufs [][]byte        // free buffers for bytes held during a pause (see holdBytes)
+	chunks   connio.ChunkCache // outbound chunks shared by the loop's connections
+	sendBufs [][]byte          // scratch for the buffers of one send (the engine copies it)
+	recvBufs [][]byte          // free single-shot receive buffers (see getRecvBuf)
+	heldBufs [][]byte          // free buffers for bytes held during a pause (see holdBytes)
 }
 
 func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }

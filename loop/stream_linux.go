@@ -203,6 +203,12 @@ func (l *Loop) afterSend(s *sock) {
 			}
 		}
 	}
+	if fl := s.fl; fl != nil && fl.drainFn != nil && s.out.Len() <= fl.drainLow {
+		l.runDrained(s)
+		if s.closed() {
+			return
+		}
+	}
 	if s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight {
 		return
 	}
@@ -369,4 +375,25 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 	if final {
 		l.updateRead(s)
 	}
+}
+
+// runDrained runs, once, the function NotifyDrained left on s.
+func (l *Loop) runDrained(s *sock) {
+	fn := s.fl.drainFn
+	s.fl.drainFn = nil
+	l.call(fn)
+}
+
+// notifyDrainedLater runs NotifyDrained's function in the next tick, for a
+// queue already at or below its watermark when it was called (never inside
+// the call). If the connection closed, or the function was replaced or the
+// queue grew meanwhile, the tick does nothing.
+func (l *Loop) notifyDrainedLater(s *sock) {
+	gen := s.fl.drainGen
+	_ = l.NextTick(func() {
+		if s.closed() || s.fl.drainFn == nil || s.fl.drainGen != gen || s.out.Len() > s.fl.drainLow {
+			return
+		}
+		l.runDrained(s)
+	})
 }

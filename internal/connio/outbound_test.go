@@ -1,4 +1,4 @@
-package conn_test
+package connio_test
 
 import (
 	"bytes"
@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/connio"
 )
 
 func TestOutboundCoalescesAndConsumes(t *testing.T) {
-	var q conn.Outbound
+	var q connio.Outbound
 	assert.Empty(t, q.Pending(nil))
 	q.Write([]byte("hello "))
 	q.Write([]byte("world"))
@@ -28,7 +28,7 @@ func TestOutboundCoalescesAndConsumes(t *testing.T) {
 }
 
 func TestOutboundInFlightBytesDoNotMove(t *testing.T) {
-	var q conn.Outbound
+	var q connio.Outbound
 	q.Write([]byte("abc"))
 	p := q.Pending(nil)
 	first := &p[0][0]
@@ -42,7 +42,7 @@ func TestOutboundInFlightBytesDoNotMove(t *testing.T) {
 
 func TestOutboundRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	var q conn.Outbound
+	var q connio.Outbound
 	var want, got []byte
 	for range 2000 {
 		b := make([]byte, r.IntN(40000))
@@ -78,8 +78,8 @@ func TestOutboundRandom(t *testing.T) {
 }
 
 func TestOutboundChunkCache(t *testing.T) {
-	cache := &conn.ChunkCache{Max: 2}
-	var q conn.Outbound
+	cache := &connio.ChunkCache{Max: 2}
+	var q connio.Outbound
 	q.SetCache(cache)
 	q.Write([]byte("a"))
 	first := &q.Pending(nil)[0][:1][0]

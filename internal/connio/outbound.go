@@ -1,8 +1,8 @@
-package conn
+package connio
 
-// OutboundChunkSize is the capacity of the chunks an Outbound copies small
+// ChunkSize is the capacity of the chunks an Outbound copies small
 // writes into.
-const OutboundChunkSize = 16 << 10
+const ChunkSize = 16 << 10
 
 // maxPending is IOV_MAX: the most slices Pending returns.
 const maxPending = 1024
@@ -22,7 +22,7 @@ type Outbound struct {
 	cache  *ChunkCache
 }
 
-// ChunkCache recycles the OutboundChunkSize chunks of the Outbound queues
+// ChunkCache recycles the ChunkSize chunks of the Outbound queues
 // that share it (one per event loop), so a connection that empties its
 // queue after every send does not allocate a chunk per write. It holds at
 // most Max chunks. Not safe for concurrent use.
@@ -40,11 +40,11 @@ func (c *ChunkCache) get() []byte {
 			return b
 		}
 	}
-	return make([]byte, 0, OutboundChunkSize)
+	return make([]byte, 0, ChunkSize)
 }
 
 func (c *ChunkCache) put(b []byte) {
-	if c != nil && cap(b) == OutboundChunkSize && len(c.free) < c.Max {
+	if c != nil && cap(b) == ChunkSize && len(c.free) < c.Max {
 		c.free = append(c.free, b[:0])
 	}
 }
@@ -69,7 +69,7 @@ func (q *Outbound) Write(b []byte) {
 				continue
 			}
 		}
-		// Every chunk is OutboundChunkSize, large writes included, so every
+		// Every chunk is ChunkSize, large writes included, so every
 		// chunk goes back to the cache once sent: a connection echoing large
 		// deliveries over and over allocates nothing once the cache is warm.
 		q.chunks = append(q.chunks, q.cache.get())
@@ -99,7 +99,7 @@ func (q *Outbound) Pending(dst [][]byte) [][]byte {
 // negative or more than Len: a broken invariant of the caller.
 func (q *Outbound) Consume(n int) {
 	if n < 0 || n > q.n {
-		panic("conn: Outbound.Consume(" + itoa(n) + ") with " + itoa(q.n) + " bytes queued")
+		panic("connio: Outbound.Consume(" + itoa(n) + ") with " + itoa(q.n) + " bytes queued")
 	}
 	q.n -= n
 	for n > 0 {
