@@ -40,7 +40,7 @@ type backend interface {
 	acceptMultishot(fd int, tok uint64) error
 
 	// acceptDirect is acceptMultishot whose connections are io_uring
-	// direct descriptors (unless Options.URingProcessFDs): fds no system call takes,
+	// direct descriptors (unless URingOptions.ProcessFDs): fds no system call takes,
 	// which the methods below (setNoDelay, shutdownWrite, addrs, closeFD)
 	// handle. errors.ErrUnsupported when the engine has none.
 	acceptDirect(fd int, tok uint64) error
@@ -149,7 +149,7 @@ type backendConfig struct {
 	recvBuffers    int
 	recvBuffersMax int // io_uring: the most buffers the ring grows to
 	ringEntries    int // io_uring: SQ size (0: the engine's default)
-	setup          SetupMode
+	setup          URingSetupMode
 	sendZC         int  // io_uring: smallest send to go out zero-copy (0: none)
 	submitPerOp    bool // io_uring: one io_uring_enter per SQE
 	directFiles    int  // io_uring: slots of the direct descriptor table (0: none)
@@ -157,13 +157,13 @@ type backendConfig struct {
 
 // testHookProcessFDs, set by the tests' TestMain from
 // RINGMACHINE_TEST_PROCESS_FDS=1, runs every loop as if
-// Options.URingProcessFDs were set, so the whole suite runs on process fds
+// URingOptions.ProcessFDs were set, so the whole suite runs on process fds
 // on io_uring too.
 var testHookProcessFDs bool
 
 // directFiles is the size asked of the io_uring engine's table of direct
 // descriptors: as large as the engine allows (it caps it at RLIMIT_NOFILE),
-// 0 with Options.URingProcessFDs.
+// 0 with URingOptions.ProcessFDs.
 func directFiles(on bool) int {
 	switch {
 	case !on:

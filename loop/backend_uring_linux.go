@@ -21,7 +21,7 @@ type uringBackend struct {
 	comp completion
 }
 
-// SetupMode mirrors engine.Taskrun value for value (a constant overflow here
+// URingSetupMode mirrors engine.Taskrun value for value (a constant overflow here
 // fails the build).
 const (
 	_ = uint8(SetupDeferTaskrun) - uint8(engine.TaskrunDefer)
@@ -37,7 +37,7 @@ const (
 func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	e, err := engine.New(engine.Options{
 		Entries:        cfg.ringEntries,
-		Taskrun:        engine.Taskrun(cfg.setup), // SetupMode mirrors engine.Taskrun
+		Taskrun:        engine.Taskrun(cfg.setup), // URingSetupMode mirrors engine.Taskrun
 		RecvBufferSize: cfg.recvBufferSize,
 		RecvBuffers:    cfg.recvBuffers,
 		RecvBuffersMax: cfg.recvBuffersMax,

@@ -115,10 +115,10 @@ func (l *Loop) Connect(addr string, h conn.Handler) (*conn.Conn, error) {
 
 // startConnect creates the socket of s and submits the connect. On
 // io_uring the socket is a direct descriptor (unless
-// Options.URingProcessFDs), which the ring creates: the connect follows
+// URingOptions.ProcessFDs), which the ring creates: the connect follows
 // its completion (onSocket).
 func (l *Loop) startConnect(s *sock, sa unix.Sockaddr) error {
-	if !l.opts.URingProcessFDs && !testHookProcessFDs && !s.cl.processFD {
+	if !l.opts.URing.ProcessFDs && !testHookProcessFDs && !s.cl.processFD {
 		err := l.be.socketDirect(familyOf(sa), s.tok(opSocket))
 		if err == nil {
 			s.cl.sa = sa

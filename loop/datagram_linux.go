@@ -194,7 +194,7 @@ func (l *Loop) OpenDatagram(addr string, h conn.Handler) (*conn.Conn, error) {
 		unix.Close(fd)
 		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Addr: sockaddrToAddr(sa, "udp"), Err: os.NewSyscallError("bind", err)}
 	}
-	if dm, ok := l.be.(directMover); ok && dm.directFiles() > 0 && !l.opts.URingProcessFDs && !testHookProcessFDs {
+	if dm, ok := l.be.(directMover); ok && dm.directFiles() > 0 && !l.opts.URing.ProcessFDs && !testHookProcessFDs {
 		// Made and bound with system calls, then moved into the ring's
 		// table: the socket holds no process descriptor. With no slot
 		// free it keeps its process fd.

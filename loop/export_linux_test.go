@@ -58,7 +58,7 @@ func SetTestHookBeforeMsgRing(fn func(target *Loop, ringFD int) int) (restore fu
 }
 
 // ZeroCopySends reports the zero-copy sends the io_uring backend submitted
-// (Options.URingSendZC; 0 on epoll). Call on the loop goroutine.
+// (URingOptions.SendZC; 0 on epoll). Call on the loop goroutine.
 func (l *Loop) ZeroCopySends() int {
 	if b, ok := l.be.(*uringBackend); ok {
 		return b.e.Stats().ZeroCopySends

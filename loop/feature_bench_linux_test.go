@@ -19,14 +19,14 @@ type featureCase struct {
 //
 //   - backend: io_uring vs epoll;
 //   - recv: multishot RECV on the provided-buffer ring vs single-shot RECV
-//     into a per-connection buffer (Options.URingRecv);
+//     into a per-connection buffer (URingOptions.Recv);
 //   - sendzc: SEND/SENDMSG vs SEND_ZC/SENDMSG_ZC for every send
-//     (Options.URingSendZC = 1) at 64 B, 4 KB and 64 KB;
+//     (URingOptions.SendZC = 1) at 64 B, 4 KB and 64 KB;
 //   - setup: SINGLE_ISSUER|DEFER_TASKRUN vs COOP_TASKRUN vs no taskrun flags
-//     (Options.URingSetup);
+//     (URingOptions.Setup);
 //   - submit: one io_uring_enter per iteration vs one per operation
-//     (Options.URingSubmit);
-//   - direct: connections as process fds (Options.URingProcessFDs) vs
+//     (URingOptions.Submit);
+//   - direct: connections as process fds (URingOptions.ProcessFDs) vs
 //     io_uring direct descriptors at 64 B and 4 KB.
 //
 // Compare the sides of one feature within one run (README "io_uring
@@ -47,23 +47,23 @@ func BenchmarkURingFeatures(b *testing.B) {
 		}},
 		{"recv", []int{64, 4096}, []featureCase{
 			{"multishot", u},
-			{"singleshot", with(func(o *loop.Options) { o.URingRecv = loop.RecvSingleShot })},
+			{"singleshot", with(func(o *loop.Options) { o.URing.Recv = loop.RecvSingleShot })},
 		}},
 		{"sendzc", []int{64, 4096, 65536}, []featureCase{
 			{"off", u},
-			{"on", with(func(o *loop.Options) { o.URingSendZC = 1 })},
+			{"on", with(func(o *loop.Options) { o.URing.SendZC = 1 })},
 		}},
 		{"setup", []int{64}, []featureCase{
-			{"defer-taskrun", with(func(o *loop.Options) { o.URingSetup = loop.SetupDeferTaskrun })},
-			{"coop-taskrun", with(func(o *loop.Options) { o.URingSetup = loop.SetupCoopTaskrun })},
-			{"none", with(func(o *loop.Options) { o.URingSetup = loop.SetupNoTaskrunFlags })},
+			{"defer-taskrun", with(func(o *loop.Options) { o.URing.Setup = loop.SetupDeferTaskrun })},
+			{"coop-taskrun", with(func(o *loop.Options) { o.URing.Setup = loop.SetupCoopTaskrun })},
+			{"none", with(func(o *loop.Options) { o.URing.Setup = loop.SetupNoTaskrunFlags })},
 		}},
 		{"submit", []int{64}, []featureCase{
 			{"batch", u},
-			{"per-op", with(func(o *loop.Options) { o.URingSubmit = loop.SubmitPerOp })},
+			{"per-op", with(func(o *loop.Options) { o.URing.Submit = loop.SubmitPerOp })},
 		}},
 		{"direct", []int{64, 4096}, []featureCase{
-			{"process-fds", with(func(o *loop.Options) { o.URingProcessFDs = true })},
+			{"process-fds", with(func(o *loop.Options) { o.URing.ProcessFDs = true })},
 			{"direct", u},
 		}},
 	}

@@ -52,7 +52,7 @@ func BenchmarkGroupEcho(b *testing.B) {
 							testutil.RequireURing(b)
 						}
 						defer loop.SetTestHandoffQueue(m.queue)()
-						g, err := loop.NewGroup(n, loop.Options{Backend: be, Accept: m.mode, URingProcessFDs: m.processFDs})
+						g, err := loop.NewGroup(n, loop.Options{Backend: be, Accept: m.mode, URing: loop.URingOptions{ProcessFDs: m.processFDs}})
 						if err != nil {
 							b.Fatal(err)
 						}

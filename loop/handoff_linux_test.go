@@ -43,7 +43,7 @@ func skipDirectInFDSuite(t *testing.T, processFDs bool) {
 // returned func stops the group and returns Run's result.
 func startHandoffGroup(t *testing.T, processFDs bool, perLoop *[2]atomic.Int64, fn func(l *loop.Loop)) (g *loop.Group, addr string, stop func() error) {
 	t.Helper()
-	g, err := loop.NewGroup(2, loop.Options{Backend: loop.URing, Accept: loop.AcceptHandoff, URingProcessFDs: processFDs})
+	g, err := loop.NewGroup(2, loop.Options{Backend: loop.URing, Accept: loop.AcceptHandoff, URing: loop.URingOptions{ProcessFDs: processFDs}})
 	require.NoError(t, err)
 	srv, err := g.StartServer("127.0.0.1:0", func(l *loop.Loop) conn.Handler {
 		perLoop[l.Index()].Add(1)

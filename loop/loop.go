@@ -207,12 +207,12 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	be, err := openBackend(l.opts.Backend, backendConfig{
 		recvBufferSize: l.opts.RecvBufferSize,
 		recvBuffers:    l.opts.RecvBuffers,
-		recvBuffersMax: l.opts.RecvBuffersMax,
+		recvBuffersMax: l.opts.URing.RecvBuffersMax,
 		ringEntries:    testHookRingEntries,
-		setup:          l.opts.URingSetup,
-		sendZC:         l.opts.URingSendZC,
-		submitPerOp:    l.opts.URingSubmit == SubmitPerOp,
-		directFiles:    directFiles(!l.opts.URingProcessFDs && !testHookProcessFDs),
+		setup:          l.opts.URing.Setup,
+		sendZC:         l.opts.URing.SendZC,
+		submitPerOp:    l.opts.URing.Submit == SubmitPerOp,
+		directFiles:    directFiles(!l.opts.URing.ProcessFDs && !testHookProcessFDs),
 	})
 	if err != nil {
 		return err

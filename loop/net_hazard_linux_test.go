@@ -75,7 +75,7 @@ func TestHazardAcceptEMFILE(t *testing.T) {
 		defer freeHog()
 		// Process fds: direct descriptors take none (TestDirectTableFull
 		// fills their table instead).
-		_, err := runLoop(t, b, loop.Options{URingProcessFDs: true, ErrorHandler: func(err error) { reported = append(reported, err) }}, 20*time.Second, func(l *loop.Loop) {
+		_, err := runLoop(t, b, loop.Options{ErrorHandler: func(err error) { reported = append(reported, err) }, URing: loop.URingOptions{ProcessFDs: true}}, 20*time.Second, func(l *loop.Loop) {
 			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 				return &hazardFunc{post: func(*conn.Conn) {
 					if accepted++; accepted == clients {

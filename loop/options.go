@@ -125,29 +125,26 @@ type Options struct {
 	// Group.StartServer sets it itself when it needs it.
 	ReusePort bool
 
-	// RecvBuffersMax bounds how far the io_uring backend grows its
-	// provided-buffer ring when receives run out of buffers (ENOBUFS): it
-	// starts with RecvBuffers buffers and doubles on exhaustion, at most once
-	// per loop iteration, up to RecvBuffersMax (default 8 × RecvBuffers, at
-	// most 32768; a power of two no smaller than RecvBuffers). A buffer costs
-	// resident memory only once the kernel has written into it. The epoll
-	// backend reads into an arena reset every iteration and never runs out.
-	RecvBuffersMax int
-
 	// Accept chooses how servers started with Group.StartServer spread
 	// connections over the loops (default AcceptReusePort). Loops outside a
 	// group ignore it.
 	Accept AcceptMode
 
-	// The URing options below switch io_uring features on and off, for
-	// measurement (BenchmarkURingFeatures; README "io_uring feature A/B") and
-	// for kernels where one misbehaves. Their zero values are the measured
-	// best. The epoll backend ignores them.
+	// URing tunes the io_uring engine; the epoll engine ignores it. The
+	// zero value is the measured best.
+	URing URingOptions
+}
 
-	// URingRecv chooses how connections receive (default RecvMultishot).
-	URingRecv RecvMode
+// URingOptions tunes the io_uring engine (Options.URing): they switch its
+// features on and off, for measurement (BenchmarkURingFeatures; README
+// "io_uring feature A/B") and for kernels where one misbehaves, and size its
+// buffer ring. Their zero values are the measured best. The epoll engine
+// ignores them.
+type URingOptions struct {
+	// Recv chooses how connections receive (default RecvMultishot).
+	Recv URingRecvMode
 
-	// URingSendZC is a size in bytes: a send of at least this many bytes goes
+	// SendZC is a size in bytes: a send of at least this many bytes goes
 	// out as IORING_OP_SEND_ZC (one buffer) or IORING_OP_SENDMSG_ZC (several),
 	// which lets the kernel read the outbound buffers in place instead of
 	// copying them into the socket. 0, the default, means never (on loopback
@@ -164,16 +161,16 @@ type Options struct {
 	// (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send takes only
 	// its first buffer); a socket that is not TCP, or that refuses it
 	// (-EOPNOTSUPP), is sent to the ordinary way.
-	URingSendZC int
+	SendZC int
 
-	// URingSetup chooses the io_uring_setup flags (default SetupAuto).
-	URingSetup SetupMode
+	// Setup chooses the io_uring_setup flags (default SetupAuto).
+	Setup URingSetupMode
 
-	// URingSubmit chooses when prepared SQEs are submitted (default
+	// Submit chooses when prepared SQEs are submitted (default
 	// SubmitBatch).
-	URingSubmit SubmitMode
+	Submit URingSubmitMode
 
-	// URingProcessFDs makes connections process descriptors, as the
+	// ProcessFDs makes connections process descriptors, as the
 	// epoll backend does. By default (false) io_uring servers accept them,
 	// and Connect creates them (IORING_OP_SOCKET), as direct descriptors:
 	// they live in the loop's ring (a registered file table as large as RLIMIT_NOFILE allows)
@@ -188,19 +185,28 @@ type Options struct {
 	// fd. A group in AcceptHandoff mode moves connections between the
 	// loops' tables (IORING_MSG_SEND_FD). A kernel older than 6.8
 	// (FIXED_FD_INSTALL, socket commands) gets process fds throughout.
-	URingProcessFDs bool
+	ProcessFDs bool
+
+	// RecvBuffersMax bounds how far the io_uring backend grows its
+	// provided-buffer ring when receives run out of buffers (ENOBUFS): it
+	// starts with RecvBuffers buffers and doubles on exhaustion, at most once
+	// per loop iteration, up to RecvBuffersMax (default 8 × RecvBuffers, at
+	// most 32768; a power of two no smaller than RecvBuffers). A buffer costs
+	// resident memory only once the kernel has written into it. The epoll
+	// backend reads into an arena reset every iteration and never runs out.
+	RecvBuffersMax int
 }
 
-// RecvMode is how the io_uring backend receives on stream connections
-// (Options.URingRecv).
-type RecvMode uint8
+// URingRecvMode is how the io_uring backend receives on stream connections
+// (URingOptions.Recv).
+type URingRecvMode uint8
 
 const (
 	// RecvMultishot arms one multishot IORING_OP_RECV per connection that
 	// picks its buffers from the loop's provided-buffer ring
 	// (Options.RecvBuffers): an idle connection holds no buffer, and one
 	// submission serves many receives. The default.
-	RecvMultishot RecvMode = iota
+	RecvMultishot URingRecvMode = iota
 	// RecvSingleShot submits one IORING_OP_RECV at a time into a buffer of
 	// Options.RecvBufferSize owned by the connection while that receive is
 	// armed, and re-arms it after every completion. A receive is armed
@@ -210,25 +216,25 @@ const (
 )
 
 // String returns "multishot" or "singleshot".
-func (m RecvMode) String() string {
+func (m URingRecvMode) String() string {
 	switch m {
 	case RecvMultishot:
 		return "multishot"
 	case RecvSingleShot:
 		return "singleshot"
 	}
-	return fmt.Sprintf("RecvMode(%d)", uint8(m))
+	return fmt.Sprintf("URingRecvMode(%d)", uint8(m))
 }
 
-// SetupMode selects the io_uring_setup(2) flags that decide where and when
-// the kernel runs completion work (Options.URingSetup).
-type SetupMode uint8
+// URingSetupMode selects the io_uring_setup(2) flags that decide where and when
+// the kernel runs completion work (URingOptions.Setup).
+type URingSetupMode uint8
 
 const (
 	// SetupAuto takes the first the kernel accepts of SetupDeferTaskrun,
 	// SetupCoopTaskrun and SetupNoTaskrunFlags (uring.New's choice). The
 	// default.
-	SetupAuto SetupMode = iota
+	SetupAuto URingSetupMode = iota
 	// SetupDeferTaskrun asks for IORING_SETUP_SINGLE_ISSUER |
 	// IORING_SETUP_DEFER_TASKRUN (with TASKRUN_FLAG where accepted, Linux
 	// 6.1): completion work runs only when the loop waits, and the ring fd
@@ -246,7 +252,7 @@ const (
 )
 
 // String returns "auto", "defer-taskrun", "coop-taskrun" or "none".
-func (m SetupMode) String() string {
+func (m URingSetupMode) String() string {
 	switch m {
 	case SetupAuto:
 		return "auto"
@@ -257,18 +263,18 @@ func (m SetupMode) String() string {
 	case SetupNoTaskrunFlags:
 		return "none"
 	}
-	return fmt.Sprintf("SetupMode(%d)", uint8(m))
+	return fmt.Sprintf("URingSetupMode(%d)", uint8(m))
 }
 
-// SubmitMode is when the io_uring backend hands prepared SQEs to the kernel
-// (Options.URingSubmit).
-type SubmitMode uint8
+// URingSubmitMode is when the io_uring backend hands prepared SQEs to the kernel
+// (URingOptions.Submit).
+type URingSubmitMode uint8
 
 const (
 	// SubmitBatch submits everything an iteration prepared in the one
 	// io_uring_enter that also waits for completions (or earlier when the
 	// submission queue fills). The default.
-	SubmitBatch SubmitMode = iota
+	SubmitBatch URingSubmitMode = iota
 	// SubmitPerOp gives every operation its own io_uring_enter: the SQE
 	// queued last is submitted before the next one is prepared (linked
 	// pairs go together), the last one with the wait. For measuring what
@@ -277,14 +283,14 @@ const (
 )
 
 // String returns "batch" or "per-op".
-func (m SubmitMode) String() string {
+func (m URingSubmitMode) String() string {
 	switch m {
 	case SubmitBatch:
 		return "batch"
 	case SubmitPerOp:
 		return "per-op"
 	}
-	return fmt.Sprintf("SubmitMode(%d)", uint8(m))
+	return fmt.Sprintf("URingSubmitMode(%d)", uint8(m))
 }
 
 // AcceptMode is how a [Group] server spreads connections over its loops.
@@ -355,29 +361,29 @@ func (o *Options) validate() error {
 	if o.RecvBuffers > 32768 || o.RecvBuffers&(o.RecvBuffers-1) != 0 {
 		return fmt.Errorf("loop: RecvBuffers %d is not a power of two up to 32768", o.RecvBuffers)
 	}
-	if o.RecvBuffersMax < 0 {
-		return fmt.Errorf("loop: negative RecvBuffersMax %d", o.RecvBuffersMax)
+	if o.URing.RecvBuffersMax < 0 {
+		return fmt.Errorf("loop: negative URing.RecvBuffersMax %d", o.URing.RecvBuffersMax)
 	}
-	if o.RecvBuffersMax == 0 {
-		o.RecvBuffersMax = min(8*o.RecvBuffers, 32768)
+	if o.URing.RecvBuffersMax == 0 {
+		o.URing.RecvBuffersMax = min(8*o.RecvBuffers, 32768)
 	}
-	if o.RecvBuffersMax < o.RecvBuffers || o.RecvBuffersMax > 32768 || o.RecvBuffersMax&(o.RecvBuffersMax-1) != 0 {
-		return fmt.Errorf("loop: RecvBuffersMax %d is not a power of two from RecvBuffers (%d) up to 32768", o.RecvBuffersMax, o.RecvBuffers)
+	if o.URing.RecvBuffersMax < o.RecvBuffers || o.URing.RecvBuffersMax > 32768 || o.URing.RecvBuffersMax&(o.URing.RecvBuffersMax-1) != 0 {
+		return fmt.Errorf("loop: URing.RecvBuffersMax %d is not a power of two from RecvBuffers (%d) up to 32768", o.URing.RecvBuffersMax, o.RecvBuffers)
 	}
 	if o.Accept > AcceptHandoff {
 		return fmt.Errorf("loop: invalid Accept mode %v", o.Accept)
 	}
-	if o.URingRecv > RecvSingleShot {
-		return fmt.Errorf("loop: invalid URingRecv mode %v (want RecvMultishot or RecvSingleShot)", o.URingRecv)
+	if o.URing.Recv > RecvSingleShot {
+		return fmt.Errorf("loop: invalid URing.Recv mode %v (want RecvMultishot or RecvSingleShot)", o.URing.Recv)
 	}
-	if o.URingSendZC < 0 {
-		return fmt.Errorf("loop: negative URingSendZC %d (0 disables zero-copy sends)", o.URingSendZC)
+	if o.URing.SendZC < 0 {
+		return fmt.Errorf("loop: negative URing.SendZC %d (0 disables zero-copy sends)", o.URing.SendZC)
 	}
-	if o.URingSetup > SetupNoTaskrunFlags {
-		return fmt.Errorf("loop: invalid URingSetup mode %v", o.URingSetup)
+	if o.URing.Setup > SetupNoTaskrunFlags {
+		return fmt.Errorf("loop: invalid URing.Setup mode %v", o.URing.Setup)
 	}
-	if o.URingSubmit > SubmitPerOp {
-		return fmt.Errorf("loop: invalid URingSubmit mode %v (want SubmitBatch or SubmitPerOp)", o.URingSubmit)
+	if o.URing.Submit > SubmitPerOp {
+		return fmt.Errorf("loop: invalid URing.Submit mode %v (want SubmitBatch or SubmitPerOp)", o.URing.Submit)
 	}
 	if o.ListenBacklog == 0 {
 		o.ListenBacklog = DefaultListenBacklog

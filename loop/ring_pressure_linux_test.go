@@ -83,7 +83,7 @@ func TestHazardTinyRings(t *testing.T) {
 	defer loop.SetTestRingEntries(4)()
 	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
 		testutil.CheckLeaks(t)
-		opts := loop.Options{Backend: b, RecvBuffers: 2, RecvBuffersMax: 2, RecvBufferSize: 4096}
+		opts := loop.Options{Backend: b, RecvBuffers: 2, RecvBufferSize: 4096, URing: loop.URingOptions{RecvBuffersMax: 2}}
 		_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
 			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 				return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
@@ -105,7 +105,7 @@ func TestRecvBuffersGrow(t *testing.T) {
 	testutil.RequireURing(t)
 	testutil.CheckLeaks(t)
 	provided := 0
-	_, err := runLoop(t, loop.URing, loop.Options{RecvBuffers: 2, RecvBuffersMax: 64, RecvBufferSize: 4096}, 60*time.Second, func(l *loop.Loop) {
+	_, err := runLoop(t, loop.URing, loop.Options{RecvBuffers: 2, RecvBufferSize: 4096, URing: loop.URingOptions{RecvBuffersMax: 64}}, 60*time.Second, func(l *loop.Loop) {
 		assert.Equal(t, 2, l.RecvBuffersProvided())
 		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 			return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
@@ -141,7 +141,7 @@ func TestNoCrossTalk(t *testing.T) {
 					}
 					testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
 						testutil.CheckLeaks(t)
-						opts := loop.Options{Backend: b, RecvBuffers: bb.n, RecvBuffersMax: bb.max, RecvBufferSize: size}
+						opts := loop.Options{Backend: b, RecvBuffers: bb.n, RecvBufferSize: size, URing: loop.URingOptions{RecvBuffersMax: bb.max}}
 						_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
 							srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 								return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}

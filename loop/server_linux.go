@@ -41,7 +41,7 @@ type Server struct {
 	retry   Timer
 	backoff time.Duration // current accept retry delay after EMFILE and co.
 	gs      *GroupServer  // the group server this is one loop's part of
-	direct  bool          // accepts io_uring direct descriptors (see Options.URingProcessFDs)
+	direct  bool          // accepts io_uring direct descriptors (see URingOptions.ProcessFDs)
 }
 
 // Addr returns the address the server is bound to: the real port when port
@@ -152,7 +152,7 @@ func (l *Loop) serveFD(fd int, la listenAddr, factory func() conn.Handler, gs *G
 	srv := &Server{l: l, s: s, factory: factory, path: la.path, gs: gs}
 	// A hand-off group moves direct descriptors between rings
 	// (handOffDirect); the MPSC queue a test may force carries process fds.
-	srv.direct = !l.opts.URingProcessFDs && !testHookProcessFDs && (gs == nil || !gs.handoff || !testHookHandoffQueue)
+	srv.direct = !l.opts.URing.ProcessFDs && !testHookProcessFDs && (gs == nil || !gs.handoff || !testHookHandoffQueue)
 	s.srv = srv
 	if lsa, err := unix.Getsockname(fd); err == nil {
 		srv.addr = sockaddrToAddr(lsa, la.network)

@@ -191,10 +191,10 @@ func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
 	if n.chunks.Max == 0 {
 		n.chunks.Max = 256 // 4 MiB of 16 KiB chunks at most
 	}
-	if l.opts.URingSendZC == 0 || l.be.kind() != URing {
+	if l.opts.URing.SendZC == 0 || l.be.kind() != URing {
 		// With zero-copy sends the kernel reads sent chunks until a
 		// notification that comes after the send's completion (see
-		// Options.URingSendZC): they go to the garbage collector, which
+		// URingOptions.SendZC): they go to the garbage collector, which
 		// the engine's reference holds off, rather than back to the cache.
 		s.out.SetCache(&n.chunks)
 	}

@@ -50,10 +50,10 @@ func (l *Loop) putHeldBuf(b []byte) {
 const maxFreeRecvBufs = 64
 
 // singleShot reports whether stream connections receive with one
-// operation per read into a buffer of the loop's (Options.URingRecv =
+// operation per read into a buffer of the loop's (URingOptions.Recv =
 // RecvSingleShot, io_uring only) instead of a multishot receive.
 func (l *Loop) singleShot() bool {
-	return l.opts.URingRecv == RecvSingleShot && l.be.kind() == URing
+	return l.opts.URing.Recv == RecvSingleShot && l.be.kind() == URing
 }
 
 // getRecvBuf returns a single-shot receive buffer of RecvBufferSize; the

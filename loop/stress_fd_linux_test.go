@@ -91,14 +91,13 @@ func testFDExhaustion(t *testing.T, b loop.Backend, mode loop.AcceptMode, existi
 	var emfile, conns atomic.Int64
 	// Process fds: the subject is the process's descriptor table, which
 	// direct descriptors do not use (TestDirectTableFull fills theirs).
-	g, err := loop.NewGroup(2, loop.Options{Backend: b, Accept: mode, ListenBacklog: 2 * fresh, URingProcessFDs: true,
-		ErrorHandler: func(err error) {
-			if errors.Is(err, syscall.EMFILE) {
-				emfile.Add(1)
-				return
-			}
-			t.Errorf("server error: %v", err)
-		}})
+	g, err := loop.NewGroup(2, loop.Options{Backend: b, Accept: mode, ListenBacklog: 2 * fresh, ErrorHandler: func(err error) {
+		if errors.Is(err, syscall.EMFILE) {
+			emfile.Add(1)
+			return
+		}
+		t.Errorf("server error: %v", err)
+	}, URing: loop.URingOptions{ProcessFDs: true}})
 	require.NoError(t, err)
 	srv, err := g.StartServer("127.0.0.1:0", func(*loop.Loop) conn.Handler {
 		conns.Add(1)

@@ -22,17 +22,16 @@ import (
 // every core echo with.
 var uringFeatureModes = []featureCase{
 	{"defaults", loop.Options{}},
-	{"recv=singleshot", loop.Options{URingRecv: loop.RecvSingleShot}},
-	{"sendzc=1", loop.Options{URingSendZC: 1}},
-	{"sendzc=4096", loop.Options{URingSendZC: 4096}},
-	{"setup=defer-taskrun", loop.Options{URingSetup: loop.SetupDeferTaskrun}},
-	{"setup=coop-taskrun", loop.Options{URingSetup: loop.SetupCoopTaskrun}},
-	{"setup=none", loop.Options{URingSetup: loop.SetupNoTaskrunFlags}},
-	{"submit=per-op", loop.Options{URingSubmit: loop.SubmitPerOp}},
-	{"process-fds", loop.Options{URingProcessFDs: true}},
-	{"process-fds+sendzc=1", loop.Options{URingProcessFDs: true, URingSendZC: 1}},
-	{"all-off", loop.Options{URingRecv: loop.RecvSingleShot, URingSendZC: 1,
-		URingSetup: loop.SetupNoTaskrunFlags, URingSubmit: loop.SubmitPerOp}},
+	{"recv=singleshot", loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot}}},
+	{"sendzc=1", loop.Options{URing: loop.URingOptions{SendZC: 1}}},
+	{"sendzc=4096", loop.Options{URing: loop.URingOptions{SendZC: 4096}}},
+	{"setup=defer-taskrun", loop.Options{URing: loop.URingOptions{Setup: loop.SetupDeferTaskrun}}},
+	{"setup=coop-taskrun", loop.Options{URing: loop.URingOptions{Setup: loop.SetupCoopTaskrun}}},
+	{"setup=none", loop.Options{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags}}},
+	{"submit=per-op", loop.Options{URing: loop.URingOptions{Submit: loop.SubmitPerOp}}},
+	{"process-fds", loop.Options{URing: loop.URingOptions{ProcessFDs: true}}},
+	{"process-fds+sendzc=1", loop.Options{URing: loop.URingOptions{ProcessFDs: true, SendZC: 1}}},
+	{"all-off", loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot, SendZC: 1, Setup: loop.SetupNoTaskrunFlags, Submit: loop.SubmitPerOp}}},
 }
 
 // TestURingFeatureModes runs the 1 MB echo (TCP and Unix) and a 10 MB
@@ -54,7 +53,7 @@ func TestURingFeatureModes(t *testing.T) {
 					opts := m.opts
 					opts.Backend = loop.URing
 					zc := echoOnce(t, opts, tc.addr, tc.size)
-					if m.opts.URingSendZC > 0 && strings.HasPrefix(tc.name, "tcp") {
+					if m.opts.URing.SendZC > 0 && strings.HasPrefix(tc.name, "tcp") {
 						assert.Positive(t, zc, "no zero-copy send")
 					} else {
 						assert.Zero(t, zc, "zero-copy sends")
@@ -67,18 +66,17 @@ func TestURingFeatureModes(t *testing.T) {
 
 func TestURingOptionsValidate(t *testing.T) {
 	for _, o := range []loop.Options{
-		{URingRecv: loop.RecvSingleShot + 1},
-		{URingSendZC: -1},
-		{URingSetup: loop.SetupNoTaskrunFlags + 1},
-		{URingSubmit: loop.SubmitPerOp + 1},
+		{URing: loop.URingOptions{Recv: loop.RecvSingleShot + 1}},
+		{URing: loop.URingOptions{SendZC: -1}},
+		{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags + 1}},
+		{URing: loop.URingOptions{Submit: loop.SubmitPerOp + 1}},
 	} {
 		_, err := loop.New(o)
 		assert.Error(t, err, "%+v", o)
 	}
 	// Ignored on epoll.
 	testutil.CheckLeaks(t)
-	l, err := loop.New(loop.Options{Backend: loop.Epoll, URingRecv: loop.RecvSingleShot,
-		URingSendZC: 1, URingSetup: loop.SetupCoopTaskrun, URingSubmit: loop.SubmitPerOp})
+	l, err := loop.New(loop.Options{Backend: loop.Epoll, URing: loop.URingOptions{Recv: loop.RecvSingleShot, SendZC: 1, Setup: loop.SetupCoopTaskrun, Submit: loop.SubmitPerOp}})
 	require.NoError(t, err)
 	require.NoError(t, l.Run(func(l *loop.Loop) { l.Stop() }))
 }
@@ -128,7 +126,7 @@ func (p *zcPinger) Unbind(*conn.Conn, error) { close(p.done) }
 func TestURingSendZC64K(t *testing.T) {
 	testutil.RequireURing(t)
 	testutil.CheckLeaks(t)
-	l, err := loop.New(loop.Options{Backend: loop.URing, URingSendZC: 1024, DebugPoisonReceive: true})
+	l, err := loop.New(loop.Options{Backend: loop.URing, DebugPoisonReceive: true, URing: loop.URingOptions{SendZC: 1024}})
 	require.NoError(t, err)
 	p := &zcPinger{rounds: 64, r: rand.New(rand.NewPCG(1, 2)), msg: make([]byte, 64<<10), done: make(chan struct{})}
 	var zc int
@@ -162,7 +160,7 @@ func TestURingSendZC64K(t *testing.T) {
 func TestURingSendZCStop(t *testing.T) {
 	testutil.RequireURing(t)
 	testutil.CheckLeaks(t)
-	l, err := loop.New(loop.Options{Backend: loop.URing, URingSendZC: 1, StopTimeout: -1})
+	l, err := loop.New(loop.Options{Backend: loop.URing, StopTimeout: -1, URing: loop.URingOptions{SendZC: 1}})
 	require.NoError(t, err)
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
@@ -235,7 +233,7 @@ func TestZeroCopyCloseNonReader(t *testing.T) {
 	testutil.RequireURing(t)
 	testutil.CheckLeaks(t)
 	freed := false
-	_, err := runLoop(t, loop.URing, loop.Options{URingSendZC: 1}, 20*time.Second, func(l *loop.Loop) {
+	_, err := runLoop(t, loop.URing, loop.Options{URing: loop.URingOptions{SendZC: 1}}, 20*time.Second, func(l *loop.Loop) {
 		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 			return &hazardFunc{post: func(c *conn.Conn) {
 				_ = c.SendData(make([]byte, 8<<20)) // far more than the socket buffers hold

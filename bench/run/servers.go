@@ -43,7 +43,7 @@ func (c *config) servers2() ([]server, []string) {
 		}
 		if proto == "echo" {
 			// The A/B of io_uring direct descriptors: the same on process
-			// fds (Options.URingProcessFDs).
+			// fds (URingOptions.ProcessFDs).
 			bin := filepath.Join(c.binDir, ourBins[proto])
 			add(server{name: "ringmachine-uring-processfds", proto: proto, ours: true,
 				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1", "-process-fds"} },

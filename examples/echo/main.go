@@ -12,7 +12,7 @@
 // connections and no two reactors ever share one. On io_uring the
 // connections are direct descriptors: each reactor's ring holds up to
 // RLIMIT_NOFILE of them and none takes a descriptor of the process;
-// -process-fds makes them ordinary descriptors (loop.Options.URingProcessFDs);
+// -process-fds makes them ordinary descriptors (loop.URingOptions.ProcessFDs);
 // -fixed-gomaxprocs leaves GOMAXPROCS at 1 on one CPU
 // (loop.Options.FixedGOMAXPROCS), for its A/B.
 //
@@ -104,7 +104,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
-	processFDs := fs.Bool("process-fds", false, "io_uring: hold connections as process descriptors instead of direct descriptors in the rings (Options.URingProcessFDs)")
+	processFDs := fs.Bool("process-fds", false, "io_uring: hold connections as process descriptors instead of direct descriptors in the rings (URingOptions.ProcessFDs)")
 	fixedProcs := fs.Bool("fixed-gomaxprocs", false, "leave GOMAXPROCS at 1 on one CPU (Options.FixedGOMAXPROCS)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -132,7 +132,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		}
 		fmt.Fprintln(stderr, "echo:", err)
 	}
-	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, URingProcessFDs: *processFDs, FixedGOMAXPROCS: *fixedProcs})
+	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, FixedGOMAXPROCS: *fixedProcs, URing: loop.URingOptions{ProcessFDs: *processFDs}})
 	if err != nil {
 		return err
 	}
