@@ -3,6 +3,55 @@
 // goroutine locked to one OS thread, over io_uring or, where io_uring is
 // missing or disabled, epoll.
 //
+// # A server
+//
+// A server is a handler type (package conn), a context that ends on Ctrl-C,
+// and [RunContext]. A setup error, such as an address in use, stops the
+// loop and comes back from RunContext, naming the address; when the context
+// ends the loop stops gracefully (queued output is flushed, every Unbind
+// runs):
+//
+//	type echo struct{ conn.Base }
+//
+//	func (echo) ReceiveData(c *conn.Conn, data []byte) { c.SendData(data) }
+//
+//	func main() {
+//		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+//		defer stop()
+//		err := loop.RunContext(ctx, func(l *loop.Loop) error {
+//			_, err := l.StartServer("127.0.0.1:10000", func() conn.Handler { return echo{} })
+//			return err
+//		})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+// [Loop.StartServer] takes "host:port" (TCP), "unix:/path" or
+// "unix:@abstract"; [Loop.OpenDatagram] opens a UDP socket. A handler
+// reaches its loop with [Of], for timers, NextTick or more connections.
+//
+// # A client
+//
+// [Loop.Connect] returns the connection at once; the handler's
+// ConnectionCompleted runs when it is established, or Unbind with the
+// reason when it fails (refused, unreachable, connect timeout):
+//
+//	type hello struct{ conn.Base }
+//
+//	func (hello) ConnectionCompleted(c *conn.Conn) { c.SendData([]byte("hello\n")) }
+//	func (hello) ReceiveData(c *conn.Conn, data []byte) { fmt.Printf("%s", data); c.Close() }
+//	func (hello) Unbind(c *conn.Conn, reason error) { loop.Of(c).Stop() }
+//
+//	err := loop.Run(func(l *loop.Loop) {
+//		if _, err := l.Connect("127.0.0.1:10000", hello{}); err != nil {
+//			log.Print(err)
+//			l.Stop()
+//		}
+//	})
+//
+// # Timers, ticks and blocking work
+//
 //	err := loop.Run(func(l *loop.Loop) {
 //		l.AddPeriodicTimer(time.Second, func() { fmt.Println("Tick ...") })
 //		l.AddTimer(5*time.Second, func() {
@@ -11,15 +60,17 @@
 //		})
 //	})
 //
-// A server whose setup can fail and that stops on Ctrl-C is a context and
-// [RunContext]; a setup error stops the loop and comes back from it:
+// [Loop.NextTick] runs a function in the next iteration (and is the way in
+// from other goroutines); [Defer] runs blocking work on a worker pool and
+// its result on the loop.
 //
-//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-//	defer stop()
-//	err := loop.RunContext(ctx, func(l *loop.Loop) error {
-//		_, err := l.StartServer("127.0.0.1:10000", func() conn.Handler { return echo{} })
-//		return err
-//	})
+// # Backpressure
+//
+// A connection's SendData never blocks: it queues. A server bounds memory
+// for a peer that does not read with conn.Conn.SetOutboundLimits (reading
+// pauses above the high watermark, Drained at the low one, an optional hard
+// cap); a proxy pauses the connection it reads from and resumes it with
+// conn.Conn.NotifyDrained on the other side (examples/proxy).
 //
 // # One loop iteration
 //
@@ -82,29 +133,12 @@
 // A [Group] runs N loops ([NewGroup]; N <= 0 means runtime.GOMAXPROCS(0)),
 // each a complete [Loop] with its own backend, OS thread, timers, NextTick
 // queue and Defer pool; [Group.Run] is [Loop.Run] for a group.
-// [Group.StartServer] serves one address on every loop: with [AcceptReusePort] (the default)
-// each loop has its own SO_REUSEPORT listener and the kernel spreads the
-// connections; with [AcceptHandoff] (and always for unix sockets) loop 0
-// accepts and hands each connection to the loops in turn. On io_uring the
-// connection travels in an IORING_OP_MSG_RING message that loop 0 submits
-// on its own ring to the target's — a direct descriptor moved into the
-// target's table (IORING_MSG_SEND_FD), or a process fd's number
-// (IORING_MSG_DATA): the kernel posts a CQE on the target ring, waking its
-// thread, and the target adopts the connection when it dispatches that CQE
-// — no eventfd write, no lock, and the submit rides on the acceptor's next
-// io_uring_enter. A process fd whose message fails (the target ring is
-// gone, its CQ is full) falls back to the target's cross-goroutine queue
-// and eventfd, which epoll always uses; a direct descriptor stays with loop
-// 0, which serves it. A target that is stopping
-// closes what it receives, and fds whose message dies with a closing ring
-// are closed with it (handoff.go). BenchmarkGroupEcho measured reuse-port,
-// MSG_RING hand-off and queue hand-off equal within noise on a 2-core VM,
-// both for ping-pong over established connections and for connection
-// churn ("connect/": connect, one round trip, close): the hand-off is
-// cheap next to a TCP accept. MSG_RING is the io_uring hand-off by default
-// because it costs fewer system calls at the same measured speed;
-// reuse-port stays the default accept mode because it has no single
-// acceptor. A connection, its handler and its timers stay on one loop
+// [Group.StartServer] serves one address on every loop: with
+// [AcceptReusePort] (the default) each loop has its own SO_REUSEPORT
+// listener and the kernel spreads the connections; with [AcceptHandoff]
+// (and always for unix sockets) loop 0 accepts and hands each connection to
+// the loops in turn (on io_uring in an IORING_OP_MSG_RING message; see
+// handoff.go). A connection, its handler and its timers stay on one loop
 // for life; work crosses loops with [Loop.Post] or [Group.Each]. The group
 // runs and stops as a unit: [Group.Stop], [Loop.Stop] on any member, or a
 // panic without ErrorHandler stops every loop gracefully, and [Group.Run]
@@ -120,7 +154,7 @@
 // when it is armed: a limit changed while a server runs applies to its
 // accept after the next EMFILE re-arms it; TestStressFDExhaustion.) The io_uring provided-buffer ring starts
 // with Options.RecvBuffers buffers and doubles when receives run out
-// (ENOBUFS), up to Options.RecvBuffersMax; a receive that ran out is simply
+// (ENOBUFS), up to URingOptions.RecvBuffersMax; a receive that ran out is simply
 // re-armed, its bytes waiting in the socket, so nothing is lost or
 // reordered. A full submission queue is submitted and reused; completions
 // beyond the CQ wait in the kernel's overflow list (IORING_FEAT_NODROP).
@@ -136,7 +170,11 @@
 //
 // # Errors and panics
 //
-// A panic in any callback is recovered. With Options.ErrorHandler set it is
+// Functions return errors wrapped with the operation and, for sockets, the
+// address ("conn: listen 127.0.0.1:10000 (uring): bind: address already
+// in use", a *conn.OpError); compare with errors.Is against the sentinels of this package and
+// of conn, or the errno. A connection's failures reach its handler's Unbind
+// as a *conn.OpError. A panic in any callback is recovered. With Options.ErrorHandler set it is
 // reported there as a *[PanicError] (with the stack) and the loop goes on;
 // without one the loop stops cleanly (shutdown hooks run, the pool and
 // backend close) and Run returns the *PanicError.
