@@ -57,8 +57,10 @@ var external = map[string][]string{
 // the package itself (external test packages), the test-only helpers and
 // testify.
 var (
-	testProject  = []string{"internal/testutil", "internal/leakcheck"}
-	testExternal = []string{"github.com/stretchr/testify/assert", "github.com/stretchr/testify/require"}
+	testProject = []string{"internal/testutil", "internal/leakcheck"}
+	// conn's runnable examples need a loop to run a connection on.
+	testOnlyProject = map[string][]string{"conn": {"loop"}}
+	testExternal    = []string{"github.com/stretchr/testify/assert", "github.com/stretchr/testify/require"}
 )
 
 // testOnlyExternal lists, per package, outside packages only its tests may
@@ -89,7 +91,7 @@ func rules(rel string) (project, ext []string, known bool) {
 // testRules returns what rel's tests (in-package and external) may import.
 func testRules(rel string) (project, ext []string, known bool) {
 	project, ext, known = rules(rel)
-	project = slices.Concat(project, []string{rel}, testProject)
+	project = slices.Concat(project, []string{rel}, testProject, testOnlyProject[rel])
 	ext = slices.Concat(ext, testExternal, testOnlyExternal[rel])
 	return project, ext, known
 }
