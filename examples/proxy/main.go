@@ -1,0 +1,184 @@
+// Command proxy is a TCP forwarding proxy: every connection it accepts on
+// -addr gets a connection of its own to -to, and the bytes flow both ways
+// through the handlers (a copy proxy: ReceiveData on one side, SendData on
+// the other).
+//
+//	go run ./examples/proxy -addr 127.0.0.1:10001 -to 127.0.0.1:10000
+//
+// What makes it a proxy people can run:
+//
+//   - Backpressure across connections. When one side's outbound queue grows
+//     past -buffer bytes (its peer reads slower than the other side writes),
+//     the proxy pauses reading from the other side and resumes it once the
+//     queue has drained to a quarter of that (conn.Conn.NotifyDrained). A
+//     client that never reads holds at most about -buffer bytes per
+//     direction in the proxy, whatever the backend sends.
+//   - Half-close is forwarded: a side that shuts down its sending side
+//     (shutdown(SHUT_WR)) has it shut down on the other connection too,
+//     after everything it sent; the reply still flows back (conn.HalfCloser).
+//   - A side that goes away closes the other once its queued bytes are sent;
+//     a connection idle for -idle in both directions is closed.
+//   - A backend that cannot be reached closes the client's connection, and
+//     the reason is printed.
+//
+// It stops gracefully on SIGINT or SIGTERM. The backend follows
+// RINGMACHINE_BACKEND.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+func main() {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, os.Stdout, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "proxy:", err)
+		os.Exit(1)
+	}
+}
+
+// stderr receives the connection failures the proxy reports and survives (a
+// variable for the tests).
+var stderr io.Writer = os.Stderr
+
+// observe, when set (by tests, before the proxy starts), sees after each
+// forwarded read the bytes queued towards the side that was written to.
+var observe func(queued int)
+
+// settings are the proxy's limits, shared by all its connections.
+type settings struct {
+	to        string
+	high, low int // pause the reading side above high, resume at low
+	idle      time.Duration
+}
+
+// side is the handler of one of a pair's two connections: it forwards what
+// it receives to peer.
+type side struct {
+	conn.Base
+	cfg  *settings
+	name string     // "client" or "backend", for messages
+	peer *conn.Conn // the other connection (nil until the backend exists)
+	// other is the handler of peer, to tell it when this side ends.
+	other *side
+	// eof: the peer of this connection half-closed (ReceiveEOF ran);
+	// shut: this connection's sending side is shut down.
+	eof, shut bool
+}
+
+// PostInit runs for each accepted client: it connects to the backend. What
+// the client sends meanwhile is queued on the backend connection until it
+// is established.
+func (s *side) PostInit(c *conn.Conn) {
+	if s.name != "client" {
+		return
+	}
+	_ = c.SetInactivityTimeout(s.cfg.idle)
+	b := &side{cfg: s.cfg, name: "backend", peer: c, other: s}
+	bc, err := loop.Of(c).Connect(s.cfg.to, b)
+	if err != nil {
+		fmt.Fprintf(stderr, "proxy: %s: %v\n", c.RemoteAddr(), err)
+		_ = c.Close()
+		return
+	}
+	_ = bc.SetInactivityTimeout(s.cfg.idle)
+	s.peer, s.other = bc, b
+}
+
+// ReceiveData forwards data to the other connection and pauses this one
+// while the other's queue is above the high watermark.
+func (s *side) ReceiveData(c *conn.Conn, data []byte) {
+	if s.peer == nil {
+		return
+	}
+	if err := s.peer.SendData(data); err != nil {
+		// The other side is closing: nothing more can be forwarded.
+		_ = c.Close()
+		return
+	}
+	queued := s.peer.OutboundSize()
+	if observe != nil {
+		observe(queued)
+	}
+	if queued > s.cfg.high && !c.Paused() {
+		c.Pause()
+		_ = s.peer.NotifyDrained(s.cfg.low, func(*conn.Conn) { c.Resume() })
+	}
+}
+
+// ReceiveEOF forwards a half-close: the other connection's sending side is
+// shut down once it has sent everything this side sent. The pair closes
+// once both directions are done.
+func (s *side) ReceiveEOF(c *conn.Conn) {
+	s.eof = true
+	if s.peer == nil {
+		_ = c.Close()
+		return
+	}
+	_ = s.peer.CloseWrite()
+	s.other.shut = true
+	if s.shut {
+		// This side's own sending side was shut down already: both
+		// directions are over.
+		_ = c.CloseAfterWriting()
+	}
+	if s.other.eof {
+		_ = s.peer.CloseAfterWriting()
+	}
+}
+
+// Unbind closes the other connection once its queue is sent, and reports a
+// backend that failed.
+func (s *side) Unbind(c *conn.Conn, reason error) {
+	if s.name == "backend" && reason != nil && !errors.Is(reason, io.EOF) {
+		fmt.Fprintf(stderr, "proxy: backend %s: %v\n", s.cfg.to, reason)
+	}
+	if s.peer != nil {
+		_ = s.peer.CloseAfterWriting()
+	}
+}
+
+func run(ctx context.Context, stdout io.Writer, args []string) error {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:10001", "listen on `host:port` (or unix:/path)")
+	to := fs.String("to", "127.0.0.1:10000", "forward to `host:port` (or unix:/path)")
+	buffer := fs.Int("buffer", 256<<10, "pause a side when more than this many `bytes` wait to be sent to the other")
+	idle := fs.Duration("idle", 5*time.Minute, "close a connection idle this long in both directions (0: never)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *buffer <= 0 {
+		return fmt.Errorf("-buffer %d: must be positive", *buffer)
+	}
+	if *idle < 0 {
+		return fmt.Errorf("-idle %v: must not be negative", *idle)
+	}
+	if _, _, err := conn.ParseAddr(*to); err != nil {
+		return fmt.Errorf("-to: %w", err)
+	}
+	cfg := &settings{to: *to, high: *buffer, low: *buffer / 4, idle: *idle}
+	return loop.RunContext(ctx, func(l *loop.Loop) error {
+		srv, err := l.StartServer(*addr, func() conn.Handler { return &side{cfg: cfg, name: "client"} })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "proxy: listening on %s, forwarding to %s (%s)\n", srv.Addr(), cfg.to, l.Backend())
+		return nil
+	})
+}
