@@ -6,7 +6,7 @@ GO        ?= go
 GIOURING  := -tags giouring -ldflags=-checklinkname=0
 BENCHTIME ?= 1s
 
-.PHONY: run test fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
+.PHONY: run test fmt-check vet static build cross test-race test-examples-epoll test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
 
 # The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
 # make run ADDR=host:port moves the example server off the default port.
@@ -17,7 +17,7 @@ run:
 # make test runs every stage even when one fails, announcing each and how
 # long it took, and ends with the list of failed stages (exit 1) or
 # "all N stages passed".
-STAGES := fmt-check vet static build cross test-race test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
+STAGES := fmt-check vet static build cross test-race test-examples-epoll test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module
 test:
 	@failed=""; n=0; t0=$$(date +%s); \
 	for s in $(STAGES); do \
@@ -68,11 +68,17 @@ cross:
 test-race:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# The runnable Examples (go doc's) again on the epoll engine: they use the
+# default engine, io_uring here. (The example programs' tests already run
+# on both.)
+test-examples-epoll:
+	RINGMACHINE_BACKEND=epoll $(GO) test -count=1 -run '^Example' ./...
+
 test-giouring:
 	$(GO) test $(GIOURING) -count=1 ./uring/
 
 # The loop's whole suite again with io_uring connections on process
-# descriptors (Options.URingProcessFDs) instead of direct ones.
+# descriptors (URingOptions.ProcessFDs) instead of direct ones.
 test-process-fds:
 	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -count=1 ./loop/
 

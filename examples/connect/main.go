@@ -73,8 +73,12 @@ func (h *connector) Unbind(_ *conn.Conn, reason error) {
 	h.l.Stop()
 }
 
+// stderr receives the usage text and flag errors (a variable for the tests).
+var stderr io.Writer = os.Stderr
+
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	addr := fs.String("addr", "example.com:80", "HTTP server to GET / from, `host:port`")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -26,8 +26,12 @@ func main() {
 	}
 }
 
+// stderr receives the usage text and flag errors (a variable for the tests).
+var stderr io.Writer = os.Stderr
+
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("defer_callback", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -21,5 +21,10 @@ func TestOutput(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
 	assert.Error(t, run(context.Background(), &bytes.Buffer{}, []string{"-x"}))
+	assert.Contains(t, flagErr.String(), "flag provided but not defined: -x", "flag errors go to stderr")
 }

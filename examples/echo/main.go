@@ -102,6 +102,7 @@ var stderr io.Writer = os.Stderr
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
 	processFDs := fs.Bool("process-fds", false, "io_uring: hold connections as process descriptors instead of direct descriptors in the rings (URingOptions.ProcessFDs)")

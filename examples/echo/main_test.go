@@ -102,7 +102,12 @@ func testEcho(t *testing.T, args ...string) {
 }
 
 func TestBadFlags(t *testing.T) {
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
+	assert.Contains(t, flagErr.String(), "flag provided but not defined: -nope", "flag errors go to stderr")
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "-1"}))
 }
 

@@ -389,6 +389,7 @@ var stderr io.Writer = os.Stderr
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("httpd", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
 	headerTimeout := fs.Duration("header-timeout", defaultHeaderTimeout, "close a connection whose request head (or body) stays incomplete this long (0: never)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -284,7 +285,12 @@ func TestHTTPD(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
+	assert.Contains(t, flagErr.String(), "flag provided but not defined: -nope", "flag errors go to stderr")
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-loops", "-1"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-header-timeout", "-1s"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-idle-timeout", "-1s"}))

@@ -27,8 +27,12 @@ func main() {
 	}
 }
 
+// stderr receives the usage text and flag errors (a variable for the tests).
+var stderr io.Writer = os.Stderr
+
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("next_tick", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	scale := fs.Float64("scale", 1, "multiply every delay by this factor")
 	if err := fs.Parse(args); err != nil {
 		return err

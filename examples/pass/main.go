@@ -72,8 +72,12 @@ func (p *pass) ReceiveData(c *conn.Conn, data []byte) {
 	}
 }
 
+// stderr receives the usage text and flag errors (a variable for the tests).
+var stderr io.Writer = os.Stderr
+
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("pass", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors (only 1 is supported for now)")
 	if err := fs.Parse(args); err != nil {

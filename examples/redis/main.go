@@ -403,6 +403,7 @@ const (
 
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("redis", flag.ContinueOnError)
+	fs.SetOutput(stderr) // usage and flag errors
 	addr := fs.String("addr", "127.0.0.1:6379", "listen on `host:port` (or unix:/path)")
 	loops := fs.Int("loops", 1, "number of reactors: must be 1 (one loop owns the keyspace)")
 	maxBulk := fs.Int("max-bulk", 64<<20, "longest bulk string in `bytes` (at most 512 MiB)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -310,7 +311,12 @@ func lastLines(s string) string {
 }
 
 func TestBadFlags(t *testing.T) {
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-nope"}))
+	assert.Contains(t, flagErr.String(), "flag provided but not defined: -nope", "flag errors go to stderr")
 	assert.EqualError(t, run(context.Background(), io.Discard, []string{"-loops", "2"}), "-loops > 1: one loop owns the keyspace (see the package documentation)")
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-bulk", "0"}))
 	assert.Error(t, run(context.Background(), io.Discard, []string{"-max-bulk", "1000000000"}))

@@ -48,7 +48,12 @@ func TestOutput(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	assert.Error(t, run(context.Background(), &bytes.Buffer{}, []string{"-scale", "0"}))
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
 	assert.Error(t, run(context.Background(), &bytes.Buffer{}, []string{"-nope"}))
+	assert.Contains(t, flagErr.String(), "flag provided but not defined: -nope", "flag errors go to stderr")
 }
 
 func TestCancel(t *testing.T) {
