@@ -1,7 +1,7 @@
 // Package archtest enforces the project's dependency rules (STYLE §1): which
 // project packages and which outside modules each package, its tests and the
-// examples may import, that only uring imports unsafe, and that no package
-// uses cgo.
+// examples may import, that only uring imports unsafe, that no package
+// uses cgo, and that the README's whole programs build.
 package archtest
 
 import (
