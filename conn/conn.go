@@ -152,7 +152,14 @@ func (c *Conn) Stats() Stats {
 // SendData's bytes into: a program that produces a large reply piece by
 // piece (a file, a generated body) keeps its memory flat by sending pieces
 // of this size and waiting for Drained (or NotifyDrained) in between.
-const OutboundChunkSize = connio.ChunkSize
+const OutboundChunkSize = 16 << 10
+
+// The loop's outbound queue uses chunks of OutboundChunkSize: a compile
+// error here if the two drift apart.
+var (
+	_ [OutboundChunkSize - connio.ChunkSize]struct{}
+	_ [connio.ChunkSize - OutboundChunkSize]struct{}
+)
 
 // NotifyDrained runs fn once, on the loop goroutine, when at most low bytes
 // of c's outbound queue are still unsent (OutboundSize() <= low): at once in
