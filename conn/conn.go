@@ -40,7 +40,8 @@ func init() {
 				return c.d
 			}
 			return nil
-		})
+		},
+		func(c any, d connio.Driver) { c.(*Conn).d = d })
 }
 
 // Handler returns the connection's handler.

@@ -31,6 +31,11 @@ var (
 	// and ErrNotStream by stream-only methods on a datagram socket.
 	ErrNotDatagram = errors.New("conn: not a datagram socket")
 	ErrNotStream   = errors.New("conn: not a stream connection")
+
+	// ErrNotConnected is returned by GetSockOpt on a client whose socket
+	// does not exist yet (its host name is being resolved, or the ring is
+	// making it): ask again from ConnectionCompleted.
+	ErrNotConnected = errors.New("conn: socket not created yet")
 )
 
 // timeoutError is a sentinel that also matches syscall.ETIMEDOUT and reports

@@ -61,6 +61,11 @@ type backend interface {
 	// addrs returns fd's local and peer addresses.
 	addrs(fd int) (local, peer unix.Sockaddr, err error)
 
+	// control calls fn with a process fd for the socket fd (fd itself, or,
+	// for a direct descriptor, one installed for the call and closed after
+	// it), for socket options and bind(2).
+	control(fd int, fn func(fd int) error) error
+
 	// recvMultishot reads from the stream socket fd: completions with
 	// res = n > 0, buf = the bytes (valid only during dispatch) and more
 	// set; a final completion at EOF (res 0), on error, on cancel, or with

@@ -71,6 +71,8 @@ func (b *epollBackend) shutdownWrite(fd int) error {
 	return nil
 }
 
+func (b *epollBackend) control(fd int, fn func(fd int) error) error { return fn(fd) }
+
 func (b *epollBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) {
 	local, err := unix.Getsockname(fd)
 	if err != nil {

@@ -110,6 +110,8 @@ func (b *uringBackend) shutdownWrite(fd int) error { return b.e.Shutdown(fd, uni
 
 func (b *uringBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) { return b.e.Addrs(fd) }
 
+func (b *uringBackend) control(fd int, fn func(fd int) error) error { return b.e.Control(fd, fn) }
+
 func (b *uringBackend) recv(fd int, buf []byte, tok uint64) error { return b.e.Recv(fd, buf, tok) }
 
 func (b *uringBackend) recvFrom(fd int, buf []byte, tok uint64) error {

@@ -148,6 +148,18 @@ func (s *sock) Counters() (in, out uint64) { return s.stats.BytesIn, s.stats.Byt
 
 func (s *sock) Owner() any { return s.l }
 
+func (s *sock) Control(fn func(fd int) error) error {
+	if s.closed() || s.fdClosing() {
+		return conn.ErrClosed
+	}
+	if s.fd < 0 {
+		// A client whose socket is not made yet: run fn before its connect.
+		s.cl.pending = append(s.cl.pending, fn)
+		return nil
+	}
+	return s.l.be.control(s.fd, fn)
+}
+
 func (s *sock) NotifyDrained(low int, fn func()) error {
 	if s.kind != sockStream {
 		return conn.ErrNotStream

@@ -277,6 +277,9 @@ func (w *faultBackend) acceptMultishot(fd int, tok uint64) error {
 
 func (w *faultBackend) acceptDirect(fd int, tok uint64) error { return w.inner.acceptDirect(fd, tok) }
 func (w *faultBackend) setNoDelay(fd int) error               { return w.inner.setNoDelay(fd) }
+func (w *faultBackend) control(fd int, fn func(fd int) error) error {
+	return w.inner.control(fd, fn)
+}
 func (w *faultBackend) socketDirect(domain int, tok uint64) error {
 	return w.inner.socketDirect(domain, tok)
 }

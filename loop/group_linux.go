@@ -70,7 +70,7 @@ func (g *Group) StartServer(addr string, factory func(l *Loop) conn.Handler) (*G
 	}
 	sa := la.sa
 	for i := range listeners {
-		fd, err := listenFD(la.network, sa, listeners > 1, g.opts.ListenBacklog)
+		fd, err := listenFD(la.network, sa, listeners > 1, g.opts.ListenBacklog, &g.opts.Socket)
 		if err != nil {
 			gs.closeFDs()
 			return nil, &conn.OpError{Op: "listen", Addr: la.netAddr(), Err: err}

@@ -60,6 +60,10 @@ var netConformance = []struct {
 	{"OutboundLimits", testOutboundLimits},
 	{"NotifyDrained", testNotifyDrained},
 	{"NotifyDrainedClosed", testNotifyDrainedClosed},
+	{"SocketOptions", testSocketOptions},
+	{"SocketOptionsPending", testSocketOptionsPending},
+	{"BindConnect", testBindConnect},
+	{"Reconnect", testReconnect},
 }
 
 func TestNetConformance(t *testing.T) {

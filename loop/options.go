@@ -2,8 +2,11 @@ package loop
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"time"
+
+	"github.com/ringmachine/ringmachine/internal/connio"
 )
 
 // Backend names an I/O backend.
@@ -120,6 +123,13 @@ type Options struct {
 	// DefaultListenBacklog).
 	ListenBacklog int
 
+	// Socket holds the socket options every TCP connection of the loop
+	// starts with, accepted or connected (EventMachine's set_sock_opt and
+	// enable_keepalive, for all connections at once). A handler changes
+	// them per connection with conn.Conn's SetNoDelay, SetKeepAlive,
+	// SetReadBuffer, ... or Control.
+	Socket SocketOptions
+
 	// ReusePort sets SO_REUSEPORT on servers' sockets, so several loops can
 	// listen on one address and the kernel spreads connections among them.
 	// Group.StartServer sets it itself when it needs it.
@@ -133,6 +143,57 @@ type Options struct {
 	// URing tunes the io_uring engine; the epoll engine ignores it. The
 	// zero value is the measured best.
 	URing URingOptions
+}
+
+// SocketOptions are the socket options of a loop's TCP connections
+// (Options.Socket). Servers set them on their listening socket, whose
+// accepted connections inherit them (so accepting costs no system call for
+// them); clients get them before they connect. Their zero value is Go's
+// net default: TCP_NODELAY on, keep-alive and buffer sizes the system's.
+type SocketOptions struct {
+	// Delay leaves Nagle's algorithm on (TCP_NODELAY off): small writes
+	// wait to be coalesced with the next ones, up to a round trip. By
+	// default it is off, as in Go's net: the loop already coalesces a
+	// connection's writes into one send per iteration.
+	Delay bool
+
+	// KeepAlive, when KeepAlive.Enable is set, turns on TCP keep-alive
+	// probes with its Idle, Interval and Count, as
+	// conn.Conn.SetKeepAlive does. Unset, the system's default (off).
+	KeepAlive net.KeepAliveConfig
+
+	// ReadBuffer and WriteBuffer, when positive, set SO_RCVBUF and
+	// SO_SNDBUF (the kernel doubles them and caps them at
+	// net.core.rmem_max and wmem_max). 0: the system's autotuning.
+	ReadBuffer, WriteBuffer int
+}
+
+// apply sets o on the TCP socket fd; the error names the option.
+func (o *SocketOptions) apply(fd int) error {
+	if err := connio.SetNoDelay(fd, !o.Delay); err != nil {
+		return err
+	}
+	if o.KeepAlive.Enable {
+		if err := connio.SetKeepAlive(fd, o.KeepAlive); err != nil {
+			return err
+		}
+	}
+	if o.ReadBuffer > 0 {
+		if err := connio.SetReadBuffer(fd, o.ReadBuffer); err != nil {
+			return err
+		}
+	}
+	if o.WriteBuffer > 0 {
+		if err := connio.SetWriteBuffer(fd, o.WriteBuffer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onlyNoDelay reports whether o sets nothing but the default TCP_NODELAY.
+func (o *SocketOptions) onlyNoDelay() bool {
+	return !o.Delay && !o.KeepAlive.Enable && o.ReadBuffer <= 0 && o.WriteBuffer <= 0
 }
 
 // URingOptions tunes the io_uring engine (Options.URing): they switch its
@@ -384,6 +445,9 @@ func (o *Options) validate() error {
 	}
 	if o.URing.Submit > SubmitPerOp {
 		return fmt.Errorf("loop: invalid URing.Submit mode %v (want SubmitBatch or SubmitPerOp)", o.URing.Submit)
+	}
+	if o.Socket.ReadBuffer < 0 || o.Socket.WriteBuffer < 0 {
+		return fmt.Errorf("loop: negative Socket.ReadBuffer %d or Socket.WriteBuffer %d", o.Socket.ReadBuffer, o.Socket.WriteBuffer)
 	}
 	if o.ListenBacklog == 0 {
 		o.ListenBacklog = DefaultListenBacklog

@@ -99,7 +99,7 @@ func (l *Loop) StartServer(addr string, factory func() conn.Handler) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	fd, err := listenFD(la.network, la.sa, l.opts.ReusePort, l.opts.ListenBacklog)
+	fd, err := listenFD(la.network, la.sa, l.opts.ReusePort, l.opts.ListenBacklog, &l.opts.Socket)
 	if err != nil {
 		return nil, &conn.OpError{Op: "listen", Backend: l.be.kind().String(), Addr: la.netAddr(), Err: err}
 	}
@@ -203,7 +203,7 @@ func preferIPv4(ips []netip.Addr) netip.Addr {
 // listenFD makes a non-blocking listening socket bound to sa. It is a plain
 // system call sequence, usable from any goroutine (Group.StartServer binds
 // every loop's socket before handing them over).
-func listenFD(network string, sa unix.Sockaddr, reusePort bool, backlog int) (int, error) {
+func listenFD(network string, sa unix.Sockaddr, reusePort bool, backlog int, so *SocketOptions) (int, error) {
 	fd, err := unix.Socket(familyOf(sa), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
@@ -218,6 +218,12 @@ func listenFD(network string, sa unix.Sockaddr, reusePort bool, backlog int) (in
 				unix.Close(fd)
 				return -1, os.NewSyscallError("setsockopt", err)
 			}
+		}
+		// Accepted sockets inherit the listener's options (TestSocketOptions
+		// checks it), TCP_NODELAY included.
+		if err := so.apply(fd); err != nil {
+			unix.Close(fd)
+			return -1, err
 		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
@@ -314,11 +320,6 @@ func (l *Loop) accepted(srv *Server, fd int) {
 	if srv.stopped || l.stopping {
 		l.dropFD(fd)
 		return
-	}
-	if srv.s.network == "tcp" {
-		// Latency over coalescing, as Go's net does: the loop already
-		// batches a connection's writes into one send per iteration.
-		_ = l.be.setNoDelay(fd)
 	}
 	if gs := srv.gs; gs != nil && gs.handoff {
 		if target := gs.nextLoop(); target != l {

@@ -51,6 +51,7 @@ var external = map[string][]string{
 	"internal/enginetest": {"golang.org/x/sys/unix"},
 	"loop":                {"golang.org/x/sys/unix"},
 	"conn":                {"golang.org/x/sys/unix"},
+	"internal/connio":     {"golang.org/x/sys/unix"},
 }
 
 // Every package's tests may import, besides what its non-test code may and

@@ -58,20 +58,29 @@ type Driver interface {
 	Counters() (in, out uint64)
 	// Owner returns the event loop that owns the connection.
 	Owner() any
+	// Control calls fn with a process fd for the connection's socket (for
+	// a client whose socket does not exist yet, later, before it connects).
+	Control(fn func(fd int) error) error
 }
 
-// The constructor and accessor package conn registers at init.
+// The constructor and accessors package conn registers at init.
 var (
 	newConn  func(d Driver, h any) any
 	driverOf func(c any) Driver
+	rebind   func(c any, d Driver)
 )
 
 // Register is called once, by package conn's init: newFn makes a *conn.Conn
 // of a driver and a conn.Handler, driverFn returns the driver of a
-// *conn.Conn (nil for anything else).
-func Register(newFn func(d Driver, h any) any, driverFn func(c any) Driver) {
-	newConn, driverOf = newFn, driverFn
+// *conn.Conn (nil for anything else), rebindFn gives a *conn.Conn a new
+// driver.
+func Register(newFn func(d Driver, h any) any, driverFn func(c any) Driver, rebindFn func(c any, d Driver)) {
+	newConn, driverOf, rebind = newFn, driverFn, rebindFn
 }
+
+// Rebind makes the *conn.Conn c act on d from now on (a reconnected client
+// keeps its Conn, its handler and its context).
+func Rebind(c any, d Driver) { rebind(c, d) }
 
 // NewConn returns a new *conn.Conn (as any) bound to d and to the
 // conn.Handler h.

@@ -339,23 +339,41 @@ func (e *Engine) Shutdown(fd, how int) error {
 // unix.EMFILE when the process table is full), getsockname's and
 // getpeername's, wrapped.
 func (e *Engine) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
+	err = e.Control(fd, func(f int) error {
+		if local, err = unix.Getsockname(f); err != nil {
+			return fmt.Errorf("engine: getsockname fd %d: %w", fd, err)
+		}
+		if peer, err = unix.Getpeername(f); err != nil {
+			return fmt.Errorf("engine: getpeername fd %d: %w", fd, err)
+		}
+		return nil
+	})
+	return local, peer, err
+}
+
+// Control calls fn with a process fd for the socket fd: fd itself for a
+// process fd; for a direct descriptor, a process fd the engine installs
+// for the call (IORING_OP_FIXED_FD_INSTALL, Linux 6.8; one round trip to
+// the kernel while the caller waits, the CQEs reaped meanwhile kept for the
+// next Wait) and closes when fn returns. It is how the system calls no
+// socket command covers (getsockname, getsockopt of any level, bind, ...)
+// reach a direct descriptor. fn must not keep the fd.
+//
+// Errors: ErrClosed; the install's (unix.EBADF for an empty slot,
+// unix.EMFILE when the process table is full), wrapped; fn's, as is.
+func (e *Engine) Control(fd int, fn func(fd int) error) error {
 	if e.closed {
-		return nil, nil, ErrClosed
+		return ErrClosed
 	}
 	f, direct := fdOf(fd)
 	if direct {
+		var err error
 		if f, err = e.install(f); err != nil {
-			return nil, nil, err
+			return err
 		}
 		defer unix.Close(f)
 	}
-	if local, err = unix.Getsockname(f); err != nil {
-		return nil, nil, fmt.Errorf("engine: getsockname fd %d: %w", fd, err)
-	}
-	if peer, err = unix.Getpeername(f); err != nil {
-		return local, nil, fmt.Errorf("engine: getpeername fd %d: %w", fd, err)
-	}
-	return local, peer, nil
+	return fn(f)
 }
 
 // install installs the direct descriptor in slot as a process fd and waits

@@ -103,6 +103,9 @@ func (e *Engine) Addrs(fd int) (local, peer unix.Sockaddr, err error) {
 	return nil, nil, errUnsupported
 }
 
+// Control returns an error matching errors.ErrUnsupported.
+func (e *Engine) Control(fd int, fn func(fd int) error) error { return errUnsupported }
+
 // SocketDirect returns an error matching errors.ErrUnsupported.
 func (e *Engine) SocketDirect(domain, typ, proto int, ud uint64) error { return errUnsupported }
 
