@@ -718,3 +718,61 @@ func TestDirectAcceptFullTellsEachListener(t *testing.T) {
 	collect(func() bool { return told[1] == 2 && told[2] == 2 })
 	assert.Equal(t, map[uint64]int{1: 2, 2: 2}, told, "a new episode tells both again")
 }
+
+// TestControl: Control gives a direct descriptor a process fd that reaches
+// the socket (an option set through it reads back) and closes it after;
+// a process fd is passed as is; an empty slot is EBADF; fn's error comes
+// back unchanged.
+func TestControl(t *testing.T) {
+	e := open(t, Options{DirectFiles: 8})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	var direct int
+	cs := make([]Completion, 8)
+	for deadline := time.Now().Add(10 * time.Second); direct == 0 && time.Now().Before(deadline); {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, x := range cs[:n] {
+			if x.UserData == 1 && x.Res >= 0 {
+				direct = int(x.Res)
+			}
+		}
+	}
+	require.NotZero(t, direct)
+	before := fdCount(t)
+	var seen int
+	require.NoError(t, e.Control(direct, func(fd int) error {
+		seen = fd
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}))
+	assert.GreaterOrEqual(t, seen, 0)
+	assert.NotEqual(t, direct, seen, "a process fd, not the direct descriptor")
+	assert.Equal(t, before, fdCount(t), "the installed fd is closed after the call")
+	var v int
+	require.NoError(t, e.Control(direct, func(fd int) error {
+		v, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
+		return err
+	}))
+	assert.Equal(t, 1, v, "the option reached the socket")
+
+	boom := errors.New("boom")
+	assert.Same(t, boom, e.Control(direct, func(int) error { return boom }))
+	assert.ErrorIs(t, e.Control(direct^1, func(int) error { return nil }), unix.EBADF, "an empty slot")
+	pfd := dupFD(t, ln.(*net.TCPListener))
+	defer unix.Close(pfd)
+	require.NoError(t, e.Control(pfd, func(fd int) error { seen = fd; return nil }))
+	assert.Equal(t, pfd, seen, "a process fd as is")
+}
+
+// fdCount counts the process's open descriptors.
+func fdCount(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
