@@ -131,6 +131,7 @@ fuzztime = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAddr$$' -fuzztime $(call fuzztime,250000x) ./conn/
 	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(call fuzztime,200000x) ./conn/
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderModes$$' -fuzztime $(call fuzztime,200000x) ./conn/
 	$(GO) test -run '^$$' -fuzz '^FuzzHeap$$' -fuzztime $(call fuzztime,100000x) ./timers/
 	$(GO) test -run '^$$' -fuzz '^FuzzCQEErr$$' -fuzztime $(call fuzztime,250000x) ./uring/
 	$(GO) test -run '^$$' -fuzz '^FuzzRESP$$' -fuzztime $(call fuzztime,150000x) ./examples/redis/
