@@ -155,9 +155,11 @@ type backendConfig struct {
 	recvBuffersMax int // io_uring: the most buffers the ring grows to
 	ringEntries    int // io_uring: SQ size (0: the engine's default)
 	setup          URingSetupMode
-	sendZC         int  // io_uring: smallest send to go out zero-copy (0: none)
-	submitPerOp    bool // io_uring: one io_uring_enter per SQE
-	directFiles    int  // io_uring: slots of the direct descriptor table (0: none)
+	sendZC         int           // io_uring: smallest send to go out zero-copy (0: none)
+	submitPerOp    bool          // io_uring: one io_uring_enter per SQE
+	directFiles    int           // io_uring: slots of the direct descriptor table (0: none)
+	minWait        time.Duration // io_uring: a wait's minimum (0: none)
+	minWaitBatch   int           // io_uring: completions a minimum wait gathers
 }
 
 // testHookProcessFDs, set by the tests' TestMain from

@@ -45,6 +45,8 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		SubmitPerOp:    cfg.submitPerOp,
 		RecvPollFirst:  testHookRecvPollFirst,
 		DirectFiles:    cfg.directFiles,
+		MinWait:        cfg.minWait,
+		MinWaitBatch:   cfg.minWaitBatch,
 	})
 	if err != nil {
 		return nil, err

@@ -1,5 +1,7 @@
 package loop
 
+import "time"
+
 // ProcessFDSuite reports whether the suite runs io_uring servers on process
 // fds (RINGMACHINE_TEST_PROCESS_FDS=1).
 func ProcessFDSuite() bool { return testHookProcessFDs }
@@ -69,3 +71,12 @@ func (l *Loop) ZeroCopySends() int {
 // LiveRecords reports the socket records not freed yet (listeners
 // included). Call on the loop goroutine.
 func (l *Loop) LiveRecords() int { return l.net.live }
+
+// EngineMinWait reports the minimum wait the io_uring engine applies
+// (URingOptions.MinWait; 0 on epoll). Call on the loop goroutine.
+func (l *Loop) EngineMinWait() time.Duration {
+	if b, ok := l.be.(*uringBackend); ok {
+		return b.e.MinWait()
+	}
+	return 0
+}

@@ -3,6 +3,7 @@ package loop_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ringmachine/ringmachine/internal/testutil"
 	"github.com/ringmachine/ringmachine/loop"
@@ -61,6 +62,11 @@ func BenchmarkURingFeatures(b *testing.B) {
 		{"submit", []int{64}, []featureCase{
 			{"batch", u},
 			{"per-op", with(func(o *loop.Options) { o.URing.Submit = loop.SubmitPerOp })},
+		}},
+		{"minwait", []int{64}, []featureCase{
+			{"off", u},
+			{"20us", with(func(o *loop.Options) { o.URing.MinWait = 20 * time.Microsecond })},
+			{"100us", with(func(o *loop.Options) { o.URing.MinWait = 100 * time.Microsecond })},
 		}},
 		{"direct", []int{64, 4096}, []featureCase{
 			{"process-fds", with(func(o *loop.Options) { o.URing.ProcessFDs = true })},

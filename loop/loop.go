@@ -213,6 +213,8 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		sendZC:         l.opts.URing.SendZC,
 		submitPerOp:    l.opts.URing.Submit == SubmitPerOp,
 		directFiles:    directFiles(!l.opts.URing.ProcessFDs && !testHookProcessFDs),
+		minWait:        l.opts.URing.MinWait,
+		minWaitBatch:   l.opts.URing.MinWaitBatch,
 	})
 	if err != nil {
 		return err

@@ -248,6 +248,19 @@ type URingOptions struct {
 	// (FIXED_FD_INSTALL, socket commands) gets process fds throughout.
 	ProcessFDs bool
 
+	// MinWait, when at least a microsecond, makes the loop gather
+	// completions when it waits: it waits for MinWaitBatch of them, but
+	// once MinWait has passed it goes on as soon as one has arrived
+	// (IORING_FEAT_MIN_TIMEOUT, Linux 6.12; ignored before). A busy loop
+	// then handles more completions per io_uring_enter, each at most
+	// MinWait later. 0, the default, waits for the first completion
+	// (README "io_uring feature A/B" has the figures).
+	MinWait time.Duration
+
+	// MinWaitBatch is the most completions a MinWait wait gathers
+	// (default 32).
+	MinWaitBatch int
+
 	// RecvBuffersMax bounds how far the io_uring backend grows its
 	// provided-buffer ring when receives run out of buffers (ENOBUFS): it
 	// starts with RecvBuffers buffers and doubles on exhaustion, at most once
@@ -442,6 +455,9 @@ func (o *Options) validate() error {
 	}
 	if o.URing.Setup > SetupNoTaskrunFlags {
 		return fmt.Errorf("loop: invalid URing.Setup mode %v", o.URing.Setup)
+	}
+	if o.URing.MinWait < 0 || o.URing.MinWaitBatch < 0 {
+		return fmt.Errorf("loop: negative URing.MinWait %v or URing.MinWaitBatch %d", o.URing.MinWait, o.URing.MinWaitBatch)
 	}
 	if o.URing.Submit > SubmitPerOp {
 		return fmt.Errorf("loop: invalid URing.Submit mode %v (want SubmitBatch or SubmitPerOp)", o.URing.Submit)

@@ -29,6 +29,8 @@ var uringFeatureModes = []featureCase{
 	{"setup=coop-taskrun", loop.Options{URing: loop.URingOptions{Setup: loop.SetupCoopTaskrun}}},
 	{"setup=none", loop.Options{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags}}},
 	{"submit=per-op", loop.Options{URing: loop.URingOptions{Submit: loop.SubmitPerOp}}},
+	{"minwait=50us", loop.Options{URing: loop.URingOptions{MinWait: 50 * time.Microsecond}}},
+	{"minwait=2ms,batch=4", loop.Options{URing: loop.URingOptions{MinWait: 2 * time.Millisecond, MinWaitBatch: 4}}},
 	{"process-fds", loop.Options{URing: loop.URingOptions{ProcessFDs: true}}},
 	{"process-fds+sendzc=1", loop.Options{URing: loop.URingOptions{ProcessFDs: true, SendZC: 1}}},
 	{"all-off", loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot, SendZC: 1, Setup: loop.SetupNoTaskrunFlags, Submit: loop.SubmitPerOp}}},
@@ -64,12 +66,28 @@ func TestURingFeatureModes(t *testing.T) {
 	}
 }
 
+// TestURingMinWaitReachesEngine: the option is applied, not just accepted.
+func TestURingMinWaitReachesEngine(t *testing.T) {
+	testutil.RequireURing(t)
+	for _, d := range []time.Duration{0, 50 * time.Microsecond} {
+		var got time.Duration
+		_, err := runLoop(t, loop.URing, loop.Options{URing: loop.URingOptions{MinWait: d}}, 5*time.Second, func(l *loop.Loop) {
+			got = l.EngineMinWait()
+			l.Stop()
+		})
+		require.NoError(t, err)
+		assert.Equal(t, d, got)
+	}
+}
+
 func TestURingOptionsValidate(t *testing.T) {
 	for _, o := range []loop.Options{
 		{URing: loop.URingOptions{Recv: loop.RecvSingleShot + 1}},
 		{URing: loop.URingOptions{SendZC: -1}},
 		{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags + 1}},
 		{URing: loop.URingOptions{Submit: loop.SubmitPerOp + 1}},
+		{URing: loop.URingOptions{MinWait: -1}},
+		{URing: loop.URingOptions{MinWaitBatch: -1}},
 	} {
 		_, err := loop.New(o)
 		assert.Error(t, err, "%+v", o)

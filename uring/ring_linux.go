@@ -228,9 +228,7 @@ func (r *Ring) mapRings(p *Params) error {
 	r.cqEntries = atomicU32(cqMem, p.CQOff.RingEntries).Load()
 	r.cqes = cqeSlice(cqMem, p.CQOff.CQEs, r.cqEntries)
 
-	// Memory: r is heap-allocated by New and never moves; arg.TS points at r.ts for the
-	// ring's lifetime and the kernel reads it only during io_uring_enter.
-	r.arg.TS = uint64(uintptr(unsafe.Pointer(&r.ts)))
+	r.pointTS()
 	return nil
 }
 
@@ -401,6 +399,49 @@ func (r *Ring) SubmitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 	}
 }
 
+// SubmitAndWaitMin is SubmitAndWait with a minimum wait (IORING_FEAT_MIN_TIMEOUT, Linux
+// 6.12; liburing io_uring_submit_and_wait_min_timeout): it waits for waitNr completions,
+// but once minWait has passed it returns as soon as at least one has arrived, so a busy
+// ring gathers up to waitNr completions per call at the cost of at most minWait of added
+// latency. timeout bounds the whole wait as for SubmitAndWait (< 0: none); a timeout of 0
+// or a minWait below a microsecond is SubmitAndWait(waitNr, timeout).
+//
+// Errors: as SubmitAndWait; a *FeatureError without IORING_FEAT_MIN_TIMEOUT.
+func (r *Ring) SubmitAndWaitMin(waitNr uint32, timeout, minWait time.Duration) (int, error) {
+	usec := minWait / time.Microsecond
+	if timeout == 0 || usec <= 0 {
+		return r.SubmitAndWait(waitNr, timeout)
+	}
+	if r.closed {
+		return 0, ErrClosed
+	}
+	if !r.features.Has(FeatMinTimeout) {
+		return 0, &FeatureError{Feature: "IORING_FEAT_MIN_TIMEOUT"}
+	}
+	toSubmit := r.flushSQ()
+	if toSubmit == 0 && waitNr > 0 && r.CQReady() >= waitNr && !r.needGetEvents() {
+		return 0, nil
+	}
+	r.arg.MinWaitUsec = uint32(min(usec, 1<<32-1))
+	defer func() { r.arg.MinWaitUsec = 0 }()
+	if timeout < 0 {
+		r.arg.TS = 0 // no overall timeout
+		defer r.pointTS()
+		r.deadline = time.Time{}
+	} else {
+		r.ts.Set(timeout)
+		r.deadline = time.Now().Add(timeout)
+	}
+	return r.enter(toSubmit, waitNr, EnterGetEvents, true)
+}
+
+// pointTS makes arg.TS point at r.ts again.
+func (r *Ring) pointTS() {
+	// Memory: r is heap-allocated by New and never moves; arg.TS points at r.ts for the
+	// ring's lifetime and the kernel reads it only during io_uring_enter.
+	r.arg.TS = uint64(uintptr(unsafe.Pointer(&r.ts)))
+}
+
 // enter calls io_uring_enter(2). It is the one place EINTR is retried (with the remaining
 // time for a timed wait). ETIME, a timed wait running out, returns (0, nil).
 func (r *Ring) enter(toSubmit, minComplete uint32, flags EnterFlags, timed bool) (int, error) {
@@ -426,7 +467,7 @@ func (r *Ring) enter(toSubmit, minComplete uint32, flags EnterFlags, timed bool)
 		case unix.ETIME:
 			return 0, nil
 		case unix.EINTR:
-			if timed {
+			if timed && !r.deadline.IsZero() {
 				left := time.Until(r.deadline)
 				if left <= 0 {
 					return 0, nil

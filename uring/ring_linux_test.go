@@ -296,3 +296,49 @@ func TestStrings(t *testing.T) {
 	assert.Equal(t, "IORING_OP_PIPE", OpPipe.String())
 	assert.Len(t, opNames, int(OpLast))
 }
+
+// TestSubmitAndWaitMin: with one completion posted and eight asked for,
+// the wait ends once the minimum wait has passed, long before the overall
+// timeout (or at once with no overall timeout... after the minimum);
+// eight completions end it at once; with none, the overall timeout ends it.
+func TestSubmitAndWaitMin(t *testing.T) {
+	r := newRing(t, 16, nil)
+	if !r.Features().Has(FeatMinTimeout) {
+		_, err := r.SubmitAndWaitMin(8, time.Second, time.Millisecond)
+		var fe *FeatureError
+		require.ErrorAs(t, err, &fe)
+		t.Skip("kernel without IORING_FEAT_MIN_TIMEOUT")
+	}
+	nops := func(n int) {
+		for range n {
+			s, ok := r.GetSQE()
+			require.True(t, ok)
+			s.PrepNop()
+		}
+	}
+	drain := func() int {
+		return r.PeekCQEs(make([]CQE, 64))
+	}
+	for _, timeout := range []time.Duration{5 * time.Second, -1} {
+		nops(1)
+		start := time.Now()
+		_, err := r.SubmitAndWaitMin(8, timeout, 30*time.Millisecond)
+		elapsed := time.Since(start)
+		require.NoError(t, err)
+		assert.Equal(t, 1, drain())
+		assert.GreaterOrEqual(t, elapsed, 20*time.Millisecond, "waited for more (timeout %v)", timeout)
+		assert.Less(t, elapsed, 2*time.Second, "returned after the minimum (timeout %v)", timeout)
+	}
+
+	nops(8)
+	start := time.Now()
+	_, err := r.SubmitAndWaitMin(8, 5*time.Second, time.Second)
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 500*time.Millisecond, "eight completions end the wait")
+	assert.Equal(t, 8, drain())
+
+	start = time.Now()
+	_, err = r.SubmitAndWaitMin(1, 50*time.Millisecond, 10*time.Millisecond)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond, "nothing: the overall timeout")
+}

@@ -48,6 +48,11 @@ func (r *Ring) SQSpaceLeft() uint32 { return 0 }
 // Submit returns an error matching errors.ErrUnsupported.
 func (r *Ring) Submit() (int, error) { return 0, errNotLinux }
 
+// SubmitAndWaitMin returns an error matching errors.ErrUnsupported.
+func (r *Ring) SubmitAndWaitMin(waitNr uint32, timeout, minWait time.Duration) (int, error) {
+	return 0, errNotLinux
+}
+
 // SubmitAndWait returns an error matching errors.ErrUnsupported.
 func (r *Ring) SubmitAndWait(waitNr uint32, timeout time.Duration) (int, error) {
 	return 0, errNotLinux

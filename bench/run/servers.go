@@ -48,6 +48,10 @@ func (c *config) servers2() ([]server, []string) {
 			add(server{name: "ringmachine-uring-processfds", proto: proto, ours: true,
 				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1", "-process-fds"} },
 				env:  []string{"RINGMACHINE_BACKEND=uring"}})
+			// The A/B of a minimum wait per io_uring_enter (URingOptions.MinWait).
+			add(server{name: "ringmachine-uring-minwait", proto: proto, ours: true,
+				argv: func(a string) []string { return []string{bin, "-addr", a, "-loops", "1", "-min-wait", "50us"} },
+				env:  []string{"RINGMACHINE_BACKEND=uring"}})
 		}
 		peer := filepath.Join(c.binDir, "peer")
 		for _, impl := range []string{"gnet", "net"} {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"time"
 	"errors"
 
 	"github.com/ringmachine/ringmachine/uring"
@@ -105,6 +106,14 @@ type Options struct {
 	// widens the kernel race the engine works around (see
 	// [Engine.RecvMultishot]), which tests use.
 	RecvPollFirst bool
+	// MinWait, when at least a microsecond, makes Wait gather completions:
+	// it waits for MinWaitBatch of them (default 32), but once MinWait has
+	// passed returns as soon as one has arrived (IORING_FEAT_MIN_TIMEOUT,
+	// Linux 6.12; ignored on an older kernel, see [Engine.MinWait]). It
+	// trades at most MinWait of latency per Wait for fewer, fuller Waits.
+	MinWait time.Duration
+	// MinWaitBatch is the completions a MinWait wait gathers at most.
+	MinWaitBatch int
 }
 
 // DirectBase is the first fd value that names a direct descriptor: fd =

@@ -104,7 +104,7 @@ type Engine struct {
 // missing feature or an Options.Taskrun tier the kernel refuses; an error
 // wrapping unix.EINVAL for negative options.
 func New(opts Options) (*Engine, error) {
-	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 || opts.DirectFiles < 0 {
+	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 || opts.DirectFiles < 0 || opts.MinWait < 0 || opts.MinWaitBatch < 0 {
 		return nil, fmt.Errorf("engine: negative option in %+v: %w", opts, unix.EINVAL)
 	}
 	if opts.Entries == 0 {
@@ -127,6 +127,12 @@ func New(opts Options) (*Engine, error) {
 	p, err := checkRing(r)
 	if err != nil {
 		return nil, errors.Join(err, r.Close())
+	}
+	if !r.Features().Has(uring.FeatMinTimeout) {
+		opts.MinWait = 0 // before 6.12: plain waits
+	}
+	if opts.MinWaitBatch == 0 {
+		opts.MinWaitBatch = 32
 	}
 	// A blocking eventfd: io_uring then waits for it by polling instead of
 	// failing the read with EAGAIN.
@@ -273,7 +279,11 @@ func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
 	if e.r.CQReady() > 0 || len(e.stash) > 0 {
 		timeout = 0 // completions wait already: submit, do not block
 	}
-	if _, err := e.r.SubmitAndWait(1, timeout); err != nil {
+	if e.opts.MinWait >= time.Microsecond && timeout != 0 {
+		if _, err := e.r.SubmitAndWaitMin(uint32(e.opts.MinWaitBatch), timeout, e.opts.MinWait); err != nil {
+			return 0, err
+		}
+	} else if _, err := e.r.SubmitAndWait(1, timeout); err != nil {
 		return 0, err
 	}
 	e.grown = false
@@ -548,3 +558,7 @@ func (e *Engine) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MinWait reports the minimum wait in effect (Options.MinWait, or 0 when
+// off or the kernel lacks IORING_FEAT_MIN_TIMEOUT).
+func (e *Engine) MinWait() time.Duration { return e.opts.MinWait }

@@ -86,6 +86,9 @@ func (e *Engine) CloseFD(fd int, ud uint64) error { return errUnsupported }
 // MsgRing returns an error matching errors.ErrUnsupported.
 func (e *Engine) MsgRing(ringFD int, res uint32, data, ud uint64) error { return errUnsupported }
 
+// MinWait returns 0.
+func (e *Engine) MinWait() time.Duration { return 0 }
+
 // DirectFiles returns 0.
 func (e *Engine) DirectFiles() int { return 0 }
 
