@@ -29,8 +29,7 @@ func events(t *testing.T, chunks [][]byte, maxLine int) ([]string, error) {
 			bin, inBin = nil, false
 		}
 	}
-	var onBin func(data []byte, end bool)
-	onBin = func(data []byte, end bool) {
+	onBin := func(data []byte, end bool) {
 		inBin = true
 		bin = append(bin, data...)
 		if end {
