@@ -134,7 +134,7 @@ func (l *Loop) connect(local, addr string, h conn.Handler, c *conn.Conn) (*conn.
 		s.c = c
 	}
 	s.life = lifeConnecting // an outbound connection's first state
-	s.cl = &clientState{connTo: conn.DefaultConnectTimeout, connStart: l.monotonic(), local: local, lsa: lsa, failedOp: "connect"}
+	s.cl = &clientState{connTo: conn.DefaultConnectTimeout, connStart: l.monotonic(), local: local, lsa: lsa, failedOp: "connect", host: host}
 	if sa != nil {
 		if err := l.startConnect(s, sa, false); err != nil {
 			s.advance(lifeFDClosing)
@@ -346,6 +346,7 @@ type clientState struct {
 	lsa       unix.Sockaddr // the same, parsed: bound before the connect
 	pending   []func(fd int) error
 	failedOp  string // the step of connectFD that failed: bind, setsockopt, connect
+	host      string // the host Connect was given (a TLS client's ServerName)
 }
 
 func (l *Loop) onConnect(s *sock, c *completion) {
@@ -367,6 +368,9 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 	s.lastAct = l.monotonic()
 	if s.inact != nil && s.inact.d > 0 && !s.inact.t.Pending() {
 		l.armInactivity(s, s.inact.d)
+	}
+	if s.tls() != nil {
+		l.tlsStart(s) // StartTLS was called while connecting
 	}
 	h, cn := s.h, s.c
 	l.call(func() { h.ConnectionCompleted(cn) })

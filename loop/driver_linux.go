@@ -25,6 +25,15 @@ func (s *sock) SendData(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
+	if s.tls() != nil {
+		return s.tlsSend(b)
+	}
+	s.sendRaw(b)
+	return nil
+}
+
+// sendRaw queues b as is (SendData without its checks; TLS records).
+func (s *sock) sendRaw(b []byte) {
 	s.out.Write(b)
 	s.outSeq += int64(len(b))
 	if !s.connecting() {
@@ -34,11 +43,17 @@ func (s *sock) SendData(b []byte) error {
 		s.aboveHigh = true
 		s.l.updateRead(s)
 	}
-	return nil
 }
 
 func (s *sock) Close(afterWriting bool) error {
 	if s.closed() {
+		return nil
+	}
+	if afterWriting && s.tls() != nil && !s.tls().hs && !s.drain {
+		_ = s.tls().c.CloseWrite() // close_notify, queued after the data
+	}
+	if afterWriting && s.tls() != nil && s.tls().hs {
+		s.drain = true // the handshake goes on; close_notify and close after it
 		return nil
 	}
 	if afterWriting && s.kind == sockStream && (s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight) {
@@ -63,6 +78,9 @@ func (s *sock) CloseWrite() error {
 	if s.wrClosed {
 		return nil
 	}
+	if s.tls() != nil && !s.tls().hs {
+		_ = s.tls().c.CloseWrite() // close_notify before the FIN
+	}
 	s.wrClosed, s.shutPending = true, true
 	if !s.connecting() && s.fd >= 0 {
 		s.l.afterSend(s)
@@ -85,6 +103,9 @@ func (s *sock) Paused() bool { return s.paused || s.aboveHigh }
 func (s *sock) OutboundSize() int {
 	if s.kind == sockDgram {
 		return s.dgramBytes()
+	}
+	if s.tls() != nil {
+		return s.out.Len() + s.tls().pendN
 	}
 	return s.out.Len()
 }

@@ -27,6 +27,8 @@ type Loop struct {
 
 	opts Options
 
+	tlsGoroutines sync.WaitGroup // TLS handshakes in progress (tls_linux.go)
+
 	running  atomic.Bool   // between the start and the end of Run
 	stopReq  atomic.Bool   // Stop was called (or a panic stopped the loop)
 	kindNow  atomic.Uint32 // Backend of the current or last Run
@@ -507,6 +509,9 @@ func (l *Loop) shutdown() error {
 	if l.be != nil {
 		errs = append(errs, l.shutdownConns())
 	}
+	// Every connection is closed, and with it its TLS transport: the
+	// handshake goroutines return.
+	l.tlsGoroutines.Wait()
 	if l.pool != nil {
 		// Waits for running Defer operations; queued ones never start and
 		// finished callbacks are discarded below.

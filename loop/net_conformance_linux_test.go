@@ -64,6 +64,12 @@ var netConformance = []struct {
 	{"SocketOptionsPending", testSocketOptionsPending},
 	{"BindConnect", testBindConnect},
 	{"Reconnect", testReconnect},
+	{"TLSServer", testTLSServer},
+	{"TLSClient", testTLSClient},
+	{"TLSVerify", testTLSVerify},
+	{"TLSBadPeers", testTLSBadPeers},
+	{"StartTLS", testTLSStartTLS},
+	{"TLSStopMidHandshake", testTLSStopMidHandshake},
 }
 
 func TestNetConformance(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ringmachine/ringmachine/conn"
 	"github.com/ringmachine/ringmachine/internal/connio"
 )
 
@@ -122,6 +123,11 @@ type Options struct {
 	// ListenBacklog is the listen(2) backlog of servers (default
 	// DefaultListenBacklog).
 	ListenBacklog int
+
+	// TLSHandshakeTimeout bounds the TLS handshake of conn.Conn.StartTLS
+	// (default conn.DefaultTLSHandshakeTimeout); a connection whose
+	// handshake takes longer is closed with Unbind(conn.ErrTLSHandshakeTimeout).
+	TLSHandshakeTimeout time.Duration
 
 	// Socket holds the socket options every TCP connection of the loop
 	// starts with, accepted or connected (EventMachine's set_sock_opt and
@@ -464,6 +470,12 @@ func (o *Options) validate() error {
 	}
 	if o.Socket.ReadBuffer < 0 || o.Socket.WriteBuffer < 0 {
 		return fmt.Errorf("loop: negative Socket.ReadBuffer %d or Socket.WriteBuffer %d", o.Socket.ReadBuffer, o.Socket.WriteBuffer)
+	}
+	if o.TLSHandshakeTimeout < 0 {
+		return fmt.Errorf("loop: negative TLSHandshakeTimeout %v", o.TLSHandshakeTimeout)
+	}
+	if o.TLSHandshakeTimeout == 0 {
+		o.TLSHandshakeTimeout = conn.DefaultTLSHandshakeTimeout
 	}
 	if o.ListenBacklog == 0 {
 		o.ListenBacklog = DefaultListenBacklog

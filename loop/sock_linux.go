@@ -125,14 +125,24 @@ type inactivity struct {
 	t Timer
 }
 
-// flowState holds a sock's outbound limits and the bytes received while
-// reading was paused, out of line: most connections use neither.
+// flowState holds, out of line, what most connections never use: the
+// outbound limits, the bytes received while reading was paused, the
+// NotifyDrained function and the TLS session.
 type flowState struct {
-	held            []byte // received after a pause, delivered on Resume
-	low, high, hard int    // SetOutboundLimits
-	drainLow        int    // NotifyDrained: run drainFn at or below drainLow
+	held            []byte    // received after a pause, delivered on Resume
+	low, high, hard int       // SetOutboundLimits
+	tl              *tlsState // after StartTLS (tls_linux.go)
+	drainLow        int       // NotifyDrained: run drainFn at or below drainLow
 	drainFn         func()
 	drainGen        uint32 // counts NotifyDrained calls
+}
+
+// tls returns s's TLS session, nil without StartTLS.
+func (s *sock) tls() *tlsState {
+	if s.fl == nil {
+		return nil
+	}
+	return s.fl.tl
 }
 
 // flow returns s's flowState, allocating it.
@@ -168,6 +178,7 @@ type netState struct {
 	stale    int      // stale completions dropped
 	servers  []*Server
 	chunks   connio.ChunkCache // outbound chunks shared by the loop's connections
+	tlsBuf   []byte            // plaintext of one TLS record (tlsDrain)
 	sendBufs [][]byte          // scratch for the buffers of one send (the engine copies it)
 	recvBufs [][]byte          // free single-shot receive buffers (see getRecvBuf)
 	heldBufs [][]byte          // free buffers for bytes held during a pause (see holdBytes)
@@ -335,6 +346,9 @@ func (l *Loop) closeSock(s *sock, reason error) {
 	}
 	s.advance(lifeClosed)
 	s.reason = reason
+	if s.tls() != nil {
+		s.tlsClose()
+	}
 	if s.inact != nil {
 		s.inact.t.Cancel()
 	}

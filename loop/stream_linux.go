@@ -213,6 +213,9 @@ func (l *Loop) afterSend(s *sock) {
 		return
 	}
 	if s.drain {
+		if s.tls() != nil && s.tls().hs {
+			return // the handshake is not over: close after it (tlsHandshakeDone)
+		}
 		l.closeSock(s, s.reason) // nil, or io.EOF when the peer's EOF asked for it (peerEOF)
 		return
 	}
@@ -235,6 +238,13 @@ func (l *Loop) afterSend(s *sock) {
 // and then closes with io.EOF. EventMachine closes at once instead and drops
 // those replies.
 func (l *Loop) peerEOF(s *sock) {
+	if s.tls() != nil && s.tls().hs {
+		// The handshake goroutine decides: it fails for want of bytes (the
+		// Unbind reason is its error, say an alert the peer sent before
+		// closing) or it had them all, and tlsHandshakeDone comes back here.
+		s.tls().tr.setEOF()
+		return
+	}
 	if hc, ok := s.h.(conn.HalfCloser); ok {
 		c := s.c
 		l.call(func() { hc.ReceiveEOF(c) })
@@ -320,6 +330,10 @@ func (l *Loop) updateRead(s *sock) {
 func (l *Loop) deliver(s *sock, data []byte) {
 	s.stats.BytesIn += uint64(len(data))
 	s.lastAct = l.monotonic()
+	if s.tls() != nil {
+		l.tlsFeed(s, data)
+		return
+	}
 	h, c := s.h, s.c
 	l.call(func() { h.ReceiveData(c, data) })
 	if l.opts.DebugPoisonReceive {

@@ -12,6 +12,7 @@
 package connio
 
 import (
+	"crypto/tls"
 	"net"
 	"time"
 )
@@ -58,6 +59,10 @@ type Driver interface {
 	Counters() (in, out uint64)
 	// Owner returns the event loop that owns the connection.
 	Owner() any
+	// StartTLS switches the connection to TLS with cfg.
+	StartTLS(cfg *tls.Config) error
+	// TLSState returns the TLS session's state once its handshake is done.
+	TLSState() (tls.ConnectionState, bool)
 	// Control calls fn with a process fd for the connection's socket (for
 	// a client whose socket does not exist yet, later, before it connects).
 	Control(fn func(fd int) error) error

@@ -1,0 +1,394 @@
+package loop_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/loop"
+)
+
+// testPKI is a CA and a leaf certificate it signed for 127.0.0.1, ::1 and
+// localhost, made once per test binary.
+type testPKI struct {
+	pool *x509.CertPool
+	leaf tls.Certificate
+	// self is a self-signed certificate for the same names, trusted by
+	// nobody.
+	self tls.Certificate
+}
+
+var (
+	pkiOnce sync.Once
+	pki     testPKI
+)
+
+func makeCert(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return cert, key
+}
+
+func getPKI(t *testing.T) *testPKI {
+	pkiOnce.Do(func() {
+		now := time.Now()
+		ca, caKey := makeCert(t, &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "RingMachine test CA"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		}, nil, nil)
+		leafTmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		leaf, leafKey := makeCert(t, leafTmpl, ca, caKey)
+		self, selfKey := makeCert(t, leafTmpl, nil, nil)
+		pki.pool = x509.NewCertPool()
+		pki.pool.AddCert(ca)
+		pki.leaf = tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: leafKey, Leaf: leaf}
+		pki.self = tls.Certificate{Certificate: [][]byte{self.Raw}, PrivateKey: selfKey, Leaf: self}
+	})
+	require.NotNil(t, pki.pool)
+	return &pki
+}
+
+// tlsEchoHandler starts TLS at once (or after a plaintext "STARTTLS" line
+// when starttls is set) and echoes the plaintext.
+type tlsEchoHandler struct {
+	*handler
+	cfg      *tls.Config
+	starttls bool
+	upgraded bool
+}
+
+func (h *tlsEchoHandler) PostInit(c *conn.Conn) {
+	h.handler.PostInit(c)
+	if !h.starttls {
+		assert.NoError(h.t, c.StartTLS(h.cfg))
+		assert.Error(h.t, c.StartTLS(h.cfg), "twice")
+	}
+}
+
+func (h *tlsEchoHandler) ReceiveData(c *conn.Conn, data []byte) {
+	if h.starttls && !h.upgraded {
+		assert.Equal(h.t, "STARTTLS\n", string(data))
+		assert.NoError(h.t, c.SendData([]byte("GO AHEAD\n")))
+		assert.NoError(h.t, c.StartTLS(h.cfg))
+		h.upgraded = true
+		return
+	}
+	assert.NoError(h.t, c.SendData(data))
+}
+
+func (h *tlsEchoHandler) HandshakeCompleted(c *conn.Conn) {
+	st, ok := c.TLSConnectionState()
+	assert.True(h.t, ok)
+	assert.True(h.t, st.HandshakeComplete)
+	h.record(event{kind: "handshake", data: tls.VersionName(st.Version), c: c})
+}
+
+// tlsRoundTrip writes payload through a TLS client in odd-sized pieces
+// while reading, and checks every byte of the echo.
+func tlsRoundTrip(t *testing.T, c net.Conn, payload []byte) {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+	errc := make(chan error, 1)
+	go func() { errc <- writeOddSized(c, payload) }()
+	got := make([]byte, len(payload))
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	require.True(t, bytes.Equal(payload, got), "echo differs")
+}
+
+// testTLSServer: a Go crypto/tls client against a TLS echo server whose
+// small outbound watermarks pause it mid-stream (the ciphertext not yet
+// decrypted waits for Resume); every byte is checked; the client's
+// close_notify ends the connection with io.EOF.
+func testTLSServer(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	g := startLoop(t, b, loop.Options{})
+	ev := make(chan event, 64)
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}}
+		h.ev = ev
+		h.postInit = func(c *conn.Conn) { assert.NoError(t, c.SetOutboundLimits(16<<10, 64<<10, 0)) }
+		return h
+	})
+	c, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: p.pool})
+	require.NoError(t, err)
+	defer c.Close()
+	expectKind(t, ev, "post_init")
+	assert.Equal(t, "TLS 1.3", expectKind(t, ev, "handshake").data)
+	tlsRoundTrip(t, c, randomBytes(t, 4<<20))
+	require.NoError(t, c.Close())
+	drained := 0
+	for {
+		e := next(t, ev)
+		if e.kind == "drained" {
+			drained++
+			continue
+		}
+		assert.Equal(t, "unbind", e.kind)
+		assert.ErrorIs(t, e.err, io.EOF)
+		break
+	}
+	assert.Positive(t, drained, "the echo paused at the high watermark")
+	require.NoError(t, g.stop())
+}
+
+// testTLSClient: a client connection of the loop against a Go crypto/tls
+// echo server, TLS started from PostInit before the connection exists;
+// what it sends before the handshake completes is queued; the host name
+// given to Connect is verified; CloseAfterWriting sends close_notify.
+func testTLSClient(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{p.leaf}, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
+	require.NoError(t, err)
+	defer ln.Close()
+	serverErr := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			serverErr <- err
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		_, err = io.Copy(c, c) // returns at the client's close_notify
+		serverErr <- err
+	}()
+	g := startLoop(t, b, loop.Options{})
+	payload := randomBytes(t, 1<<20)
+	h := &tlsClient{handler: newHandler(t), cfg: &tls.Config{RootCAs: p.pool}, payload: payload}
+	g.do(func(l *loop.Loop) {
+		_, err := l.Connect(ln.Addr().String(), h)
+		assert.NoError(t, err)
+	})
+	expectKind(t, h.ev, "post_init")
+	expectKind(t, h.ev, "completed")
+	assert.Equal(t, "TLS 1.2", expectKind(t, h.ev, "handshake").data)
+	u := expectKind(t, h.ev, "unbind")
+	assert.NoError(t, u.err)
+	assert.True(t, bytes.Equal(payload, h.got.Bytes()), "echo differs")
+	select {
+	case err := <-serverErr:
+		assert.NoError(t, err, "the server read a clean close_notify")
+	case <-time.After(wait):
+		t.Fatal("server did not finish")
+	}
+	require.NoError(t, g.stop())
+}
+
+// tlsClient sends its payload (from PostInit: queued through connect and
+// handshake), reads the echo, and closes after writing once it is back.
+type tlsClient struct {
+	*handler
+	cfg     *tls.Config
+	payload []byte
+	got     bytes.Buffer
+}
+
+func (h *tlsClient) PostInit(c *conn.Conn) {
+	h.handler.PostInit(c)
+	assert.NoError(h.t, c.StartTLS(h.cfg))
+	_, ok := c.TLSConnectionState()
+	assert.False(h.t, ok, "no state before the handshake")
+	assert.NoError(h.t, c.SendData(h.payload))
+	assert.GreaterOrEqual(h.t, c.OutboundSize(), len(h.payload), "queued plaintext is counted")
+}
+
+func (h *tlsClient) ReceiveData(c *conn.Conn, data []byte) {
+	h.got.Write(data)
+	if h.got.Len() == len(h.payload) {
+		assert.NoError(h.t, c.CloseAfterWriting())
+	}
+}
+
+func (h *tlsClient) HandshakeCompleted(c *conn.Conn) {
+	st, ok := c.TLSConnectionState()
+	assert.True(h.t, ok)
+	// Verified against the host Connect was given (an IP: no SNI is sent,
+	// so st.ServerName stays empty); without one crypto/tls would refuse.
+	if assert.NotEmpty(h.t, st.PeerCertificates) {
+		assert.NoError(h.t, st.PeerCertificates[0].VerifyHostname("127.0.0.1"))
+	}
+	h.record(event{kind: "handshake", data: tls.VersionName(st.Version), c: c})
+}
+
+// testTLSVerify: a client refuses an untrusted chain and a wrong host
+// name; the failure is the Unbind reason.
+func testTLSVerify(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	for _, tc := range []struct {
+		name string
+		cert tls.Certificate
+		cfg  *tls.Config
+		want string
+	}{
+		{"self-signed", p.self, &tls.Config{RootCAs: p.pool}, "certificate"},
+		{"system roots", p.leaf, &tls.Config{}, "certificate"},
+		{"wrong host", p.leaf, &tls.Config{RootCAs: p.pool, ServerName: "wrong.example"}, "wrong.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{tc.cert}})
+			require.NoError(t, err)
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err == nil {
+					_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+					_, _ = io.Copy(io.Discard, c)
+					c.Close()
+				}
+			}()
+			g := startLoop(t, b, loop.Options{})
+			h := newHandler(t)
+			h.postInit = func(c *conn.Conn) { assert.NoError(t, c.StartTLS(tc.cfg)) }
+			h.receive = func(*conn.Conn, []byte) { assert.Fail(t, "data from an unverified server") }
+			g.do(func(l *loop.Loop) {
+				_, err := l.Connect(ln.Addr().String(), h)
+				assert.NoError(t, err)
+			})
+			expectKind(t, h.ev, "post_init")
+			expectKind(t, h.ev, "completed") // TCP connected; the handshake fails
+			u := expectKind(t, h.ev, "unbind")
+			var op *conn.OpError
+			if assert.ErrorAs(t, u.err, &op) {
+				assert.Equal(t, "tls handshake", op.Op)
+			}
+			assert.ErrorContains(t, u.err, tc.want)
+			require.NoError(t, g.stop())
+		})
+	}
+}
+
+// testTLSBadPeers: a peer that stalls mid-handshake is closed after the
+// handshake timeout; one that sends something else than a ClientHello is
+// closed with the TLS error; a server config without a certificate is
+// refused at once.
+func testTLSBadPeers(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	g := startLoop(t, b, loop.Options{TLSHandshakeTimeout: 300 * time.Millisecond})
+	ev := make(chan event, 64)
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}}
+		h.ev = ev
+		return h
+	})
+	// Stalls: a ClientHello's first bytes, then nothing.
+	c := dial(t, addr)
+	_, err := c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
+	require.NoError(t, err)
+	expectKind(t, ev, "post_init")
+	u := expectKind(t, ev, "unbind")
+	assert.ErrorIs(t, u.err, conn.ErrTLSHandshakeTimeout)
+	require.NoError(t, c.SetDeadline(time.Now().Add(wait)))
+	_, err = io.ReadAll(c)
+	assert.NoError(t, err, "closed by the server")
+
+	// Garbage.
+	c2 := dial(t, addr)
+	_, err = io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	expectKind(t, ev, "post_init")
+	u = expectKind(t, ev, "unbind")
+	var op *conn.OpError
+	if assert.ErrorAs(t, u.err, &op) {
+		assert.Equal(t, "tls handshake", op.Op)
+	}
+
+	// No certificate.
+	h := newHandler(t)
+	h.postInit = func(c *conn.Conn) {
+		assert.ErrorContains(t, c.StartTLS(&tls.Config{}), "certificate")
+		assert.Error(t, c.StartTLS(nil))
+		_ = c.Close()
+	}
+	_, addr2 := g.startServer("127.0.0.1:0", func() conn.Handler { return h })
+	c3 := dial(t, addr2)
+	expectKind(t, h.ev, "post_init")
+	expectKind(t, h.ev, "unbind")
+	_ = c3.Close()
+	require.NoError(t, g.stop())
+}
+
+// testTLSStartTLS: a plaintext exchange, then the upgrade (STARTTLS), then
+// an echo over TLS on the same connection.
+func testTLSStartTLS(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	g := startLoop(t, b, loop.Options{})
+	ev := make(chan event, 64)
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}, starttls: true}
+		h.ev = ev
+		return h
+	})
+	raw := dial(t, addr)
+	_, err := io.WriteString(raw, "STARTTLS\n")
+	require.NoError(t, err)
+	require.NoError(t, raw.SetDeadline(time.Now().Add(wait)))
+	line, err := bufio.NewReader(raw).ReadString('\n') // nothing else comes before the handshake
+	require.NoError(t, err)
+	assert.Equal(t, "GO AHEAD\n", line)
+	c := tls.Client(raw, &tls.Config{RootCAs: p.pool, ServerName: "localhost"})
+	tlsRoundTrip(t, c, randomBytes(t, 256<<10))
+	expectKind(t, ev, "post_init")
+	expectKind(t, ev, "handshake")
+	require.NoError(t, c.Close())
+	require.NoError(t, g.stop())
+}
+
+// testTLSStopMidHandshake: stopping the loop while handshakes wait for
+// bytes ends their goroutines (the leak check of the conformance table
+// fails otherwise) and Unbinds the connections.
+func testTLSStopMidHandshake(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	g := startLoop(t, b, loop.Options{})
+	ev := make(chan event, 64)
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}}
+		h.ev = ev
+		return h
+	})
+	var conns []net.Conn
+	for range 8 {
+		conns = append(conns, dial(t, addr))
+	}
+	for range conns {
+		expectKind(t, ev, "post_init")
+	}
+	require.NoError(t, g.stop())
+	for range conns {
+		u := expectKind(t, ev, "unbind")
+		assert.False(t, errors.Is(u.err, conn.ErrTLSHandshakeTimeout))
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
