@@ -3,17 +3,10 @@ package loop_test
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,61 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
 	"github.com/ringmachine/ringmachine/loop"
 )
 
-// testPKI is a CA and a leaf certificate it signed for 127.0.0.1, ::1 and
-// localhost, made once per test binary.
-type testPKI struct {
-	pool *x509.CertPool
-	leaf tls.Certificate
-	// self is a self-signed certificate for the same names, trusted by
-	// nobody.
-	self tls.Certificate
-}
-
-var (
-	pkiOnce sync.Once
-	pki     testPKI
-)
-
-func makeCert(t *testing.T, tmpl *x509.Certificate, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return cert, key
-}
-
-func getPKI(t *testing.T) *testPKI {
-	pkiOnce.Do(func() {
-		now := time.Now()
-		ca, caKey := makeCert(t, &x509.Certificate{
-			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "RingMachine test CA"},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		}, nil, nil)
-		leafTmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		leaf, leafKey := makeCert(t, leafTmpl, ca, caKey)
-		self, selfKey := makeCert(t, leafTmpl, nil, nil)
-		pki.pool = x509.NewCertPool()
-		pki.pool.AddCert(ca)
-		pki.leaf = tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: leafKey, Leaf: leaf}
-		pki.self = tls.Certificate{Certificate: [][]byte{self.Raw}, PrivateKey: selfKey, Leaf: self}
-	})
-	require.NotNil(t, pki.pool)
-	return &pki
-}
+// getPKI is the test PKI: a CA (Pool), Leaf signed by it and Self.
+func getPKI(t *testing.T) *testutil.PKI { return testutil.TestPKI(t) }
 
 // tlsEchoHandler starts TLS at once (or after a plaintext "STARTTLS" line
 // when starttls is set) and echoes the plaintext.
@@ -135,12 +79,12 @@ func testTLSServer(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
 	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}}
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}}
 		h.ev = ev
 		h.postInit = func(c *conn.Conn) { assert.NoError(t, c.SetOutboundLimits(16<<10, 64<<10, 0)) }
 		return h
 	})
-	c, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: p.pool})
+	c, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: p.Pool})
 	require.NoError(t, err)
 	defer c.Close()
 	expectKind(t, ev, "post_init")
@@ -168,7 +112,7 @@ func testTLSServer(t *testing.T, b loop.Backend) {
 // given to Connect is verified; CloseAfterWriting sends close_notify.
 func testTLSClient(t *testing.T, b loop.Backend) {
 	p := getPKI(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{p.leaf}, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{p.Leaf}, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12})
 	require.NoError(t, err)
 	defer ln.Close()
 	serverErr := make(chan error, 1)
@@ -185,7 +129,7 @@ func testTLSClient(t *testing.T, b loop.Backend) {
 	}()
 	g := startLoop(t, b, loop.Options{})
 	payload := randomBytes(t, 1<<20)
-	h := &tlsClient{handler: newHandler(t), cfg: &tls.Config{RootCAs: p.pool}, payload: payload}
+	h := &tlsClient{handler: newHandler(t), cfg: &tls.Config{RootCAs: p.Pool}, payload: payload}
 	g.do(func(l *loop.Loop) {
 		_, err := l.Connect(ln.Addr().String(), h)
 		assert.NoError(t, err)
@@ -251,9 +195,9 @@ func testTLSVerify(t *testing.T, b loop.Backend) {
 		cfg  *tls.Config
 		want string
 	}{
-		{"self-signed", p.self, &tls.Config{RootCAs: p.pool}, "certificate"},
-		{"system roots", p.leaf, &tls.Config{}, "certificate"},
-		{"wrong host", p.leaf, &tls.Config{RootCAs: p.pool, ServerName: "wrong.example"}, "wrong.example"},
+		{"self-signed", p.Self, &tls.Config{RootCAs: p.Pool}, "certificate"},
+		{"system roots", p.Leaf, &tls.Config{}, "certificate"},
+		{"wrong host", p.Leaf, &tls.Config{RootCAs: p.Pool, ServerName: "wrong.example"}, "wrong.example"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{tc.cert}})
@@ -297,7 +241,7 @@ func testTLSBadPeers(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{TLSHandshakeTimeout: 300 * time.Millisecond})
 	ev := make(chan event, 64)
 	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}}
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}}
 		h.ev = ev
 		return h
 	})
@@ -345,7 +289,7 @@ func testTLSStartTLS(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
 	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}, starttls: true}
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}, starttls: true}
 		h.ev = ev
 		return h
 	})
@@ -356,7 +300,7 @@ func testTLSStartTLS(t *testing.T, b loop.Backend) {
 	line, err := bufio.NewReader(raw).ReadString('\n') // nothing else comes before the handshake
 	require.NoError(t, err)
 	assert.Equal(t, "GO AHEAD\n", line)
-	c := tls.Client(raw, &tls.Config{RootCAs: p.pool, ServerName: "localhost"})
+	c := tls.Client(raw, &tls.Config{RootCAs: p.Pool, ServerName: "localhost"})
 	tlsRoundTrip(t, c, randomBytes(t, 256<<10))
 	expectKind(t, ev, "post_init")
 	expectKind(t, ev, "handshake")
@@ -372,7 +316,7 @@ func testTLSStopMidHandshake(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
 	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.leaf}}}
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}}
 		h.ev = ev
 		return h
 	})

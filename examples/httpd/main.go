@@ -15,7 +15,13 @@
 //	go run ./examples/httpd -addr 127.0.0.1:0    # any free port
 //	go run ./examples/httpd -loops 0             # one reactor per core
 //	go run ./examples/httpd -header-timeout 5s -idle-timeout 30s
+//	go run ./examples/httpd -tls-cert cert.pem -tls-key key.pem   # HTTPS
 //	wrk -t1 -c64 -d5s http://127.0.0.1:8080/
+//
+// With -tls-cert and -tls-key (PEM files, as crypto/tls.LoadX509KeyPair
+// reads them) every connection starts TLS at once (conn.Conn.StartTLS):
+// HTTPS with HTTP/1.1 (ALPN "http/1.1"); the timeouts below count the
+// handshake too, which is also bounded by the loop's TLS handshake timeout.
 //
 // Behaviour:
 //
@@ -70,6 +76,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -261,9 +268,17 @@ type handler struct {
 // config is what run's flags set for every connection.
 type config struct {
 	headerTimeout, idleTimeout time.Duration
+	tls                        *tls.Config // nil: plaintext
 }
 
 func (h *handler) PostInit(c *conn.Conn) {
+	if h.cfg.tls != nil {
+		if err := c.StartTLS(h.cfg.tls); err != nil {
+			fmt.Fprintln(stderr, "httpd:", err)
+			_ = c.Close()
+			return
+		}
+	}
 	_ = c.SetOutboundLimits(outLow, outHigh, 0)
 	if h.cfg.idleTimeout > 0 {
 		_ = c.SetInactivityTimeout(h.cfg.idleTimeout)
@@ -394,6 +409,8 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
 	headerTimeout := fs.Duration("header-timeout", defaultHeaderTimeout, "close a connection whose request head (or body) stays incomplete this long (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", defaultIdleTimeout, "close a connection after this long without traffic (0: never)")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate `file` (with -tls-key)")
+	tlsKey := fs.String("tls-key", "", "the PEM private key `file` of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -406,6 +423,16 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		return fmt.Errorf("-idle-timeout %v: must not be negative", *idleTimeout)
 	}
 	cfg := &config{headerTimeout: *headerTimeout, idleTimeout: *idleTimeout}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		cfg.tls = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
+	}
 	var (
 		mu       sync.Mutex
 		panicErr error
@@ -453,7 +480,11 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		}
 		stop := context.AfterFunc(ctx, g.Stop)
 		_ = l.AddShutdownHook(func() { stop() })
-		fmt.Fprintf(stdout, "httpd: listening on %s (%s, %d loops)\n", srv.Addr(), l.Backend(), g.Len())
+		scheme := "http"
+		if cfg.tls != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "httpd: listening on %s (%s, %d loops, %s)\n", srv.Addr(), l.Backend(), g.Len(), scheme)
 	})
 	mu.Lock()
 	defer mu.Unlock()

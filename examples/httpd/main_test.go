@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -23,7 +25,7 @@ import (
 	"github.com/ringmachine/ringmachine/internal/testutil"
 )
 
-var listening = regexp.MustCompile(`^httpd: listening on (\S+) \((uring|epoll), \d+ loops\)$`)
+var listening = regexp.MustCompile(`^httpd: listening on (\S+) \((uring|epoll), \d+ loops, https?\)$`)
 
 // start runs the server on an ephemeral port and returns its address and a
 // function that stops it and returns run's error.
@@ -532,4 +534,51 @@ func TestPipelineThenHalfClose(t *testing.T) {
 			require.Equal(t, n, got, "round %d: responses", round)
 		}
 	})
+}
+
+// TestHTTPS serves HTTPS with -tls-cert/-tls-key to curl (verifying the
+// chain against the test CA) and to Go's HTTP client over keep-alive
+// connections, on both engines.
+func TestHTTPS(t *testing.T) {
+	p := testutil.TestPKI(t)
+	ca, cert, key := p.Files(t)
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-tls-cert", cert, "-tls-key", key)
+		_, port, _ := net.SplitHostPort(addr)
+		if _, err := exec.LookPath("curl"); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			out, err := exec.CommandContext(ctx, "curl", "-sS", "--cacert", ca, "https://localhost:"+port+"/", "https://127.0.0.1:"+port+"/x").CombinedOutput()
+			cancel()
+			require.NoError(t, err, "curl: %s", out)
+			assert.Equal(t, "Hello, World!Hello, World!", string(out))
+		} else {
+			t.Log("curl not installed (apt-get install curl): Go client only")
+		}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Pool, NextProtos: []string{"h2", "http/1.1"}}}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for i := range 20 {
+			resp, err := client.Get("https://127.0.0.1:" + port + "/")
+			require.NoError(t, err, "request %d", i)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, "Hello, World!", string(body))
+			assert.GreaterOrEqual(t, resp.TLS.Version, uint16(tls.VersionTLS12))
+			assert.Equal(t, "http/1.1", resp.TLS.NegotiatedProtocol, "ALPN")
+		}
+		tr.CloseIdleConnections()
+		require.NoError(t, stop())
+	})
+}
+
+func TestHTTPSBadFlags(t *testing.T) {
+	_, cert, _ := testutil.TestPKI(t).Files(t)
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
+	assert.ErrorContains(t, run(context.Background(), io.Discard, []string{"-tls-cert", cert}), "go together")
+	assert.ErrorContains(t, run(context.Background(), io.Discard, []string{"-tls-cert", cert, "-tls-key", "/nonexistent"}), "-tls-key")
 }
