@@ -196,6 +196,7 @@ func testTLSVerify(t *testing.T, b loop.Backend) {
 		want string
 	}{
 		{"self-signed", p.Self, &tls.Config{RootCAs: p.Pool}, "certificate"},
+		{"expired", p.Expired, &tls.Config{RootCAs: p.Pool}, "expired"},
 		{"system roots", p.Leaf, &tls.Config{}, "certificate"},
 		{"wrong host", p.Leaf, &tls.Config{RootCAs: p.Pool, ServerName: "wrong.example"}, "wrong.example"},
 	} {

@@ -19,12 +19,14 @@ import (
 
 // PKI is a test certificate authority and certificates for 127.0.0.1, ::1
 // and localhost: Leaf signed by the CA, Self self-signed (trusted by
-// nobody). The PEM files are written on demand by Files.
+// nobody), Expired signed by the CA but out of date. The PEM files are
+// written on demand by Files.
 type PKI struct {
 	Pool            *x509.CertPool
 	CA              *x509.Certificate
 	Leaf            tls.Certificate
 	Self            tls.Certificate
+	Expired         tls.Certificate // signed by the CA, expired an hour ago
 	caPEM           []byte
 	leafPEM, keyPEM []byte
 }
@@ -85,6 +87,13 @@ func newPKI() (*PKI, error) {
 	if err != nil {
 		return nil, err
 	}
+	oldTmpl := *leafTmpl
+	oldTmpl.SerialNumber = big.NewInt(3)
+	oldTmpl.NotBefore, oldTmpl.NotAfter = now.Add(-48*time.Hour), now.Add(-time.Hour)
+	expired, expiredKey, err := newCert(&oldTmpl, ca, caKey)
+	if err != nil {
+		return nil, err
+	}
 	keyDER, err := x509.MarshalECPrivateKey(leafKey)
 	if err != nil {
 		return nil, err
@@ -94,6 +103,7 @@ func newPKI() (*PKI, error) {
 		CA:      ca,
 		Leaf:    tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: leafKey, Leaf: leaf},
 		Self:    tls.Certificate{Certificate: [][]byte{self.Raw}, PrivateKey: selfKey, Leaf: self},
+		Expired: tls.Certificate{Certificate: [][]byte{expired.Raw}, PrivateKey: expiredKey, Leaf: expired},
 		caPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}),
 		leafPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}),
 		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
