@@ -55,6 +55,7 @@ type tlsTransport struct {
 	mu     sync.Mutex
 	cond   sync.Cond
 	in     []byte // ciphertext received and not read by crypto/tls
+	lent   bool   // in is the caller's buffer (lend), not ours
 	eof    bool   // the peer closed its side
 	closed bool
 	onLoop atomic.Bool // the handshake is over: the loop reads and writes
@@ -107,7 +108,7 @@ func (t *tlsTransport) Read(b []byte) (int, error) {
 		}
 	}
 	t.in = t.in[n:]
-	if len(t.in) == 0 {
+	if len(t.in) == 0 && !t.lent {
 		t.in = t.in[:0:0] // drop the buffer once read: idle sessions hold none
 	}
 	return n, nil
@@ -146,12 +147,38 @@ func (t *tlsTransport) feed(b []byte) {
 	t.cond.Signal()
 }
 
+// lend hands the transport b, which the caller keeps valid until keep:
+// when nothing is buffered it is read in place (no copy).
+func (t *tlsTransport) lend(b []byte) {
+	t.mu.Lock()
+	if len(t.in) == 0 {
+		t.in, t.lent = b, true
+	} else {
+		t.in = append(t.in, b...)
+	}
+	t.mu.Unlock()
+}
+
+// keep copies what is left of a lent buffer, which its owner reuses.
+func (t *tlsTransport) keep() {
+	t.mu.Lock()
+	if t.lent {
+		t.lent = false
+		if len(t.in) > 0 {
+			t.in = append([]byte(nil), t.in...)
+		} else {
+			t.in = nil
+		}
+	}
+	t.mu.Unlock()
+}
+
 // take removes and returns the ciphertext not read yet.
 func (t *tlsTransport) take() []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.in
-	t.in = nil
+	t.in, t.lent = nil, false // the caller copies b before its owner reuses it
 	return b
 }
 
@@ -298,10 +325,15 @@ func (s *sock) tlsSend(b []byte) error {
 
 // tlsFeed takes received ciphertext (deliver on a TLS connection).
 func (l *Loop) tlsFeed(s *sock, data []byte) {
-	s.tls().tr.feed(data)
-	if !s.tls().hs {
-		l.tlsDrain(s)
+	tl := s.tls()
+	if tl.hs {
+		tl.tr.feed(data) // the handshake goroutine reads it later: a copy
+		return
 	}
+	// Decrypted in place while data is valid; what is left is copied.
+	tl.tr.lend(data)
+	l.tlsDrain(s)
+	tl.tr.keep()
 }
 
 // tlsBufSize holds the plaintext of a whole TLS record, so Read never
