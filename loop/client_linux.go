@@ -59,10 +59,11 @@ func (l *Loop) BindConnect(local, addr string, h conn.Handler) (*conn.Conn, erro
 // keeping its Conn, handler and context (EventMachine's reconnect): it is
 // typically called from the handler's Unbind to retry. PostInit does not
 // run again; ConnectionCompleted runs when the new connection is
-// established, or Unbind again if it fails, as for Connect. Options set
-// with Control or SetSockOpt on the old socket do not carry over: set them
-// again before calling Reconnect is not possible, so set them in
-// ConnectionCompleted. The byte counters start again from zero.
+// established, or Unbind again if it fails, as for Connect. Neither the
+// options set with Control or SetSockOpt nor TLS carry over to the new
+// socket: call StartTLS again right after Reconnect, and set options in
+// ConnectionCompleted (or with Control after Reconnect, which applies them
+// before the connect). The byte counters start again from zero.
 //
 // It returns ErrNilFunc for a nil c, an error for a Conn that is not an
 // ended client connection of this loop (still open, accepted by a server,

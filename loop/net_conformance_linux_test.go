@@ -70,6 +70,7 @@ var netConformance = []struct {
 	{"TLSBadPeers", testTLSBadPeers},
 	{"StartTLS", testTLSStartTLS},
 	{"TLSStopMidHandshake", testTLSStopMidHandshake},
+	{"TLSCloseWriteEarly", testTLSCloseWriteEarly},
 }
 
 func TestNetConformance(t *testing.T) {

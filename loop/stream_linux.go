@@ -220,6 +220,9 @@ func (l *Loop) afterSend(s *sock) {
 		return
 	}
 	if s.shutPending {
+		if tl := s.tls(); tl != nil && tl.hs {
+			return // the handshake is not over: shut down after it (tlsHandshakeDone)
+		}
 		s.shutPending = false
 		if err := l.be.shutdownWrite(s.fd); err != nil {
 			l.closeSock(s, l.opError("shutdown", s, err))

@@ -299,9 +299,11 @@ func (l *Loop) tlsHandshakeDone(s *sock, tl *tlsState, err error) {
 			return
 		}
 	}
-	if s.drain && !s.closed() {
-		_ = tl.c.CloseWrite() // CloseAfterWriting during the handshake: close_notify now
-		l.afterSend(s)        // and close once it is sent
+	if (s.drain || s.shutPending) && !s.closed() {
+		// CloseAfterWriting or CloseWrite during the handshake: close_notify
+		// now, then the close or the shutdown once it is sent.
+		_ = tl.c.CloseWrite()
+		l.afterSend(s)
 	}
 	l.tlsDrain(s)
 	if s.rdEOF && !s.closed() && s.heldLen() == 0 {

@@ -337,3 +337,52 @@ func testTLSStopMidHandshake(t *testing.T, b loop.Backend) {
 		_ = c.Close()
 	}
 }
+
+// testTLSCloseWriteEarly: CloseWrite called before the handshake is over
+// waits for it: the queued data, then close_notify, then the FIN; the
+// peer's answer still arrives.
+func testTLSCloseWriteEarly(t *testing.T, b loop.Backend) {
+	p := getPKI(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{p.Leaf}})
+	require.NoError(t, err)
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		all, err := io.ReadAll(c) // until close_notify
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(all)
+		_, _ = c.Write([]byte("bye"))
+	}()
+	g := startLoop(t, b, loop.Options{})
+	h := newHandler(t)
+	h.postInit = func(c *conn.Conn) {
+		assert.NoError(t, c.StartTLS(&tls.Config{RootCAs: p.Pool}))
+		assert.NoError(t, c.SendData([]byte("request")))
+		assert.NoError(t, c.CloseWrite())
+	}
+	g.do(func(l *loop.Loop) {
+		_, err := l.Connect(ln.Addr().String(), h)
+		assert.NoError(t, err)
+	})
+	select {
+	case s := <-got:
+		assert.Equal(t, "request", s)
+	case <-time.After(wait):
+		t.Fatal("server read nothing")
+	}
+	expectKind(t, h.ev, "post_init")
+	expectKind(t, h.ev, "completed")
+	assert.Equal(t, "bye", expectKind(t, h.ev, "data").data)
+	assert.ErrorIs(t, expectKind(t, h.ev, "unbind").err, io.EOF)
+	require.NoError(t, g.stop())
+}
