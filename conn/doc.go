@@ -16,5 +16,11 @@
 //
 // Optional interfaces add callbacks to a Handler: HalfCloser (the peer's
 // EOF without closing), Drainer (the outbound queue fell to its low
-// watermark), DatagramReceiver (datagrams with their sender).
+// watermark), DatagramReceiver (datagrams with their sender),
+// TLSHandshaker (the TLS handshake of StartTLS completed).
+//
+// Beyond sending and closing, a Conn switches to TLS (StartTLS), sets its
+// socket options (SetNoDelay, SetKeepAlive, SetSockOpt, Control, ...), and
+// reports when its queue drains (NotifyDrained). LineReader splits a stream
+// into lines and sized binary blocks, as EventMachine's LineText2.
 package conn

@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"time"
 	"errors"
+	"time"
 
 	"github.com/ringmachine/ringmachine/uring"
 	"golang.org/x/sys/unix"
