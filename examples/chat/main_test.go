@@ -19,36 +19,13 @@ import (
 
 var listening = regexp.MustCompile(`^chat: listening on (\S+) \((uring|epoll)\)$`)
 
-// start runs the server on an ephemeral port and returns its address; it is
-// stopped, and run's error checked, when the test ends.
+// start runs the server on an ephemeral port and returns its address; it
+// is stopped, and run's error checked, when the test ends.
 func start(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, pw, append([]string{"-addr", "127.0.0.1:0"}, args...))
-		pw.Close()
-		done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
-	}
-	m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-	require.NotNil(t, m, "listening line %q", line)
-	go io.Copy(io.Discard, pr) //nolint:errcheck // never block run
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			assert.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-	})
-	return m[1]
+	addr, stop := testutil.StartProgram(t, run, listening, args...)
+	t.Cleanup(func() { assert.NoError(t, stop()) })
+	return addr
 }
 
 // user is one chat client.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -26,32 +25,7 @@ var listening = regexp.MustCompile(`^echo: listening on (\S+) \((uring|epoll), \
 // function that stops it and returns run's error.
 func start(t *testing.T, args ...string) (addr string, stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, pw, append([]string{"-addr", "127.0.0.1:0"}, args...))
-		pw.Close()
-		done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
-	}
-	m := listening.FindStringSubmatch(line[:len(line)-1])
-	require.NotNil(t, m, "listening line %q", line)
-	go io.Copy(io.Discard, pr) // nothing more is expected, but never block run
-	return m[1], func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatal("run did not return after cancel")
-			return nil
-		}
-	}
+	return testutil.StartProgram(t, run, listening, args...)
 }
 
 func TestEcho(t *testing.T) {

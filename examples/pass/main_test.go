@@ -24,32 +24,7 @@ var listening = regexp.MustCompile(`^pass: listening on (\S+) \((uring|epoll)\)$
 // function that stops it and returns run's error.
 func start(t *testing.T) (addr string, stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, pw, []string{"-addr", "127.0.0.1:0"})
-		pw.Close()
-		done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
-	}
-	m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-	require.NotNil(t, m, "listening line %q", line)
-	go io.Copy(io.Discard, pr)
-	return m[1], func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatal("run did not return after cancel")
-			return nil
-		}
-	}
+	return testutil.StartProgram(t, run, listening)
 }
 
 func TestPass(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,43 +39,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// start runs the proxy on an ephemeral port and returns its address and a
+// start runs the server on an ephemeral port and returns its address and a
 // function that stops it and returns run's error.
 func start(t *testing.T, args ...string) (addr string, stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, pw, append([]string{"-addr", "127.0.0.1:0"}, args...))
-		pw.Close()
-		done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		cancel()
-		t.Fatalf("no listening line: %v (run: %v)", err, <-done)
-	}
-	m := listening.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
-	require.NotNil(t, m, "listening line %q", line)
-	go io.Copy(io.Discard, pr) //nolint:errcheck // never block run
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatal("run did not return after cancel")
-			return nil
-		}
-	}
-	t.Cleanup(func() { _ = stop() })
-	return m[1], stop
+	return testutil.StartProgram(t, run, listening, args...)
 }
 
 // echoBackend is a Go net echo server (a backend nobody here wrote the
