@@ -122,6 +122,21 @@ func startLoop(t *testing.T, b loop.Backend, opts loop.Options) *bgLoop {
 	return g
 }
 
+// serveRecorded starts a server whose handlers record their events on ev,
+// each set up by setup (nil: as they are), and returns its address.
+func (g *bgLoop) serveRecorded(ev chan event, setup func(h *handler)) net.Addr {
+	g.t.Helper()
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := newHandler(g.t)
+		h.ev = ev
+		if setup != nil {
+			setup(h)
+		}
+		return h
+	})
+	return addr
+}
+
 // do runs fn on the loop goroutine and waits for it.
 func (g *bgLoop) do(fn func(l *loop.Loop)) {
 	g.t.Helper()
@@ -1138,9 +1153,7 @@ func testNotifyDrained(t *testing.T, b loop.Backend) {
 	payload := randomBytes(t, size)
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 4096)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := newHandler(t)
-		h.ev = ev
+	addr := g.serveRecorded(ev, func(h *handler) {
 		h.receive = func(c *conn.Conn, data []byte) {
 			h.record(event{kind: "data", data: string(data), c: c})
 			switch string(data) {
@@ -1166,7 +1179,6 @@ func testNotifyDrained(t *testing.T, b loop.Backend) {
 				assert.False(t, ran, "runs in a later tick, not inside the call")
 			}
 		}
-		return h
 	})
 	assert.Nil(t, loop.Of(nil))
 	c := dial(t, addr)
@@ -1198,9 +1210,7 @@ func testNotifyDrained(t *testing.T, b loop.Backend) {
 func testNotifyDrainedClosed(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := newHandler(t)
-		h.ev = ev
+	addr := g.serveRecorded(ev, func(h *handler) {
 		h.receive = func(c *conn.Conn, data []byte) {
 			assert.NoError(t, c.SendData(make([]byte, 16<<20)))
 			assert.NoError(t, c.NotifyDrained(0, func(*conn.Conn) {
@@ -1209,7 +1219,6 @@ func testNotifyDrainedClosed(t *testing.T, b loop.Backend) {
 			assert.NoError(t, c.Close())
 			assert.ErrorIs(t, c.NotifyDrained(0, func(*conn.Conn) {}), conn.ErrClosed)
 		}
-		return h
 	})
 	c := dial(t, addr)
 	_, err := io.WriteString(c, "go") // and never read

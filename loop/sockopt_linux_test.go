@@ -54,11 +54,7 @@ func testSocketOptions(t *testing.T, b loop.Backend) {
 	}}
 	g := startLoop(t, b, opts)
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := newHandler(t)
-		h.ev = ev
-		return h
-	})
+	addr := g.serveRecorded(ev, nil)
 	c := dial(t, addr)
 	pi := expectKind(t, ev, "post_init")
 	g.do(func(*loop.Loop) {
@@ -132,11 +128,7 @@ func testSocketOptions(t *testing.T, b loop.Backend) {
 func testSocketOptionsPending(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := newHandler(t)
-		h.ev = ev
-		return h
-	})
+	addr := g.serveRecorded(ev, nil)
 	port := strconv.Itoa(addr.(*net.TCPAddr).Port)
 	h := newHandler(t)
 	h.postInit = func(c *conn.Conn) {
@@ -188,11 +180,7 @@ func testSocketOptionsPending(t *testing.T, b loop.Backend) {
 func testBindConnect(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := newHandler(t)
-		h.ev = ev
-		return h
-	})
+	addr := g.serveRecorded(ev, nil)
 	// A free port on 127.0.0.2 (all of 127/8 is local on Linux).
 	ln, err := net.Listen("tcp", "127.0.0.2:0")
 	require.NoError(t, err)
@@ -250,14 +238,11 @@ func testBindConnect(t *testing.T, b loop.Backend) {
 func testReconnect(t *testing.T, b loop.Backend) {
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := newHandler(t)
-		h.ev = ev
+	addr := g.serveRecorded(ev, func(h *handler) {
 		h.receive = func(c *conn.Conn, data []byte) {
 			_ = c.SendData(append([]byte("bye "), data...))
 			_ = c.CloseAfterWriting()
 		}
-		return h
 	})
 	refused := closedPort(t)
 	h := newHandler(t)

@@ -447,27 +447,10 @@ func TestDirectAcceptTableFull(t *testing.T) {
 // kept and reported by the next Wait, which must not block for it.
 func TestAddrsKeepsCompletions(t *testing.T) {
 	e := open(t, Options{DirectFiles: 8})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
-	c, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
-	var direct int
+	_, c, direct := acceptOneDirect(t, e)
 	cs := make([]Completion, 8)
-	for deadline := time.Now().Add(10 * time.Second); direct == 0 && time.Now().Before(deadline); {
-		n, err := e.Wait(100*time.Millisecond, cs)
-		require.NoError(t, err)
-		for _, x := range cs[:n] {
-			if x.UserData == 1 && x.Res >= 0 {
-				direct = int(x.Res)
-			}
-		}
-	}
-	require.NotZero(t, direct)
 	require.NoError(t, e.RecvMultishot(direct, 2))
-	_, err = e.Wait(0, cs) // submit the receive
+	_, err := e.Wait(0, cs) // submit the receive
 	require.NoError(t, err)
 	_, err = c.Write([]byte("stashed"))
 	require.NoError(t, err)
@@ -725,25 +708,7 @@ func TestDirectAcceptFullTellsEachListener(t *testing.T) {
 // back unchanged.
 func TestControl(t *testing.T) {
 	e := open(t, Options{DirectFiles: 8})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
-	c, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
-	var direct int
-	cs := make([]Completion, 8)
-	for deadline := time.Now().Add(10 * time.Second); direct == 0 && time.Now().Before(deadline); {
-		n, err := e.Wait(100*time.Millisecond, cs)
-		require.NoError(t, err)
-		for _, x := range cs[:n] {
-			if x.UserData == 1 && x.Res >= 0 {
-				direct = int(x.Res)
-			}
-		}
-	}
-	require.NotZero(t, direct)
+	ln, _, direct := acceptOneDirect(t, e)
 	before := fdCount(t)
 	var seen int
 	require.NoError(t, e.Control(direct, func(fd int) error {
@@ -754,7 +719,7 @@ func TestControl(t *testing.T) {
 	assert.NotEqual(t, direct, seen, "a process fd, not the direct descriptor")
 	assert.Equal(t, before, fdCount(t), "the installed fd is closed after the call")
 	var v int
-	require.NoError(t, e.Control(direct, func(fd int) error {
+	require.NoError(t, e.Control(direct, func(fd int) (err error) {
 		v, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE)
 		return err
 	}))
@@ -775,4 +740,31 @@ func fdCount(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	require.NoError(t, err)
 	return len(ents)
+}
+
+// acceptOneDirect accepts one loopback connection into e's table and
+// returns the listener, the client side and the direct descriptor; both
+// are closed at cleanup.
+func acceptOneDirect(t *testing.T, e *Engine) (net.Listener, net.Conn, int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	var direct int
+	cs := make([]Completion, 8)
+	for deadline := time.Now().Add(10 * time.Second); direct == 0 && time.Now().Before(deadline); {
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		for _, x := range cs[:n] {
+			if x.UserData == 1 && x.Res >= 0 {
+				direct = int(x.Res)
+			}
+		}
+	}
+	require.NotZero(t, direct)
+	return ln, c, direct
 }
