@@ -72,6 +72,18 @@
 // cap); a proxy pauses the connection it reads from and resumes it with
 // conn.Conn.NotifyDrained on the other side (examples/proxy).
 //
+// # TLS and socket options
+//
+// conn.Conn.StartTLS switches a connection to crypto/tls, as a server or a
+// client, at once or after a plaintext exchange (STARTTLS); the handler
+// keeps reading and writing plaintext. The handshake runs on a goroutine of
+// its own, bounded by Options.TLSHandshakeTimeout; the records are
+// encrypted and decrypted on the loop (tls_linux.go). Options.Socket sets
+// the socket options of every TCP connection (TCP_NODELAY, keep-alive,
+// buffer sizes); conn.Conn.SetNoDelay, SetKeepAlive, SetSockOpt and Control
+// change one connection's. [Loop.BindConnect] connects from a chosen local
+// address and [Loop.Reconnect] dials again for an ended client.
+//
 // # One loop iteration
 //
 // [Loop.Run] repeats three phases until [Loop.Stop]; after each phase come
