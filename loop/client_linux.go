@@ -372,6 +372,9 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 	}
 	if s.tls() != nil {
 		l.tlsStart(s) // StartTLS was called while connecting
+		if s.closed() {
+			return
+		}
 	}
 	h, cn := s.h, s.c
 	l.call(func() { h.ConnectionCompleted(cn) })

@@ -237,21 +237,28 @@ func (s *sock) StartTLS(cfg *tls.Config) error {
 		}
 		tl.c = tls.Server(tr, cfg)
 	}
+	if !s.connecting() {
+		if err := l.tlsTimer(s, tl); err != nil {
+			return err
+		}
+	}
 	s.flow().tl = tl
+	if !s.connecting() {
+		l.tlsStart(s)
+	}
+	return nil
+}
+
+// tlsTimer arms the handshake timeout of s (from the start of the
+// handshake: a client's connect has a timeout of its own).
+func (l *Loop) tlsTimer(s *sock, tl *tlsState) error {
 	t, err := l.AddTimer(l.opts.TLSHandshakeTimeout, func() {
 		if s.tls() == tl && tl.hs && !s.closed() {
 			l.closeSock(s, conn.ErrTLSHandshakeTimeout)
 		}
 	})
-	if err != nil {
-		s.fl.tl = nil
-		return err
-	}
 	tl.timer = t
-	if !s.connecting() {
-		l.tlsStart(s)
-	}
-	return nil
+	return err
 }
 
 // tlsStart starts the handshake goroutine of s (a client's once it is
@@ -260,6 +267,12 @@ func (l *Loop) tlsStart(s *sock) {
 	tl := s.tls()
 	if tl.started {
 		return
+	}
+	if tl.timer == nil {
+		if err := l.tlsTimer(s, tl); err != nil {
+			l.closeSock(s, err)
+			return
+		}
 	}
 	tl.started = true
 	l.tlsGoroutines.Add(1)
