@@ -118,6 +118,7 @@ test-hazard:
 	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestNoCrossTalk|TestHalfClose|TestResetChurnPollFirst)' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/TLSServer$$' ./loop/
+	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestTLSFaultEcho$$' ./loop/
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
 # executions sized to 5-15 s each on 2 cores (six targets: about 1 min with

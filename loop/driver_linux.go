@@ -104,8 +104,14 @@ func (s *sock) OutboundSize() int {
 	if s.kind == sockDgram {
 		return s.dgramBytes()
 	}
-	if s.tls() != nil {
-		return s.out.Len() + s.tls().pendN
+	return s.queued()
+}
+
+// queued is a stream's OutboundSize: the bytes queued, and the plaintext
+// waiting for a TLS handshake to end.
+func (s *sock) queued() int {
+	if tl := s.tls(); tl != nil {
+		return s.out.Len() + tl.pendN
 	}
 	return s.out.Len()
 }
@@ -191,7 +197,7 @@ func (s *sock) NotifyDrained(low int, fn func()) error {
 	fl := s.flow()
 	fl.drainLow, fl.drainFn = low, fn
 	fl.drainGen++
-	if s.out.Len() <= low {
+	if s.queued() <= low {
 		s.l.notifyDrainedLater(s)
 	}
 	return nil

@@ -203,7 +203,7 @@ func (l *Loop) afterSend(s *sock) {
 			}
 		}
 	}
-	if fl := s.fl; fl != nil && fl.drainFn != nil && s.out.Len() <= fl.drainLow {
+	if fl := s.fl; fl != nil && fl.drainFn != nil && s.queued() <= fl.drainLow {
 		l.runDrained(s)
 		if s.closed() {
 			return
@@ -212,17 +212,16 @@ func (l *Loop) afterSend(s *sock) {
 	if s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight {
 		return
 	}
+	if tl := s.tls(); tl != nil && tl.hs {
+		// The handshake is not over: closing or shutting down waits for it
+		// (tlsHandshakeDone comes back here).
+		return
+	}
 	if s.drain {
-		if s.tls() != nil && s.tls().hs {
-			return // the handshake is not over: close after it (tlsHandshakeDone)
-		}
 		l.closeSock(s, s.reason) // nil, or io.EOF when the peer's EOF asked for it (peerEOF)
 		return
 	}
 	if s.shutPending {
-		if tl := s.tls(); tl != nil && tl.hs {
-			return // the handshake is not over: shut down after it (tlsHandshakeDone)
-		}
 		s.shutPending = false
 		if err := l.be.shutdownWrite(s.fd); err != nil {
 			l.closeSock(s, l.opError("shutdown", s, err))
@@ -408,7 +407,7 @@ func (l *Loop) runDrained(s *sock) {
 func (l *Loop) notifyDrainedLater(s *sock) {
 	gen := s.fl.drainGen
 	_ = l.NextTick(func() {
-		if s.closed() || s.fl.drainFn == nil || s.fl.drainGen != gen || s.out.Len() > s.fl.drainLow {
+		if s.closed() || s.fl.drainFn == nil || s.fl.drainGen != gen || s.queued() > s.fl.drainLow {
 			return
 		}
 		l.runDrained(s)

@@ -33,22 +33,7 @@ func startTLSServer(b *testing.B, impl string, cfg *tls.Config) (string, func())
 		if err != nil {
 			b.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer c.Close()
-					_, _ = io.Copy(c, c)
-				}()
-			}
-		}()
-		return ln.Addr().String(), func() { ln.Close(); wg.Wait() }
+		return ln.Addr().String(), testutil.ServeEcho(b, ln)
 	}
 	be, _ := loop.ParseBackend(impl)
 	l, err := loop.New(loop.Options{Backend: be})

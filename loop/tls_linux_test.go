@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,18 +58,54 @@ func (h *tlsEchoHandler) HandshakeCompleted(c *conn.Conn) {
 	h.record(event{kind: "handshake", data: tls.VersionName(st.Version), c: c})
 }
 
+// serveTLSEcho starts a tlsEchoHandler server with the test PKI's leaf
+// (TLS at once, or after "STARTTLS" when starttls is set), recording on ev
+// (nil: not at all), postInit run for each connection (nil: none).
+func serveTLSEcho(t *testing.T, g *bgLoop, ev chan event, starttls bool, postInit func(c *conn.Conn)) net.Addr {
+	t.Helper()
+	cfg := &tls.Config{Certificates: []tls.Certificate{getPKI(t).Leaf}}
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
+		h := &tlsEchoHandler{handler: newHandler(t), cfg: cfg, starttls: starttls}
+		h.ev = ev
+		h.postInit = postInit
+		return h
+	})
+	return addr
+}
+
 // tlsRoundTrip writes payload through a TLS client in odd-sized pieces
 // while reading, and checks every byte of the echo.
-func tlsRoundTrip(t *testing.T, c net.Conn, payload []byte) {
-	t.Helper()
-	require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+func tlsRoundTrip(c net.Conn, payload []byte) error {
+	if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- writeOddSized(c, payload) }()
 	got := make([]byte, len(payload))
-	_, err := io.ReadFull(c, got)
-	require.NoError(t, err)
-	require.NoError(t, <-errc)
-	require.True(t, bytes.Equal(payload, got), "echo differs")
+	if _, err := io.ReadFull(c, got); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if i := firstDifference(payload, got); i >= 0 {
+		return fmt.Errorf("echo differs from byte %d of %d", i, len(payload))
+	}
+	return nil
+}
+
+// firstDifference returns the first index where a and b differ, -1 if
+// they are equal.
+func firstDifference(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	if len(a) != len(b) {
+		return min(len(a), len(b))
+	}
+	return -1
 }
 
 // testTLSServer: a Go crypto/tls client against a TLS echo server whose
@@ -78,18 +116,13 @@ func testTLSServer(t *testing.T, b loop.Backend) {
 	p := getPKI(t)
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}}
-		h.ev = ev
-		h.postInit = func(c *conn.Conn) { assert.NoError(t, c.SetOutboundLimits(16<<10, 64<<10, 0)) }
-		return h
-	})
+	addr := serveTLSEcho(t, g, ev, false, func(c *conn.Conn) { assert.NoError(t, c.SetOutboundLimits(16<<10, 64<<10, 0)) })
 	c, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: p.Pool})
 	require.NoError(t, err)
 	defer c.Close()
 	expectKind(t, ev, "post_init")
 	assert.Equal(t, "TLS 1.3", expectKind(t, ev, "handshake").data)
-	tlsRoundTrip(t, c, randomBytes(t, 4<<20))
+	require.NoError(t, tlsRoundTrip(c, randomBytes(t, 4<<20)))
 	require.NoError(t, c.Close())
 	drained := 0
 	for {
@@ -238,14 +271,9 @@ func testTLSVerify(t *testing.T, b loop.Backend) {
 // closed with the TLS error; a server config without a certificate is
 // refused at once.
 func testTLSBadPeers(t *testing.T, b loop.Backend) {
-	p := getPKI(t)
 	g := startLoop(t, b, loop.Options{TLSHandshakeTimeout: 300 * time.Millisecond})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}}
-		h.ev = ev
-		return h
-	})
+	addr := serveTLSEcho(t, g, ev, false, nil)
 	// Stalls: a ClientHello's first bytes, then nothing.
 	c := dial(t, addr)
 	_, err := c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
@@ -289,11 +317,7 @@ func testTLSStartTLS(t *testing.T, b loop.Backend) {
 	p := getPKI(t)
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}, starttls: true}
-		h.ev = ev
-		return h
-	})
+	addr := serveTLSEcho(t, g, ev, true, nil)
 	raw := dial(t, addr)
 	_, err := io.WriteString(raw, "STARTTLS\n")
 	require.NoError(t, err)
@@ -302,7 +326,7 @@ func testTLSStartTLS(t *testing.T, b loop.Backend) {
 	require.NoError(t, err)
 	assert.Equal(t, "GO AHEAD\n", line)
 	c := tls.Client(raw, &tls.Config{RootCAs: p.Pool, ServerName: "localhost"})
-	tlsRoundTrip(t, c, randomBytes(t, 256<<10))
+	require.NoError(t, tlsRoundTrip(c, randomBytes(t, 256<<10)))
 	expectKind(t, ev, "post_init")
 	expectKind(t, ev, "handshake")
 	require.NoError(t, c.Close())
@@ -313,14 +337,9 @@ func testTLSStartTLS(t *testing.T, b loop.Backend) {
 // bytes ends their goroutines (the leak check of the conformance table
 // fails otherwise) and Unbinds the connections.
 func testTLSStopMidHandshake(t *testing.T, b loop.Backend) {
-	p := getPKI(t)
 	g := startLoop(t, b, loop.Options{})
 	ev := make(chan event, 64)
-	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler {
-		h := &tlsEchoHandler{handler: newHandler(t), cfg: &tls.Config{Certificates: []tls.Certificate{p.Leaf}}}
-		h.ev = ev
-		return h
-	})
+	addr := serveTLSEcho(t, g, ev, false, nil)
 	var conns []net.Conn
 	for range 8 {
 		conns = append(conns, dial(t, addr))
@@ -385,4 +404,47 @@ func testTLSCloseWriteEarly(t *testing.T, b loop.Backend) {
 	assert.Equal(t, "bye", expectKind(t, h.ev, "data").data)
 	assert.ErrorIs(t, expectKind(t, h.ev, "unbind").err, io.EOF)
 	require.NoError(t, g.stop())
+}
+
+// TestTLSFaultEcho streams TLS through an echo server whose engine (either)
+// is wrapped in the fault injector: receives split anywhere (records cut
+// across deliveries), short and deferred sends, EAGAIN, ENOBUFS, cancels
+// and delayed completions, while low outbound watermarks pause and resume
+// reading all the time (ciphertext held for Resume). Every byte of every
+// connection must come back. No resets: a reset connection's bytes are
+// not checkable.
+func TestTLSFaultEcho(t *testing.T) {
+	const conns, size = 16, 256 << 10
+	p := getPKI(t)
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		for _, seed := range faultSeeds(t) {
+			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				testutil.CheckLeaks(t)
+				f := faultMix(seed)
+				f.Reset = 0
+				stats, restore := loop.SetTestFaults(f)
+				defer restore()
+				g := startLoop(t, b, loop.Options{})
+				addr := serveTLSEcho(t, g, nil, false, func(c *conn.Conn) { assert.NoError(t, c.SetOutboundLimits(16<<10, 48<<10, 0)) })
+				var wg sync.WaitGroup
+				for range conns {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c, err := tls.Dial("tcp", addr.String(), &tls.Config{RootCAs: p.Pool})
+						if !assert.NoError(t, err) {
+							return
+						}
+						defer c.Close()
+						assert.NoError(t, tlsRoundTrip(c, randomBytes(t, size)))
+					}()
+				}
+				wg.Wait()
+				require.NoError(t, g.stop())
+				st := stats()
+				assert.Positive(t, st.SplitRecvs, "records were split")
+				assert.Positive(t, st.ShortSends, "short sends")
+			})
+		}
+	})
 }

@@ -1,0 +1,36 @@
+package testutil
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// ServeEcho serves ln with Go's net: a goroutine per connection copying
+// what it reads back until EOF, then closing (a backend nobody here wrote
+// the reactor of). stop closes ln and waits for the connections' goroutines
+// (their peers must have closed); the test's cleanup calls it too.
+func ServeEcho(t testing.TB, ln net.Listener) (stop func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { ln.Close(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
+}
