@@ -160,6 +160,9 @@ func (t *tlsTransport) lend(b []byte) {
 }
 
 // keep copies what is left of a lent buffer, which its owner reuses.
+// crypto/tls reads up to the end of the record it is on, and a pause takes
+// the rest (tlsDrain), so normally nothing is left: this is the guard for
+// the bytes of a drain that stopped otherwise.
 func (t *tlsTransport) keep() {
 	t.mu.Lock()
 	if t.lent {
