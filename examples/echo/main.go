@@ -5,7 +5,14 @@
 //	go run ./examples/echo -addr 127.0.0.1:0    # any free port
 //	go run ./examples/echo -loops 0             # one reactor per core
 //	go run ./examples/echo -loops 6             # 6 × RLIMIT_NOFILE connections
+//	go run ./examples/echo -tls-cert cert.pem -tls-key key.pem   # echo over TLS
 //	telnet 127.0.0.1 10000
+//	openssl s_client -connect 127.0.0.1:10000   # with -tls-cert/-tls-key
+//
+// With -tls-cert and -tls-key (PEM files, as crypto/tls.LoadX509KeyPair
+// reads them) every connection starts TLS at once (conn.Conn.StartTLS):
+// the echo is of the plaintext, over TLS. The handshake is bounded by the
+// loop's TLS handshake timeout.
 //
 // -loops N runs N reactors (a loop.Group; 0 means one per core), each with
 // its own SO_REUSEPORT listener on the address: the kernel spreads the
@@ -33,6 +40,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,7 +68,13 @@ func main() {
 //	module EchoServer
 //	  def receive_data(data) send_data(data) end
 //	end
-type echo struct{ conn.Base }
+//
+// With tls set, the connection starts TLS first (EventMachine's start_tls
+// in post_init).
+type echo struct {
+	conn.Base
+	tls *tls.Config
+}
 
 // Outbound watermarks of every connection (conn.Conn.SetOutboundLimits):
 // reading from a client pauses while more than outHigh bytes wait to be
@@ -72,7 +86,14 @@ const (
 	outHigh = 256 << 10
 )
 
-func (echo) PostInit(c *conn.Conn) {
+func (e echo) PostInit(c *conn.Conn) {
+	if e.tls != nil {
+		if err := c.StartTLS(e.tls); err != nil {
+			fmt.Fprintln(stderr, "echo:", err)
+			_ = c.Close()
+			return
+		}
+	}
 	_ = c.SetOutboundLimits(outLow, outHigh, 0)
 }
 
@@ -109,11 +130,24 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	processFDs := fs.Bool("process-fds", false, "io_uring: hold connections as process descriptors instead of direct descriptors in the rings (URingOptions.ProcessFDs)")
 	fixedProcs := fs.Bool("fixed-gomaxprocs", false, "leave GOMAXPROCS at 1 on one CPU (Options.FixedGOMAXPROCS)")
 	minWait := fs.Duration("min-wait", 0, "io_uring: gather completions for up to this long per wait (URingOptions.MinWait; 0: off)")
+	tlsCert := fs.String("tls-cert", "", "echo over TLS with this PEM certificate `file` (with -tls-key)")
+	tlsKey := fs.String("tls-key", "", "the PEM private key `file` of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *loops < 0 {
 		return fmt.Errorf("-loops %d: must be 0 (one per core) or more", *loops)
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	var tlsConf *tls.Config
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	var (
 		mu       sync.Mutex
@@ -139,7 +173,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := g.StartServer(*addr, func(*loop.Loop) conn.Handler { return echo{} })
+	srv, err := g.StartServer(*addr, func(*loop.Loop) conn.Handler { return echo{tls: tlsConf} })
 	if err != nil {
 		return err
 	}

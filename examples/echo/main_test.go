@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -204,4 +205,106 @@ func TestAcceptErrors(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "again", string(got))
 	})
+}
+
+// TestEchoTLS: with -tls-cert/-tls-key every connection is TLS (1.3 with
+// Go's client, the chain checked against the test CA) and every byte comes
+// back, small messages one by one and 4 MiB written while it is read back,
+// on two clients at once, on both engines.
+func TestEchoTLS(t *testing.T) {
+	p := testutil.TestPKI(t)
+	_, cert, key := p.Files(t)
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-tls-cert", cert, "-tls-key", key)
+		dial := func() *tls.Conn {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{RootCAs: p.Pool})
+			require.NoError(t, err)
+			require.NoError(t, c.SetDeadline(time.Now().Add(30*time.Second)))
+			assert.Equal(t, uint16(tls.VersionTLS13), c.ConnectionState().Version)
+			return c
+		}
+		c, c2 := dial(), dial()
+		for i, msg := range []string{"hello\n", "x", "a longer message\r\n"} {
+			_, err := io.WriteString(c, msg)
+			require.NoError(t, err)
+			got := make([]byte, len(msg))
+			_, err = io.ReadFull(c, got)
+			require.NoError(t, err, "message %d", i)
+			assert.Equal(t, msg, string(got), "message %d", i)
+		}
+		for i, cl := range []*tls.Conn{c, c2} {
+			stream := make([]byte, 4<<20)
+			pattern(stream, i*12345)
+			werr := make(chan error, 1)
+			go func() {
+				_, err := cl.Write(stream)
+				werr <- err
+			}()
+			got := make([]byte, len(stream))
+			_, err := io.ReadFull(cl, got)
+			require.NoError(t, err, "client %d", i)
+			require.NoError(t, <-werr, "client %d", i)
+			require.True(t, bytes.Equal(stream, got), "client %d: the echo differs at byte %d", i, firstDiff(stream, got))
+		}
+		require.NoError(t, stop(), "a cancelled context stops the server cleanly")
+		// The server closed our connections on the way out, with TLS's
+		// close_notify.
+		for _, cl := range []*tls.Conn{c, c2} {
+			_, err := cl.Read(make([]byte, 1))
+			assert.ErrorIs(t, err, io.EOF)
+			cl.Close()
+		}
+	})
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// TestEchoTLSPlaintextClient: a client that speaks no TLS to the TLS echo
+// gets no echo of its bytes, and the server goes on serving TLS clients.
+func TestEchoTLSPlaintextClient(t *testing.T) {
+	p := testutil.TestPKI(t)
+	_, cert, key := p.Files(t)
+	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		addr, stop := start(t, "-tls-cert", cert, "-tls-key", key)
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+		require.NoError(t, err)
+		reply, _ := io.ReadAll(c) // an alert at most, then the close
+		assert.NotContains(t, string(reply), "GET /", "plaintext echoed")
+		c.Close()
+
+		tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{RootCAs: p.Pool})
+		require.NoError(t, err)
+		require.NoError(t, tc.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = io.WriteString(tc, "still here")
+		require.NoError(t, err)
+		got := make([]byte, 10)
+		_, err = io.ReadFull(tc, got)
+		require.NoError(t, err)
+		assert.Equal(t, "still here", string(got))
+		tc.Close()
+		require.NoError(t, stop())
+	})
+}
+
+func TestEchoTLSBadFlags(t *testing.T) {
+	_, cert, _ := testutil.TestPKI(t).Files(t)
+	var flagErr bytes.Buffer
+	oldStderr := stderr
+	stderr = &flagErr
+	defer func() { stderr = oldStderr }()
+	assert.ErrorContains(t, run(context.Background(), io.Discard, []string{"-tls-cert", cert}), "go together")
+	assert.ErrorContains(t, run(context.Background(), io.Discard, []string{"-tls-key", cert}), "go together")
+	assert.ErrorContains(t, run(context.Background(), io.Discard, []string{"-tls-cert", cert, "-tls-key", "/nonexistent"}), "-tls-key")
 }
