@@ -5,6 +5,12 @@
 //
 //	peer -impl net  -proto echo  -addr 127.0.0.1:10000
 //	peer -impl gnet -proto redis -addr 127.0.0.1:6379
+//	peer -impl net  -proto echo  -addr 127.0.0.1:10000 -tls-cert cert.pem -tls-key key.pem
+//
+// With -tls-cert and -tls-key (PEM files) the net servers speak TLS
+// (crypto/tls.NewListener: the handshake runs on the connection's
+// goroutine, on its first read), like RingMachine's examples/echo and
+// httpd with the same flags. gnet has no TLS: -impl gnet refuses them.
 //
 // It prints "<impl>-<proto>: listening on ADDR (<impl>)" once listening and
 // stops on SIGINT or SIGTERM.
@@ -12,6 +18,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,28 +70,49 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	impl := fs.String("impl", "net", "net or gnet")
 	p := fs.String("proto", "echo", "echo, http or redis")
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port`")
+	tlsCert := fs.String("tls-cert", "", "-impl net: serve TLS with this PEM certificate `file` (with -tls-key)")
+	tlsKey := fs.String("tls-key", "", "the PEM private key `file` of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if newFeeder(*p, nil) == nil {
 		return fmt.Errorf("-proto %q: echo, http or redis", *p)
 	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
+	var tlsConf *tls.Config
+	if *tlsCert != "" {
+		if *impl != "net" {
+			return fmt.Errorf("-impl %s has no TLS: -tls-cert/-tls-key with -impl net only", *impl)
+		}
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	name := *impl + "-" + *p
 	switch *impl {
 	case "net":
-		return runNet(ctx, stdout, name, *addr, newFeeder(*p, proto.NewDB(&sync.Mutex{})))
+		return runNet(ctx, stdout, name, *addr, tlsConf, newFeeder(*p, proto.NewDB(&sync.Mutex{})))
 	case "gnet":
 		return runGnet(ctx, stdout, name, *addr, newFeeder(*p, proto.NewDB(nil)))
 	}
 	return fmt.Errorf("-impl %q: net or gnet", *impl)
 }
 
-func runNet(ctx context.Context, stdout io.Writer, name, addr string, nf func() feeder) error {
+func runNet(ctx context.Context, stdout io.Writer, name, addr string, tlsConf *tls.Config, nf func() feeder) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: listening on %s (net)\n", name, ln.Addr())
+	kind := "net"
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		kind = "net, TLS"
+	}
+	fmt.Fprintf(stdout, "%s: listening on %s (%s)\n", name, ln.Addr(), kind)
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	for {
