@@ -5,6 +5,8 @@
 //
 //	loadgen -addr 127.0.0.1:10000 -c 64 -s 64 -p 16 -d 5s
 //	loadgen -addr 127.0.0.1:10000 -c 10000 -idle -hold 3s   # idle connections
+//	loadgen -addr 127.0.0.1:10000 -tls -c 4 -s 65536 -d 5s  # echo over TLS
+//	loadgen -addr 127.0.0.1:10000 -tls -handshake -c 32     # a handshake per request
 //
 // The default engine (-mode epoll) is one OS thread driving nonblocking
 // sockets with level-triggered epoll: one read and one write per ready
@@ -13,12 +15,22 @@
 // goroutine-per-connection alternative (P messages written, then read back,
 // in lock step), kept to compare their cost.
 //
+// -tls speaks TLS 1.3 (crypto/tls, so the goroutines engine): the server's
+// certificate is checked against the PEM file of -ca, or not at all
+// without it. Connections complete their handshake before the load starts,
+// so the figures are of the TLS echo alone. -handshake instead opens a new
+// connection for every request and closes it after the echo: with -tls,
+// a full handshake each (no session resumption), a request's latency
+// counting the connect, the handshake and the echo.
+//
 // Each connection's byte stream is a window into one random pattern (offset
 // by a per-connection seed), so checking a read is a memcmp against the
 // pattern. The first mismatching connection is reported and closed.
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -43,16 +55,21 @@ func main() {
 
 // Config is one load run.
 type Config struct {
-	Addr     string
-	Conns    int
-	Size     int // payload bytes per message
-	Pipeline int // messages in flight per connection
-	Duration time.Duration
-	Warmup   time.Duration // completions before this are not counted
-	Drain    time.Duration // at most this long to collect in-flight replies
-	Mode     string        // "epoll" or "goroutines"
-	Idle     bool          // connect, one round trip each, print READY, hold
-	Hold     time.Duration
+	Addr      string
+	Conns     int
+	Size      int // payload bytes per message
+	Pipeline  int // messages in flight per connection
+	Duration  time.Duration
+	Warmup    time.Duration // completions before this are not counted
+	Drain     time.Duration // at most this long to collect in-flight replies
+	Mode      string        // "epoll" or "goroutines"; "": epoll, or goroutines with TLS or Handshake
+	Idle      bool          // connect, one round trip each, print READY, hold
+	Hold      time.Duration
+	TLS       bool   // TLS 1.3 over every connection
+	CA        string // PEM file of the roots to check the server with ("": no check)
+	Handshake bool   // a new connection (with TLS, a full handshake) per request
+
+	tlsConf *tls.Config
 }
 
 // Result is what one run measured.
@@ -82,9 +99,12 @@ func run(stdout io.Writer, args []string) error {
 	fs.DurationVar(&c.Duration, "d", 5*time.Second, "measured duration (at most 10m)")
 	fs.DurationVar(&c.Warmup, "warmup", 0, "load before measuring")
 	fs.DurationVar(&c.Drain, "drain", 2*time.Second, "wait at most this long for in-flight replies")
-	fs.StringVar(&c.Mode, "mode", "epoll", "engine: epoll or goroutines")
+	fs.StringVar(&c.Mode, "mode", "", "engine: epoll or goroutines (default epoll; goroutines with -tls or -handshake, which need it)")
 	fs.BoolVar(&c.Idle, "idle", false, "open -c connections, one round trip each, print READY, hold -hold")
 	fs.DurationVar(&c.Hold, "hold", 3*time.Second, "with -idle: keep connections open this long (at most 10m)")
+	fs.BoolVar(&c.TLS, "tls", false, "speak TLS 1.3 (the server's certificate unchecked unless -ca)")
+	fs.StringVar(&c.CA, "ca", "", "with -tls: check the server's certificate against the PEM `file` of roots")
+	fs.BoolVar(&c.Handshake, "handshake", false, "a new connection per request, closed after its echo (with -tls: a full handshake each)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,8 +164,34 @@ func (c *Config) validate() error {
 		return errors.New("-d: up to 10m, -warmup: up to 1m")
 	case c.Hold < 0 || c.Hold > 10*time.Minute, c.Drain < 0 || c.Drain > time.Minute:
 		return errors.New("-hold: up to 10m, -drain: up to 1m")
-	case c.Mode != "epoll" && c.Mode != "goroutines":
+	case c.Mode != "" && c.Mode != "epoll" && c.Mode != "goroutines":
 		return fmt.Errorf("-mode %q: epoll or goroutines", c.Mode)
+	case (c.TLS || c.Handshake) && c.Mode == "epoll":
+		return errors.New("-tls and -handshake need -mode goroutines")
+	case c.Handshake && c.Idle:
+		return errors.New("-handshake and -idle exclude each other")
+	case c.CA != "" && !c.TLS:
+		return errors.New("-ca goes with -tls")
+	}
+	if c.Mode == "" {
+		c.Mode = "epoll"
+		if c.TLS || c.Handshake {
+			c.Mode = "goroutines"
+		}
+	}
+	if c.TLS {
+		// No ClientSessionCache: every connection makes a full handshake.
+		c.tlsConf = &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: c.CA == ""}
+		if c.CA != "" {
+			b, err := os.ReadFile(c.CA)
+			if err != nil {
+				return fmt.Errorf("-ca: %w", err)
+			}
+			c.tlsConf.RootCAs = x509.NewCertPool()
+			if !c.tlsConf.RootCAs.AppendCertsFromPEM(b) {
+				return fmt.Errorf("-ca %s: no PEM certificate", c.CA)
+			}
+		}
 	}
 	return nil
 }

@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ringmachine/ringmachine/bench/internal/selfsigned"
 	"github.com/ringmachine/ringmachine/conn"
 	"github.com/ringmachine/ringmachine/loop"
 )
@@ -21,13 +26,56 @@ func (echo) ReceiveData(c *conn.Conn, data []byte) { _ = c.SendData(data) }
 // ringEcho runs RingMachine's echo on a loop and returns its address.
 func ringEcho(t *testing.T) string {
 	t.Helper()
+	return ringServer(t, func() conn.Handler { return echo{} })
+}
+
+type tlsEcho struct {
+	echo
+	cfg *tls.Config
+}
+
+func (e tlsEcho) PostInit(c *conn.Conn) { _ = c.StartTLS(e.cfg) }
+
+// ringTLSEcho is ringEcho over TLS, with the certificate of tlsFiles.
+func ringTLSEcho(t *testing.T) string {
+	t.Helper()
+	cfg := serverTLS(t)
+	return ringServer(t, func() conn.Handler { return tlsEcho{cfg: cfg} })
+}
+
+// tlsFiles writes a self-signed certificate (its own CA) and its key once
+// per test binary.
+var tlsFiles = sync.OnceValues(func() ([2]string, error) {
+	dir, err := os.MkdirTemp("", "loadgen-test")
+	if err != nil {
+		return [2]string{}, err
+	}
+	cert, key, err := selfsigned.Write(dir)
+	return [2]string{cert, key}, err
+})
+
+func serverTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	f, err := tlsFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(f[0], f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
+}
+
+func ringServer(t *testing.T, h func() conn.Handler) string {
+	t.Helper()
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
 	var lp *loop.Loop
 	go func() {
 		errc <- loop.Run(func(l *loop.Loop) {
 			lp = l
-			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return echo{} })
+			srv, err := l.StartServer("127.0.0.1:0", h)
 			if err != nil {
 				t.Error(err)
 				l.Stop()
@@ -52,9 +100,18 @@ func ringEcho(t *testing.T) string {
 // with eof.
 func badEcho(t *testing.T, corrupt int, eof bool) string {
 	t.Helper()
+	return badEchoTLS(t, corrupt, eof, nil)
+}
+
+// badEchoTLS is badEcho over TLS with cfg (nil: without TLS).
+func badEchoTLS(t *testing.T, corrupt int, eof bool, cfg *tls.Config) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
 	}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
@@ -169,6 +226,149 @@ func TestJSONOutput(t *testing.T) {
 	}
 	var r Result
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.Requests == 0 {
+		t.Errorf("%q: %v", out.String(), err)
+	}
+}
+
+func tlsCfg(addr string, size int, handshake bool) Config {
+	c := cfg(addr, "", 1)
+	c.Size, c.TLS, c.Handshake = size, true, handshake
+	return c
+}
+
+// TestTLSEcho: over TLS, against RingMachine and crypto/tls servers, 64 KiB
+// messages and a handshake per request, every byte checked.
+func TestTLSEcho(t *testing.T) {
+	addrs := map[string]string{"ringmachine": ringTLSEcho(t), "net": badEchoTLS(t, -1, false, serverTLS(t))}
+	for name, addr := range addrs {
+		for _, c := range []Config{tlsCfg(addr, 64<<10, false), tlsCfg(addr, 64, true)} {
+			r, err := Run(c, io.Discard)
+			if err != nil {
+				t.Fatalf("%s handshake=%v: %v", name, c.Handshake, err)
+			}
+			if r.Errors != 0 || r.Requests == 0 || r.Checked < r.Requests*uint64(c.Size) || r.P50us <= 0 {
+				t.Errorf("%s handshake=%v: %+v", name, c.Handshake, r)
+			}
+			t.Logf("%s handshake=%v: %.0f req/s", name, c.Handshake, r.RPS)
+		}
+	}
+}
+
+// TestTLSHandshakePerRequest: -handshake connects anew for every request:
+// the server sees as many connections as there were round trips.
+func TestTLSHandshakePerRequest(t *testing.T) {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted, handshakes atomic.Uint64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				tc := c.(*tls.Conn)
+				if tc.Handshake() != nil {
+					return
+				}
+				if !tc.ConnectionState().DidResume {
+					handshakes.Add(1)
+				}
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	c := tlsCfg(ln.Addr().String(), 32, true)
+	c.Conns = 2
+	r, err := Run(c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rounds := r.Checked / 32 // warm-up and drained rounds included
+	if r.Errors != 0 || rounds == 0 || accepted.Load() != rounds || handshakes.Load() != rounds {
+		t.Errorf("%d round trips, %d connections accepted, %d full handshakes: %+v", rounds, accepted.Load(), handshakes.Load(), r)
+	}
+}
+
+func TestTLSDetectsCorruptByte(t *testing.T) {
+	for _, handshake := range []bool{false, true} {
+		r, err := Run(tlsCfg(badEchoTLS(t, 57, false, serverTLS(t)), 100, handshake), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Errors == 0 || !strings.Contains(r.FirstErr, "byte 57:") {
+			t.Errorf("handshake=%v: byte 57 flipped: %+v", handshake, r)
+		}
+	}
+}
+
+// TestTLSCA: with -ca the server's certificate is checked: the right root
+// passes, another one fails the handshake.
+func TestTLSCA(t *testing.T) {
+	addr := ringTLSEcho(t)
+	f, err := tlsFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tlsCfg(addr, 64, false)
+	c.CA = f[0]
+	if r, err := Run(c, io.Discard); err != nil || r.Errors != 0 {
+		t.Errorf("the right CA: %v %+v", err, r)
+	}
+	other, _, err := selfsigned.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CA = other
+	if _, err := Run(c, io.Discard); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("another CA: %v, want a certificate error", err)
+	}
+	c.Handshake = true
+	if r, err := Run(c, io.Discard); err != nil || r.Errors == 0 || !strings.Contains(r.FirstErr, "certificate") {
+		t.Errorf("another CA, -handshake: %v %+v, want a certificate error", err, r)
+	}
+}
+
+func TestTLSIdle(t *testing.T) {
+	c := tlsCfg(ringTLSEcho(t), 16, false)
+	c.Idle, c.Conns = true, 50
+	var ready bytes.Buffer
+	if _, err := Run(c, &ready); err != nil {
+		t.Fatal(err)
+	}
+	if ready.String() != "READY\n" {
+		t.Errorf("ready = %q", ready.String())
+	}
+}
+
+func TestTLSFlags(t *testing.T) {
+	addr := ringTLSEcho(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-tls", "-mode", "epoll"}, "need -mode goroutines"},
+		{[]string{"-handshake", "-mode", "epoll"}, "need -mode goroutines"},
+		{[]string{"-tls", "-handshake", "-idle"}, "exclude each other"},
+		{[]string{"-ca", "x.pem"}, "-ca goes with -tls"},
+		{[]string{"-tls", "-ca", "/nonexistent"}, "-ca"},
+	} {
+		err := run(io.Discard, append(c.args, "-addr", addr, "-d", "10ms"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(&out, []string{"-addr", addr, "-tls", "-handshake", "-c", "2", "-d", "100ms"}); err != nil {
+		t.Fatal(err)
+	}
+	var r Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil || r.Requests == 0 || r.Errors != 0 {
 		t.Errorf("%q: %v", out.String(), err)
 	}
 }
