@@ -6,6 +6,7 @@
 //	cd bench && go run ./run -quick            # under 3 minutes
 //	cd bench && go run ./run                   # 5 rounds of 3 s
 //	cd bench && go run ./run -quick -capped    # server alone in a cgroup at 30 % of a CPU
+//	cd bench && go run ./run -quick -only tls  # the TLS scenarios alone, under a minute
 //
 // Servers: RingMachine's examples/echo, httpd and redis with
 // RINGMACHINE_BACKEND=uring and =epoll, the bench module's peer (Go net,
@@ -13,7 +14,9 @@
 // installed. Scenarios: echo ping-pong with loadgen (64 conns x 64 B,
 // the same pipelined 16 deep, 1000 conns x 512 B), wrk on the HTTP
 // servers (64 and 256 connections), redis-benchmark -t ping,set,get with
-// -P 1 and -P 16, and idle memory with 10k connections.
+// -P 1 and -P 16, idle memory with 10k connections, and the echo over
+// TLS against Go net + crypto/tls (full TLS 1.3 handshakes per second,
+// 64 KiB messages, memory per idle TLS connection; "-only tls").
 //
 // Server CPU is utime+stime from /proc/PID/stat around the measured load;
 // memory is VmRSS from /proc/PID/status. Everything is bounded: each load
@@ -33,30 +36,35 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ringmachine/ringmachine/bench/internal/selfsigned"
 )
 
 type config struct {
-	quick      bool
-	capped     bool
-	quota      int // percent of one CPU in capped mode
-	rounds     int
-	dur        time.Duration
-	warmup     time.Duration
-	idleConns  int
-	only       *regexp.Regexp
-	servers    *regexp.Regexp
-	serverCPU  string
-	loadCPU    string
-	binDir     string
-	rootDir    string
-	benchDir   string
-	verbose    bool
-	noBuild    bool
-	cEcho      string // source of a C liburing echo server to measure against
-	chart      string // where to write the SVG chart of the standings
-	redisN1    int    // redis-benchmark -n with -P 1, per test
-	redisN16   int
-	timeoutPer time.Duration
+	quick        bool
+	capped       bool
+	quota        int // percent of one CPU in capped mode
+	rounds       int
+	dur          time.Duration
+	warmup       time.Duration
+	idleConns    int
+	tlsIdleConns int    // connections for the TLS idle-memory scenario
+	tlsCert      string // the servers' certificate and key for the tls scenarios
+	tlsKey       string
+	only         *regexp.Regexp
+	servers      *regexp.Regexp
+	serverCPU    string
+	loadCPU      string
+	binDir       string
+	rootDir      string
+	benchDir     string
+	verbose      bool
+	noBuild      bool
+	cEcho        string // source of a C liburing echo server to measure against
+	chart        string // where to write the SVG chart of the standings
+	redisN1      int    // redis-benchmark -n with -P 1, per test
+	redisN16     int
+	timeoutPer   time.Duration
 }
 
 func main() {
@@ -76,6 +84,7 @@ func run(stdout io.Writer, args []string) error {
 	fs.IntVar(&c.rounds, "rounds", 0, "interleaved rounds (default 5, 3 with -quick)")
 	fs.DurationVar(&c.dur, "d", 0, "duration of each load run (default 3s, 800ms with -quick)")
 	fs.IntVar(&c.idleConns, "idle-conns", 10000, "connections for the idle-memory scenario")
+	fs.IntVar(&c.tlsIdleConns, "tls-idle-conns", 2000, "connections for the TLS idle-memory scenario")
 	fs.StringVar(&only, "only", "", "run only scenarios matching this `regexp`")
 	fs.StringVar(&servers, "servers", "", "run only servers matching this `regexp`")
 	fs.StringVar(&c.serverCPU, "server-cpu", "0", "taskset CPU list for servers")
@@ -101,6 +110,9 @@ func run(stdout io.Writer, args []string) error {
 	}
 	if c.quota < 1 || c.quota > 100 {
 		return errors.New("-quota: 1..100 percent")
+	}
+	if c.idleConns < 1 || c.idleConns > 20000 || c.tlsIdleConns < 1 || c.tlsIdleConns > 20000 {
+		return errors.New("-idle-conns, -tls-idle-conns: 1..20000 (loadgen's limit)")
 	}
 	c.warmup = c.dur / 4
 	// redis-benchmark runs a request count, not a duration: size it so a
@@ -134,6 +146,16 @@ func run(stdout io.Writer, args []string) error {
 			return fmt.Errorf("-capped: %w", err)
 		}
 		defer cg.remove()
+	}
+	if c.selected("tls") {
+		dir, err := os.MkdirTemp("", "ringbench-tls")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if c.tlsCert, c.tlsKey, err = selfsigned.Write(dir); err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
 	}
 	srvs, notes := c.servers2()
 	if !c.noBuild {
@@ -172,6 +194,16 @@ func run(stdout io.Writer, args []string) error {
 		fmt.Fprintf(stdout, "\nChart: %s\n", c.chart)
 	}
 	return nil
+}
+
+// selected reports whether -only selects a scenario of proto.
+func (c *config) selected(proto string) bool {
+	for _, sc := range scenarios {
+		if sc.proto == proto && c.only.MatchString(sc.name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *config) findDirs() error {

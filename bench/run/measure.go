@@ -18,12 +18,14 @@ import (
 
 // scenario is one load shape against the servers of one protocol.
 type scenario struct {
-	name  string
-	proto string
-	kind  string // loadgen, wrk, redis-benchmark, idle
-	conns int
-	size  int
-	pipe  int
+	name      string
+	proto     string // echo, http, redis, tls (the echo over TLS)
+	kind      string // loadgen, wrk, redis-benchmark, idle
+	conns     int
+	size      int
+	pipe      int
+	tls       bool // loadgen -tls
+	handshake bool // loadgen -handshake: a new connection (a full TLS handshake) per request
 }
 
 var scenarios = []scenario{
@@ -35,6 +37,9 @@ var scenarios = []scenario{
 	{name: "redis-benchmark ping,set,get -P 1", proto: "redis", kind: "redis-benchmark", conns: 50, pipe: 1},
 	{name: "redis-benchmark ping,set,get -P 16", proto: "redis", kind: "redis-benchmark", conns: 50, pipe: 16},
 	{name: "idle memory", proto: "echo", kind: "idle"},
+	{name: "tls handshakes 32 clients", proto: "tls", kind: "loadgen", conns: 32, size: 64, pipe: 1, tls: true, handshake: true},
+	{name: "tls bulk 4 conns x 64 KiB", proto: "tls", kind: "loadgen", conns: 4, size: 64 << 10, pipe: 1, tls: true},
+	{name: "tls idle memory", proto: "tls", kind: "idle", tls: true},
 }
 
 // sample is one measurement.
@@ -127,7 +132,7 @@ func (c *config) measure(sc scenario, s server, cg *cgroup) (smp sample) {
 	}
 	defer srv.stop()
 	if sc.kind == "idle" {
-		return c.idle(srv)
+		return c.idle(srv, sc)
 	}
 	if sc.kind == "loadgen" && c.warmup > 0 {
 		_, _ = c.loadgen(srv.addr, sc, c.warmup)
@@ -183,9 +188,21 @@ type loadgenResult struct {
 	Seconds  float64 `json:"seconds"`
 }
 
+// loadgenArgs is the command line of loadgen for sc against addr for d.
+func loadgenArgs(sc scenario, addr string, d time.Duration) []string {
+	args := []string{"-addr", addr, "-c", strconv.Itoa(sc.conns), "-s", strconv.Itoa(sc.size),
+		"-p", strconv.Itoa(sc.pipe), "-d", d.String()}
+	if sc.tls {
+		args = append(args, "-tls")
+	}
+	if sc.handshake {
+		args = append(args, "-handshake")
+	}
+	return args
+}
+
 func (c *config) loadgen(addr string, sc scenario, d time.Duration) (sample, error) {
-	out, _, err := c.load(filepath.Join(c.binDir, "loadgen"), "-addr", addr,
-		"-c", strconv.Itoa(sc.conns), "-s", strconv.Itoa(sc.size), "-p", strconv.Itoa(sc.pipe), "-d", d.String())
+	out, _, err := c.load(append([]string{filepath.Join(c.binDir, "loadgen")}, loadgenArgs(sc, addr, d)...)...)
 	if err != nil {
 		return sample{}, err
 	}
@@ -282,9 +299,13 @@ func (c *config) redisBenchmark(addr string, sc scenario) (sample, error) {
 	return smp, nil
 }
 
-// idle opens c.idleConns connections (one echo round trip each) and
-// measures the server's RSS growth.
-func (c *config) idle(srv *running) sample {
+// idle opens c.idleConns connections (c.tlsIdleConns over TLS), each with
+// one echo round trip, and measures the server's RSS growth.
+func (c *config) idle(srv *running, sc scenario) sample {
+	n := c.idleConns
+	if sc.tls {
+		n = c.tlsIdleConns
+	}
 	smp := sample{p50: math.NaN(), p99: math.NaN(), p999: math.NaN()}
 	time.Sleep(200 * time.Millisecond)
 	rss0, err := rssKB(srv.pid)
@@ -294,8 +315,12 @@ func (c *config) idle(srv *running) sample {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "taskset", "-c", c.loadCPU, filepath.Join(c.binDir, "loadgen"),
-		"-addr", srv.addr, "-idle", "-c", strconv.Itoa(c.idleConns), "-s", "16", "-hold", "2s")
+	args := []string{"-c", c.loadCPU, filepath.Join(c.binDir, "loadgen"),
+		"-addr", srv.addr, "-idle", "-c", strconv.Itoa(n), "-s", "16", "-hold", "2s"}
+	if sc.tls {
+		args = append(args, "-tls")
+	}
+	cmd := exec.CommandContext(ctx, "taskset", args...)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -303,10 +328,10 @@ func (c *config) idle(srv *running) sample {
 		smp.err = err.Error()
 		return smp
 	}
-	sc := bufio.NewScanner(stdout)
+	lines := bufio.NewScanner(stdout)
 	ready := false
-	for sc.Scan() {
-		if sc.Text() == "READY" {
+	for lines.Scan() {
+		if lines.Text() == "READY" {
 			ready = true
 			break
 		}
@@ -315,7 +340,7 @@ func (c *config) idle(srv *running) sample {
 		time.Sleep(500 * time.Millisecond)
 		smp.rss1, err = rssKB(srv.pid)
 	}
-	for sc.Scan() {
+	for lines.Scan() {
 	}
 	werr := cmd.Wait()
 	switch {
@@ -325,7 +350,7 @@ func (c *config) idle(srv *running) sample {
 		smp.err = err.Error()
 	default:
 		smp.rss0 = rss0
-		smp.kbc = (smp.rss1 - rss0) / float64(c.idleConns)
+		smp.kbc = (smp.rss1 - rss0) / float64(n)
 	}
 	return smp
 }

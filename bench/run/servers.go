@@ -59,6 +59,26 @@ func (c *config) servers2() ([]server, []string) {
 				argv: func(a string) []string { return []string{peer, "-impl", impl, "-proto", proto, "-addr", a} }})
 		}
 	}
+	// The echo over TLS: RingMachine's examples/echo and Go net with the
+	// certificate of c.tlsCert; gnet has no TLS.
+	if c.tlsCert != "" {
+		bin := filepath.Join(c.binDir, ourBins["echo"])
+		for _, be := range []string{"uring", "epoll"} {
+			add(server{name: "ringmachine-" + be, proto: "tls", ours: true,
+				argv: func(a string) []string {
+					return []string{bin, "-addr", a, "-loops", "1", "-tls-cert", c.tlsCert, "-tls-key", c.tlsKey}
+				},
+				env: []string{"RINGMACHINE_BACKEND=" + be}})
+		}
+		peer := filepath.Join(c.binDir, "peer")
+		add(server{name: "net", proto: "tls",
+			argv: func(a string) []string {
+				return []string{peer, "-impl", "net", "-proto", "echo", "-addr", a, "-tls-cert", c.tlsCert, "-tls-key", c.tlsKey}
+			}})
+		if c.servers.MatchString("gnet") {
+			notes = append(notes, "gnet has no TLS: not in the tls scenarios.")
+		}
+	}
 	if err := exec.Command("ruby", "-reventmachine", "-e", "1").Run(); err == nil {
 		script := filepath.Join(c.benchDir, "peer", "em_echo.rb")
 		add(server{name: "eventmachine", proto: "echo",
