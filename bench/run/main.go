@@ -3,7 +3,7 @@
 // and the load tool to another (taskset), several interleaved rounds, and a
 // Markdown table of the medians.
 //
-//	cd bench && go run ./run -quick            # under 3 minutes
+//	cd bench && go run ./run -quick            # about 3 minutes
 //	cd bench && go run ./run                   # 5 rounds of 3 s
 //	cd bench && go run ./run -quick -capped    # server alone in a cgroup at 30 % of a CPU
 //	cd bench && go run ./run -quick -only tls  # the TLS scenarios alone, under a minute
@@ -78,7 +78,7 @@ func run(stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	var c config
 	var only, servers string
-	fs.BoolVar(&c.quick, "quick", false, "3 rounds of 0.8 s, 1 idle round (under 3 minutes)")
+	fs.BoolVar(&c.quick, "quick", false, "3 rounds of 0.8 s, 1 idle round (about 3 minutes)")
 	fs.BoolVar(&c.capped, "capped", false, "put the server alone in a cgroup with -quota % of one CPU")
 	fs.IntVar(&c.quota, "quota", 30, "CPU quota in `percent` of one CPU with -capped")
 	fs.IntVar(&c.rounds, "rounds", 0, "interleaved rounds (default 5, 3 with -quick)")
