@@ -44,11 +44,13 @@ const (
 	kindRecvMultishot
 	kindRecv
 	kindRecvFrom
+	kindSpliceIn
 	// Kinds from kindSend on wait for writability.
 	kindSend
 	kindSendTo
 	kindConnect
 	kindSplice
+	kindSpliceOut
 )
 
 // writes reports whether the operation waits for EPOLLOUT (else EPOLLIN).
@@ -68,9 +70,9 @@ type op struct {
 	buf  []byte        // Recv, RecvFrom, SendTo
 	bufs [][]byte      // Send
 	sa   unix.Sockaddr // SendTo, Connect
-	inFD int           // Splice
+	inFD int           // Splice; SpliceIn, SpliceOut: the pipe
 	off  int64         // Splice; < 0: the file position
-	n    int           // Splice
+	n    int           // Splice, SpliceIn, SpliceOut
 
 	connecting bool // connect(2) is in progress; wait for EPOLLOUT, then SO_ERROR
 	queued     bool // in Poller.runq or Poller.later
@@ -299,6 +301,32 @@ func (p *Poller) Splice(outFD, inFD int, offset int64, n int, userData uint64) e
 		return opError("splice", inFD, unix.EINVAL)
 	}
 	return p.submit(op{kind: kindSplice, fd: outFD, userData: userData, inFD: inFD, off: offset, n: min(n, maxRW)}, "splice")
+}
+
+// SpliceIn moves up to n bytes that the stream socket fd has received into
+// the pipe pipeW with splice(2), once fd is readable: Res = the bytes moved,
+// 0 at the peer's EOF. The pipe must have room for n bytes. It waits on fd
+// (CancelFD(fd) cancels it).
+//
+// Errors: as Recv, and one wrapping unix.EINVAL for a negative pipeW or an
+// n below 1.
+func (p *Poller) SpliceIn(fd, pipeW, n int, userData uint64) error {
+	if pipeW < 0 || n < 1 {
+		return opError("splice in", fd, unix.EINVAL)
+	}
+	return p.submit(op{kind: kindSpliceIn, fd: fd, userData: userData, inFD: pipeW, n: min(n, maxRW)}, "splice in")
+}
+
+// SpliceOut moves up to n bytes from the pipe pipeR, which holds at least
+// n, to the stream socket fd with splice(2), once fd is writable: Res = the
+// bytes moved, possibly fewer than n (submit the rest). It waits on fd.
+//
+// Errors as SpliceIn.
+func (p *Poller) SpliceOut(fd, pipeR, n int, userData uint64) error {
+	if pipeR < 0 || n < 1 {
+		return opError("splice out", fd, unix.EINVAL)
+	}
+	return p.submit(op{kind: kindSpliceOut, fd: fd, userData: userData, inFD: pipeR, n: min(n, maxRW)}, "splice out")
 }
 
 // Cancel ends the operation submitted with userData: its final completion,

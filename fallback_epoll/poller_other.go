@@ -56,6 +56,12 @@ func (p *Poller) Splice(outFD, inFD int, offset int64, n int, userData uint64) e
 	return errUnsupported
 }
 
+// SpliceIn is unsupported on this system.
+func (p *Poller) SpliceIn(fd, pipeW, n int, userData uint64) error { return errUnsupported }
+
+// SpliceOut is unsupported on this system.
+func (p *Poller) SpliceOut(fd, pipeR, n int, userData uint64) error { return errUnsupported }
+
 // Cancel is unsupported on this system.
 func (p *Poller) Cancel(userData uint64) error { return errUnsupported }
 

@@ -297,9 +297,13 @@ func (s *SQE) PrepWritev(fd int, iovecs []unix.Iovec, offset uint64) {
 	s.prepRW(OpWritev, fd, addr, uint32(len(iovecs)), offset)
 }
 
+// SpliceFDInFixed is SPLICE_F_FD_IN_FIXED, a flag of PrepSplice (Linux 5.7): fdIn is an
+// index into the registered files (IOSQE_FIXED_FILE names fdOut only).
+const SpliceFDInFixed uint32 = 1 << 31
+
 // PrepSplice prepares a splice(2) of n bytes from fdIn at offIn to fdOut at offOut
 // (liburing io_uring_prep_splice; IORING_OP_SPLICE, Linux 5.7). An offset of -1 means "no
-// offset" (required for pipes). flags are SPLICE_F_* values.
+// offset" (required for pipes). flags are SPLICE_F_* values, and SpliceFDInFixed.
 func (s *SQE) PrepSplice(fdIn int, offIn int64, fdOut int, offOut int64, n uint32, flags uint32) {
 	s.prepRW(OpSplice, fdOut, uint64(offIn), n, uint64(offOut))
 	s.SpliceFDIn = int32(fdIn)

@@ -51,6 +51,8 @@ type eng interface {
 	SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error
 	Connect(fd int, sa unix.Sockaddr, ud uint64) error
 	Splice(outFD, inFD int, offset int64, n int, ud uint64) error
+	SpliceIn(fd, pipeW, n int, ud uint64) error
+	SpliceOut(fd, pipeR, n int, ud uint64) error
 	Cancel(ud uint64) error
 	CancelFD(fd int) error
 	CloseFD(fd int, ud uint64) error
@@ -202,6 +204,10 @@ func (e *epollEng) Connect(fd int, sa unix.Sockaddr, ud uint64) error {
 }
 func (e *epollEng) Splice(outFD, inFD int, offset int64, n int, ud uint64) error {
 	return e.p.Splice(outFD, inFD, offset, n, ud)
+}
+func (e *epollEng) SpliceIn(fd, pipeW, n int, ud uint64) error { return e.p.SpliceIn(fd, pipeW, n, ud) }
+func (e *epollEng) SpliceOut(fd, pipeR, n int, ud uint64) error {
+	return e.p.SpliceOut(fd, pipeR, n, ud)
 }
 func (e *epollEng) Cancel(ud uint64) error { return e.p.Cancel(ud) }
 

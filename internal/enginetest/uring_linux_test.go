@@ -137,6 +137,16 @@ func (u *uringEng) Splice(outFD, inFD int, offset int64, n int, ud uint64) error
 	return u.e.Splice(outFD, inFD, offset, n, ud)
 }
 
+func (u *uringEng) SpliceIn(fd, pipeW, n int, ud uint64) error {
+	u.sameThread("SpliceIn")
+	return u.e.SpliceIn(fd, pipeW, n, ud)
+}
+
+func (u *uringEng) SpliceOut(fd, pipeR, n int, ud uint64) error {
+	u.sameThread("SpliceOut")
+	return u.e.SpliceOut(fd, pipeR, n, ud)
+}
+
 func (u *uringEng) Cancel(ud uint64) error { u.sameThread("Cancel"); return u.e.Cancel(ud) }
 
 func (u *uringEng) CancelFD(fd int) error { u.sameThread("CancelFD"); return u.e.CancelFD(fd) }

@@ -123,3 +123,9 @@ func (e *Engine) AdoptDirect(slot int32, tcp bool) (int, error) { return -1, err
 
 // RegisterDirect returns an error matching errors.ErrUnsupported.
 func (e *Engine) RegisterDirect(fd int) (int, error) { return -1, errUnsupported }
+
+// SpliceIn is unsupported on this system.
+func (e *Engine) SpliceIn(fd, pipeW, n int, ud uint64) error { return errUnsupported }
+
+// SpliceOut is unsupported on this system.
+func (e *Engine) SpliceOut(fd, pipeR, n int, ud uint64) error { return errUnsupported }

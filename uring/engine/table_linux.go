@@ -26,6 +26,8 @@ const (
 	rowSockOpt                         // URING_CMD setsockopt on a direct descriptor
 	rowSocketDirect                    // SOCKET into the file table
 	rowCloseDirect                     // CLOSE of a direct descriptor: frees its slot
+	rowSpliceIn                        // POLL_ADD linked to SPLICE socket -> pipe
+	rowSpliceOut                       // POLL_ADD linked to SPLICE pipe -> socket
 )
 
 // row is one operation in the table (token.go). It lives from submission
@@ -64,10 +66,16 @@ type opMem struct {
 	pin    runtime.Pinner
 	pinned bool
 
-	// The sendfile(2) emulation of a splice.
+	// The sendfile(2) emulation of a splice; SpliceIn/SpliceOut (inFD:
+	// the pipe).
 	inFD int
 	off  int64
 	n    int
+
+	// SpliceIn/SpliceOut: which of the poll's and the SPLICE's CQEs are
+	// in, and their results.
+	polled, spliced    bool
+	pollRes, spliceRes int32
 }
 
 // maxFreeMems bounds the pool of operation memory.
@@ -81,6 +89,7 @@ func (m *opMem) release() {
 	m.iov = m.iov[:0]
 	m.msg = unix.Msghdr{}
 	m.buf = nil
+	m.polled, m.spliced = false, false
 }
 
 // unpin ends the pins of m, keeping its buffers.
@@ -174,7 +183,7 @@ func (e *Engine) finish(d *Completion, idx uint32, res int32) bool {
 		}
 	}
 	e.ops--
-	if r.kind == rowSplice || r.kind == rowSendfile || r.kind == rowRecvFrom || r.kind == rowAcceptDirect {
+	if r.kind == rowSplice || r.kind == rowSendfile || r.kind == rowRecvFrom || r.kind == rowAcceptDirect || r.kind == rowSpliceIn || r.kind == rowSpliceOut {
 		e.stepping--
 	}
 	if r.sqes == 0 {
@@ -230,6 +239,8 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 		return e.finish(d, idx, res)
 	case rowSplice:
 		return e.onSplice(d, idx, sub, c.Res)
+	case rowSpliceIn, rowSpliceOut:
+		return e.onPipeSplice(d, idx, sub, c.Res)
 	case rowUpdate, rowSockOpt:
 		e.freeRow(idx)
 		return false
