@@ -68,6 +68,59 @@ func (c *Conn) SendData(b []byte) error { return c.d.SendData(b) }
 // the file (an *os.PathError), or the errors of SendData.
 func (c *Conn) SendFile(path string) error { return c.d.SendFile(path, 0, -1) }
 
+// ProxyTo makes every byte c receives from now on go to target, without
+// passing through c's handler (EventMachine's proxy_incoming_to and
+// enable_proxy). Between two plain TCP or Unix stream connections the bytes
+// never enter user memory: the kernel splices them from c's socket through a
+// pipe into target's (IORING_OP_SPLICE on io_uring, splice(2) on epoll).
+// With TLS on either side they pass through crypto/tls and are copied.
+//
+// Order is kept on both sides: bytes c received before the call and not
+// yet delivered go first, and on target the proxied bytes take their place
+// in its queue between what its own handler queued before and after they
+// arrived. Backpressure: c stops reading while target has bufSize bytes or
+// more queued (OutboundSize, which counts the proxied bytes not yet sent),
+// so a target that does not drain holds the peer of c back through TCP;
+// bufSize 0 means DefaultProxyBuffer (256 KiB); EventMachine's 0, no bound
+// at all, is not offered. The target's hard cap (SetOutboundLimits) does not
+// apply to proxied bytes.
+//
+// The proxy ends with StopProxy, when either connection closes (c's
+// handler learns of target's close through ProxyTargetWatcher), or, for
+// ProxyToN, after its n bytes. c's peer EOF reaches c's handler as usual
+// (ReceiveEOF, or c closes once its own queue is sent). ProxyTo on a
+// connection already proxying replaces its proxy. c may keep sending with
+// SendData; a proxy in the other direction is target.ProxyTo(c, ...).
+//
+// Both connections must belong to the same loop. It returns ErrNotStream
+// for datagram sockets, ErrClosed once c is closed or target is closed or
+// closing, and an error for a nil target, c itself, a target of another
+// loop or a negative bufSize.
+func (c *Conn) ProxyTo(target *Conn, bufSize int) error {
+	return c.ProxyToN(target, bufSize, 0)
+}
+
+// ProxyToN is ProxyTo for the next n bytes only (n 0: no limit); then the
+// proxy ends, c's handler's ProxyCompleted runs (ProxyCompleter), and the
+// bytes past the n go to c's ReceiveData. Errors as ProxyTo, and one for a
+// negative n.
+func (c *Conn) ProxyToN(target *Conn, bufSize int, n int64) error {
+	if target == nil {
+		return errors.New("conn: ProxyTo with nil target")
+	}
+	return c.d.ProxyTo(target.d, bufSize, n)
+}
+
+// StopProxy ends c's proxy (EventMachine's disable_proxy): bytes c receives
+// from now on go to its own handler. Bytes already on their way to the
+// target still reach it. It does nothing without a proxy, and never fails.
+func (c *Conn) StopProxy() { _ = c.d.StopProxy() }
+
+// ProxiedBytes reports the bytes c's latest proxy has sent on to its
+// target (EventMachine's get_proxied_bytes); it keeps its value after the
+// proxy ends, until the next ProxyTo.
+func (c *Conn) ProxiedBytes() uint64 { return c.d.ProxiedBytes() }
+
 // SendFileRange is SendFile for n bytes starting at offset (n < 0: to the end).
 func (c *Conn) SendFileRange(path string, offset, n int64) error {
 	return c.d.SendFile(path, offset, n)

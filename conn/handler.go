@@ -88,6 +88,23 @@ type Drainer interface {
 	Drained(c *Conn)
 }
 
+// ProxyTargetWatcher may be implemented by the Handler of a proxy's source
+// (Conn.ProxyTo) to learn that the proxy ended because its target closed
+// (EventMachine's proxy_target_unbound). It runs just before the target's
+// Unbind; from then on the source's own ReceiveData gets its bytes again.
+type ProxyTargetWatcher interface {
+	ProxyTargetUnbound(c *Conn)
+}
+
+// ProxyCompleter may be implemented by the Handler of a proxy's source to
+// learn that a proxy started with ProxyToN has sent on its n bytes
+// (EventMachine's proxy_completed). From then on the source's own
+// ReceiveData gets its bytes again, starting with the first byte past the
+// n.
+type ProxyCompleter interface {
+	ProxyCompleted(c *Conn)
+}
+
 // DatagramReceiver may be implemented by the Handler of a datagram socket
 // (Loop.OpenDatagram): each datagram is delivered here with its sender instead
 // of to ReceiveData. data is valid only during the call.

@@ -109,6 +109,16 @@ type backend interface {
 	// the end of the file.
 	sendFile(outFD, inFD int, offset int64, n int, tok uint64) error
 
+	// spliceIn moves up to n bytes the stream socket fd has received into
+	// the pipe pipeW, which has room for them, once some have arrived: res
+	// = the bytes moved, 0 at the peer's EOF.
+	spliceIn(fd, pipeW, n int, tok uint64) error
+
+	// spliceOut moves up to n bytes from the pipe pipeR, which holds at
+	// least n, to the stream socket fd once it has room: res = the bytes
+	// moved, possibly fewer than n.
+	spliceOut(fd, pipeR, n int, tok uint64) error
+
 	// cancel ends the operation submitted with tok (a receive or a
 	// connect): it completes (with -ECANCELED unless it finished first). A
 	// miss is not an error.

@@ -113,6 +113,14 @@ func (b *epollBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return b.p.Splice(outFD, inFD, offset, n, tok)
 }
 
+func (b *epollBackend) spliceIn(fd, pipeW, n int, tok uint64) error {
+	return b.p.SpliceIn(fd, pipeW, n, tok)
+}
+
+func (b *epollBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
+	return b.p.SpliceOut(fd, pipeR, n, tok)
+}
+
 func (b *epollBackend) cancel(tok uint64) error {
 	if err := b.p.Cancel(tok); err != nil && !errors.Is(err, unix.ENOENT) {
 		return err

@@ -144,6 +144,14 @@ func (b *uringBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return b.e.Splice(outFD, inFD, offset, n, tok)
 }
 
+func (b *uringBackend) spliceIn(fd, pipeW, n int, tok uint64) error {
+	return b.e.SpliceIn(fd, pipeW, n, tok)
+}
+
+func (b *uringBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
+	return b.e.SpliceOut(fd, pipeR, n, tok)
+}
+
 func (b *uringBackend) cancel(tok uint64) error          { return b.e.Cancel(tok) }
 func (b *uringBackend) cancelFD(fd int) error            { return b.e.CancelFD(fd) }
 func (b *uringBackend) closeFD(fd int, tok uint64) error { return b.e.CloseFD(fd, tok) }

@@ -49,6 +49,9 @@ func (s *sock) Close(afterWriting bool) error {
 	if s.closed() {
 		return nil
 	}
+	if s.fl != nil && len(s.fl.feeders) > 0 {
+		s.l.proxyTargetClosed(s) // nothing more may join the queue
+	}
 	if afterWriting && s.tls() != nil && !s.tls().hs && !s.drain {
 		_ = s.tls().c.CloseWrite() // close_notify, queued after the data
 	}
@@ -77,6 +80,9 @@ func (s *sock) CloseWrite() error {
 	}
 	if s.wrClosed {
 		return nil
+	}
+	if s.fl != nil && len(s.fl.feeders) > 0 {
+		s.l.proxyTargetClosed(s) // nothing more may join the queue
 	}
 	if s.tls() != nil && !s.tls().hs {
 		_ = s.tls().c.CloseWrite() // close_notify before the FIN
@@ -110,10 +116,14 @@ func (s *sock) OutboundSize() int {
 // queued is a stream's OutboundSize: the bytes queued, and the plaintext
 // waiting for a TLS handshake to end.
 func (s *sock) queued() int {
-	if tl := s.tls(); tl != nil {
-		return s.out.Len() + tl.pendN
+	n := s.out.Len()
+	if fl := s.fl; fl != nil {
+		n += fl.pipeQ // a proxy's bytes waiting in pipes
+		if fl.tl != nil {
+			n += fl.tl.pendN
+		}
 	}
-	return s.out.Len()
+	return n
 }
 
 func (s *sock) SetOutboundLimits(low, high, hardCap int) error {

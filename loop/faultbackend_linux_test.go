@@ -397,6 +397,14 @@ func (w *faultBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return w.inner.sendFile(outFD, inFD, offset, n, tok)
 }
 
+func (w *faultBackend) spliceIn(fd, pipeW, n int, tok uint64) error {
+	return w.inner.spliceIn(fd, pipeW, n, tok)
+}
+
+func (w *faultBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
+	return w.inner.spliceOut(fd, pipeR, n, tok)
+}
+
 func (w *faultBackend) cancel(tok uint64) error {
 	w.flushDeferred(func(d deferredSend) bool { return d.tok == tok })
 	if r := w.recvs[tok]; r != nil {

@@ -574,6 +574,7 @@ func (l *Loop) closeBackend() error {
 	// are closed once it is gone.
 	l.inbox.shut()
 	err := be.close()
+	l.closePipes()
 	l.inbox.drain()
 	l.outbox = nil // their descriptors died with the ring
 	l.be = nil

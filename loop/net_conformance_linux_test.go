@@ -71,6 +71,15 @@ var netConformance = []struct {
 	{"StartTLS", testTLSStartTLS},
 	{"TLSStopMidHandshake", testTLSStopMidHandshake},
 	{"TLSCloseWriteEarly", testTLSCloseWriteEarly},
+	{"Proxy32MB", testProxy32MB},
+	{"ProxyOrder", testProxyOrder},
+	{"ProxyToN", testProxyToN},
+	{"ProxyStop", testProxyStop},
+	{"ProxyTargetUnbound", testProxyTargetUnbound},
+	{"ProxyBackpressure", testProxyBackpressure},
+	{"ProxyHalfClose", testProxyHalfClose},
+	{"ProxyErrors", testProxyErrors},
+	{"ProxyTLS", testProxyTLS},
 }
 
 func TestNetConformance(t *testing.T) {

@@ -11,10 +11,12 @@ import (
 // by the engine's splice once the bytes before it are.
 
 type fileSeg struct {
-	f   *os.File
-	at  int64 // outSeq when queued
-	off int64
-	n   int64 // bytes left
+	f    *os.File
+	pipe *proxyPipe  // instead of f: a proxy's pipe (proxy_linux.go)
+	px   *proxyState // the pipe's proxy
+	at   int64       // outSeq when queued
+	off  int64
+	n    int64 // bytes left
 }
 
 func (s *sock) SendFile(path string, offset, n int64) error {

@@ -81,7 +81,10 @@ func (l *Loop) shutdownConns() error {
 	// Generations survive a restart of the loop, so a token of this run can
 	// never match a record of the next.
 	clear(l.net.socks)
-	l.net = netState{stale: l.net.stale, socks: l.net.socks[:0], gens: l.net.gens, free: l.net.free[:0]}
+	// Pipes are closed with the backend (closePipes), when nothing in
+	// flight can use them.
+	l.net = netState{stale: l.net.stale, socks: l.net.socks[:0], gens: l.net.gens, free: l.net.free[:0],
+		pipes: l.net.pipes, allPipes: l.net.allPipes}
 	for i := range l.net.gens {
 		l.net.gens[i] = (l.net.gens[i] + 1) & tokGenMask
 	}

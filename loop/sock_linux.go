@@ -135,6 +135,18 @@ type flowState struct {
 	drainLow        int       // NotifyDrained: run drainFn at or below drainLow
 	drainFn         func()
 	drainGen        uint32 // counts NotifyDrained calls
+
+	// Proxying (proxy_linux.go). As a source: its proxy, the bytes it
+	// sent on, and the spliceIn in flight with its pipe. As a target: the
+	// sources feeding it, the bytes in its queued pipes, and the sources
+	// to tell of its Unbind.
+	px       *proxyState
+	proxied  uint64
+	splicing *proxyState
+	inPipe   *proxyPipe
+	feeders  []*sock
+	pipeQ    int
+	unbound  []*sock
 }
 
 // tls returns s's TLS session, nil without StartTLS.
@@ -182,6 +194,8 @@ type netState struct {
 	sendBufs [][]byte          // scratch for the buffers of one send (the engine copies it)
 	recvBufs [][]byte          // free single-shot receive buffers (see getRecvBuf)
 	heldBufs [][]byte          // free buffers for bytes held during a pause (see holdBytes)
+	pipes    []*proxyPipe      // free pipes for proxies (see getPipe)
+	allPipes map[*proxyPipe]struct{}
 }
 
 func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }
@@ -231,7 +245,11 @@ func (l *Loop) freeSock(s *sock) {
 	s.fl = nil
 	s.dg = nil
 	for _, f := range s.files {
-		f.f.Close()
+		if f.pipe != nil {
+			l.releaseSegment(f)
+		} else {
+			f.f.Close()
+		}
 	}
 	s.files = nil
 }
@@ -298,6 +316,10 @@ func (l *Loop) dispatch(c *completion) {
 		l.onSendTo(s, c)
 	case opSendFile:
 		l.onSendFile(s, c)
+	case opSpliceIn:
+		l.onSpliceIn(s, c)
+	case opSpliceOut:
+		l.onSpliceOut(s, c)
 	case opClose:
 		l.freeSock(s)
 		return
@@ -349,6 +371,14 @@ func (l *Loop) closeSock(s *sock, reason error) {
 	if s.tls() != nil {
 		s.tlsClose()
 	}
+	if s.fl != nil {
+		if s.fl.px != nil {
+			l.proxyEnd(s, nil)
+		}
+		if len(s.fl.feeders) > 0 {
+			l.proxyTargetClosed(s)
+		}
+	}
 	if s.inact != nil {
 		s.inact.t.Cancel()
 	}
@@ -393,6 +423,9 @@ func (l *Loop) runCloses() {
 	for i := 0; i < len(n.closing); i++ {
 		s := n.closing[i]
 		n.closing[i] = nil
+		if s.fl != nil && len(s.fl.unbound) > 0 {
+			l.proxyTellUnbound(s)
+		}
 		if s.h != nil && s.c != nil {
 			h, c, r := s.h, s.c, s.reason
 			l.call(func() { h.Unbind(c, r) })

@@ -136,7 +136,11 @@ func (l *Loop) flushSends() {
 // or that segment when it is next.
 func (l *Loop) submitSend(s *sock) {
 	if len(s.files) > 0 && s.files[0].at == s.sentSeq {
-		l.submitSendFile(s)
+		if s.files[0].pipe != nil {
+			l.submitSpliceOut(s)
+		} else {
+			l.submitSendFile(s)
+		}
 		return
 	}
 	if s.out.Len() == 0 {
@@ -209,6 +213,9 @@ func (l *Loop) afterSend(s *sock) {
 			return
 		}
 	}
+	if fl := s.fl; fl != nil && len(fl.feeders) > 0 {
+		l.proxyDrained(s)
+	}
 	if s.out.Len() > 0 || len(s.files) > 0 || s.sendInFlight {
 		return
 	}
@@ -268,12 +275,14 @@ func (l *Loop) peerEOF(s *sock) {
 // readable reports whether received bytes may be delivered to s's handler
 // now (not paused, not closed).
 func (l *Loop) readable(s *sock) bool {
-	return !s.closed() && !s.connecting() && !s.paused && !s.aboveHigh && s.fd >= 0 && s.kind != sockListener
+	return !s.closed() && !s.connecting() && !s.paused && !s.aboveHigh && s.fd >= 0 && s.kind != sockListener &&
+		(s.fl == nil || s.fl.px == nil || !s.fl.px.blocked)
 }
 
-// wantRead reports whether s should have a receive armed.
+// wantRead reports whether s should have a receive armed: not while a
+// proxy splices from it (proxyPump reads then).
 func (l *Loop) wantRead(s *sock) bool {
-	return l.readable(s) && !s.rdEOF
+	return l.readable(s) && !s.rdEOF && (s.fl == nil || (s.fl.splicing == nil && (s.fl.px == nil || !s.fl.px.splice)))
 }
 
 // updateRead arms or cancels the receive of s to match wantRead, or queues
@@ -326,6 +335,9 @@ func (l *Loop) updateRead(s *sock) {
 		}
 		s.recvCancel = true
 	}
+	if s.fl != nil && s.fl.px != nil && s.fl.px.splice {
+		l.proxyPump(s)
+	}
 }
 
 // deliver hands data to the handler, then poisons it if asked to.
@@ -335,6 +347,12 @@ func (l *Loop) deliver(s *sock, data []byte) {
 	if s.tls() != nil {
 		l.tlsFeed(s, data)
 		return
+	}
+	if s.fl != nil && s.fl.px != nil {
+		data = l.proxyForward(s, data)
+		if len(data) == 0 {
+			return
+		}
 	}
 	h, c := s.h, s.c
 	l.call(func() { h.ReceiveData(c, data) })

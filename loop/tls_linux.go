@@ -225,6 +225,9 @@ func (s *sock) StartTLS(cfg *tls.Config) error {
 	if s.tls() != nil {
 		return errors.New("loop: StartTLS: TLS started already")
 	}
+	if fl := s.fl; fl != nil && (fl.px != nil || fl.splicing != nil || len(fl.feeders) > 0 || fl.pipeQ > 0) {
+		return errors.New("loop: StartTLS: the connection is a proxy's source or target (StopProxy first)")
+	}
 	l := s.l
 	tr := newTLSTransport(l, s)
 	tl := &tlsState{tr: tr, hs: true}
@@ -375,9 +378,12 @@ func (l *Loop) tlsDrain(s *sock) {
 			return
 		}
 		n, err := tl.c.Read(buf)
-		if n > 0 {
+		data := buf[:n]
+		if n > 0 && s.fl.px != nil {
+			data = l.proxyForward(s, data)
+		}
+		if len(data) > 0 {
 			h, c := s.h, s.c
-			data := buf[:n]
 			l.call(func() { h.ReceiveData(c, data) })
 			if l.opts.DebugPoisonReceive {
 				for i := range data {

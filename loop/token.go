@@ -32,9 +32,11 @@ const (
 	opSendFile
 	opClose
 	opHandoffOut
-	opDropFD  // the close of an fd no socket owns (dropFD)
-	opSocket  // a client's socket created as a direct descriptor
-	opMaxKind = opSocket
+	opDropFD    // the close of an fd no socket owns (dropFD)
+	opSocket    // a client's socket created as a direct descriptor
+	opSpliceIn  // a proxy's source: socket -> pipe
+	opSpliceOut // a proxy's target: pipe -> socket
+	opMaxKind   = opSpliceOut
 
 	opHandoffIn = opKind(engine.MsgTokens >> tokKindShift)
 )

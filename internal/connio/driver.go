@@ -63,6 +63,12 @@ type Driver interface {
 	StartTLS(cfg *tls.Config) error
 	// TLSState returns the TLS session's state once its handshake is done.
 	TLSState() (tls.ConnectionState, bool)
+	// ProxyTo sends what the connection receives on to target (n > 0: the
+	// next n bytes only); StopProxy ends it; ProxiedBytes counts the bytes
+	// the latest proxy sent on.
+	ProxyTo(target Driver, bufSize int, n int64) error
+	StopProxy() error
+	ProxiedBytes() uint64
 	// Control calls fn with a process fd for the connection's socket (for
 	// a client whose socket does not exist yet, later, before it connects).
 	Control(fn func(fd int) error) error
