@@ -1,13 +1,18 @@
 // Command proxy is a TCP forwarding proxy: every connection it accepts on
-// -addr gets a connection of its own to -to, and the bytes flow both ways
-// through the handlers (a copy proxy: ReceiveData on one side, SendData on
-// the other).
+// -addr gets a connection of its own to -to, and the bytes flow both ways.
+// By default each connection proxies to the other (conn.Conn.ProxyTo): the
+// kernel splices the bytes from socket to socket and they never reach the
+// handlers. With -copy they flow through the handlers instead (ReceiveData
+// on one side, SendData on the other), the recipe for a proxy that looks at
+// or changes what it forwards.
 //
 //	go run ./examples/proxy -addr 127.0.0.1:10001 -to 127.0.0.1:10000
 //
 // What makes it a proxy people can run:
 //
-//   - Backpressure across connections. When one side's outbound queue grows
+//   - Backpressure across connections. ProxyTo stops reading from one side
+//     while -buffer bytes wait to be sent to the other. With -copy the
+//     handlers do the same by hand: when one side's outbound queue grows
 //     past -buffer bytes (its peer reads slower than the other side writes),
 //     the proxy pauses reading from the other side and resumes it once the
 //     queue has drained to a quarter of that (conn.Conn.NotifyDrained). A
@@ -54,7 +59,7 @@ func main() {
 var stderr io.Writer = os.Stderr
 
 // observe, when set (by tests, before the proxy starts), sees after each
-// forwarded read the bytes queued towards the side that was written to.
+// forwarded read (-copy) the bytes queued towards the side written to.
 var observe func(queued int)
 
 // settings are the proxy's limits, shared by all its connections.
@@ -62,6 +67,7 @@ type settings struct {
 	to        string
 	high, low int // pause the reading side above high, resume at low
 	idle      time.Duration
+	copy      bool // through the handlers, not ProxyTo
 }
 
 // side is the handler of one of a pair's two connections: it forwards what
@@ -95,6 +101,12 @@ func (s *side) PostInit(c *conn.Conn) {
 	}
 	_ = bc.SetInactivityTimeout(s.cfg.idle)
 	s.peer, s.other = bc, b
+	if !s.cfg.copy {
+		// The backend is still connecting: what the client sends waits in
+		// its queue until it is up.
+		_ = c.ProxyTo(bc, s.cfg.high)
+		_ = bc.ProxyTo(c, s.cfg.high)
+	}
 }
 
 // ReceiveData forwards data to the other connection and pauses this one
@@ -157,6 +169,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	to := fs.String("to", "127.0.0.1:10000", "forward to `host:port` (or unix:/path)")
 	buffer := fs.Int("buffer", 256<<10, "pause a side when more than this many `bytes` wait to be sent to the other")
 	idle := fs.Duration("idle", 5*time.Minute, "close a connection idle this long in both directions (0: never)")
+	copyMode := fs.Bool("copy", false, "forward through the handlers (ReceiveData, SendData) instead of splicing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -172,13 +185,17 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	if _, _, err := conn.ParseAddr(*to); err != nil {
 		return fmt.Errorf("-to: %w", err)
 	}
-	cfg := &settings{to: *to, high: *buffer, low: *buffer / 4, idle: *idle}
+	cfg := &settings{to: *to, high: *buffer, low: *buffer / 4, idle: *idle, copy: *copyMode}
 	return loop.RunContext(ctx, func(l *loop.Loop) error {
 		srv, err := l.StartServer(*addr, func() conn.Handler { return &side{cfg: cfg, name: "client"} })
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "proxy: listening on %s, forwarding to %s (%s)\n", srv.Addr(), cfg.to, l.Backend())
+		how := "splice"
+		if cfg.copy {
+			how = "copy"
+		}
+		fmt.Fprintf(stdout, "proxy: listening on %s, forwarding to %s (%s, %s)\n", srv.Addr(), cfg.to, l.Backend(), how)
 		return nil
 	})
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/ringmachine/ringmachine/internal/testutil"
 )
 
-var listening = regexp.MustCompile(`^proxy: listening on (\S+), forwarding to (\S+) \((uring|epoll)\)$`)
+var listening = regexp.MustCompile(`^proxy: listening on (\S+), forwarding to (\S+) \((uring|epoll), (splice|copy)\)$`)
 
 // syncBuffer is a bytes.Buffer safe for the proxy's loop and the test.
 type syncBuffer struct {
@@ -43,7 +43,25 @@ func (s *syncBuffer) String() string {
 // function that stops it and returns run's error.
 func start(t *testing.T, args ...string) (addr string, stop func() error) {
 	t.Helper()
-	return testutil.StartProgram(t, run, listening, args...)
+	return testutil.StartProgram(t, run, listening, append(args, modeArgs...)...)
+}
+
+// modeArgs are the flags of the forwarding mode forEachMode is running.
+var modeArgs []string
+
+// forEachMode runs body on each engine for both forwarding modes: splice
+// (ProxyTo, the default) and -copy (through the handlers).
+func forEachMode(t *testing.T, body func(t *testing.T)) {
+	for _, m := range []struct {
+		name string
+		args []string
+	}{{"splice", nil}, {"copy", []string{"-copy"}}} {
+		t.Run(m.name, func(t *testing.T) {
+			modeArgs = m.args
+			t.Cleanup(func() { modeArgs = nil })
+			testutil.ForEachBackendEnv(t, body)
+		})
+	}
 }
 
 // echoBackend is a Go net echo server (a backend nobody here wrote the
@@ -110,7 +128,7 @@ func firstDiff(a, b []byte) int {
 // byte checked; each half-closes and must read the whole echo, then EOF
 // (the half-close travels through the proxy to the backend and back).
 func TestProxyEcho(t *testing.T) {
-	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+	forEachMode(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		backend := echoBackend(t)
 		addr, stop := start(t, "-to", backend)
@@ -140,10 +158,12 @@ func TestProxyEcho(t *testing.T) {
 // reading from the backend, the backend from its socket, the proxy from the
 // client, and the client's writes stall; the proxy's queues stay near
 // -buffer. Without the pause the proxy reads everything the client sends
-// and queues it (64 MiB here) towards the client.
+// and queues it (64 MiB here) towards the client. The queue is observed in
+// -copy mode, where the handlers forward; with ProxyTo the loop's own
+// ProxyBackpressure test bounds it, and here the stall is what is checked.
 func TestProxyBackpressure(t *testing.T) {
 	const buffer = 256 << 10
-	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+	forEachMode(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		var most atomic.Int64
 		observe = func(q int) {
@@ -202,7 +222,7 @@ func errTimeout(err error) error {
 // TestProxyBackendDown: a backend that refuses connections closes the
 // client's connection, and the reason is printed.
 func TestProxyBackendDown(t *testing.T) {
-	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+	forEachMode(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -230,7 +250,7 @@ func TestProxyBackendDown(t *testing.T) {
 
 // TestProxyIdle: a client that sends nothing is closed after -idle.
 func TestProxyIdle(t *testing.T) {
-	testutil.ForEachBackendEnv(t, func(t *testing.T) {
+	forEachMode(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		addr, stop := start(t, "-to", echoBackend(t), "-idle", "200ms")
 		c, err := net.Dial("tcp", addr)
