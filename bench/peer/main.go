@@ -1,11 +1,20 @@
 // Command peer is the benchmark's reference servers: the same echo, HTTP
 // plaintext and RESP behaviour as RingMachine's examples/echo, httpd and
 // redis, on Go's net package (a goroutine per connection) or on gnet v2
-// (one event loop, like RingMachine's -loops 1).
+// (one event loop, like RingMachine's -loops 1), and a TCP forwarding proxy
+// like examples/proxy on Go's net package.
 //
 //	peer -impl net  -proto echo  -addr 127.0.0.1:10000
 //	peer -impl gnet -proto redis -addr 127.0.0.1:6379
 //	peer -impl net  -proto echo  -addr 127.0.0.1:10000 -tls-cert cert.pem -tls-key key.pem
+//	peer -impl net  -proto proxy -addr 127.0.0.1:10001 -to 127.0.0.1:10000
+//
+// -proto proxy (-impl net only) forwards every accepted connection to a
+// connection of its own to -to: a goroutine per direction, each an io.Copy
+// from one *net.TCPConn to the other (which Go's net package carries out
+// with splice(2) through a pipe on Linux, as TCPConn.ReadFrom does), a
+// half-close forwarded with CloseWrite, the pair closed when both
+// directions are done or either fails.
 //
 // With -tls-cert and -tls-key (PEM files) the net servers speak TLS
 // (crypto/tls.NewListener: the handshake runs on the connection's
@@ -28,6 +37,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
@@ -68,15 +78,30 @@ func newFeeder(p string, db *proto.DB) func() feeder {
 func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	impl := fs.String("impl", "net", "net or gnet")
-	p := fs.String("proto", "echo", "echo, http or redis")
+	p := fs.String("proto", "echo", "echo, http, redis, or proxy (-impl net)")
 	addr := fs.String("addr", "127.0.0.1:10000", "listen on `host:port`")
+	to := fs.String("to", "", "-proto proxy: forward to `host:port`")
 	tlsCert := fs.String("tls-cert", "", "-impl net: serve TLS with this PEM certificate `file` (with -tls-key)")
 	tlsKey := fs.String("tls-key", "", "the PEM private key `file` of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *p == "proxy" {
+		switch {
+		case *impl != "net":
+			return fmt.Errorf("-proto proxy: -impl net only, not %q", *impl)
+		case *to == "":
+			return errors.New("-proto proxy needs -to host:port")
+		case *tlsCert != "" || *tlsKey != "":
+			return errors.New("-proto proxy has no TLS")
+		}
+		return runNetProxy(ctx, stdout, *addr, *to)
+	}
+	if *to != "" {
+		return errors.New("-to goes with -proto proxy")
+	}
 	if newFeeder(*p, nil) == nil {
-		return fmt.Errorf("-proto %q: echo, http or redis", *p)
+		return fmt.Errorf("-proto %q: echo, http, redis or proxy", *p)
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("-tls-cert and -tls-key go together")
@@ -152,6 +177,61 @@ func serveNet(c net.Conn, f feeder) {
 			return
 		}
 	}
+}
+
+// runNetProxy accepts connections on addr and forwards each to a
+// connection of its own to to.
+func runNetProxy(ctx context.Context, stdout io.Writer, addr, to string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "net-proxy: listening on %s, forwarding to %s (net)\n", ln.Addr(), to)
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		go proxyNet(c.(*net.TCPConn), to)
+	}
+}
+
+// proxyNet connects to to and copies both ways between it and c until
+// both directions are done.
+func proxyNet(c *net.TCPConn, to string) {
+	defer c.Close()
+	nc, err := net.DialTimeout("tcp", to, 5*time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "peer: %s: backend %s: %v\n", c.RemoteAddr(), to, err)
+		return
+	}
+	b := nc.(*net.TCPConn)
+	defer b.Close()
+	done := make(chan struct{})
+	go func() {
+		forward(c, b)
+		close(done)
+	}()
+	forward(b, c)
+	<-done
+}
+
+// forward copies src to dst (io.Copy: splice(2) between two TCP
+// connections on Linux). At src's end of stream it shuts down dst's
+// sending side, so the half-close reaches the other end; on an error both
+// connections are closed, which ends the other direction too.
+func forward(dst, src *net.TCPConn) {
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		src.Close()
+		return
+	}
+	_ = dst.CloseWrite()
 }
 
 type gnetServer struct {
