@@ -81,16 +81,31 @@ func chartSVG(title string, st []standing) string {
 		left, right = 380.0, 50.0
 		width       = 1000.0
 		barH, gap   = 16.0, 12.0
-		top         = 80.0
 	)
+	top := 80.0
 	servers := []string{}
 	for _, s := range st {
 		if !slices.Contains(servers, s.server) {
 			servers = append(servers, s.server)
 		}
 	}
-	palette := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"}
+	palette := []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
+		"#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#d62728"}
 	color := func(server string) string { return palette[slices.Index(servers, server)%len(palette)] }
+	// The legend, wrapped onto as many lines as it needs; the bars start
+	// below it.
+	type entry struct{ x, y float64 }
+	legend := make([]entry, len(servers))
+	lx, ly := 10.0, 48.0
+	for i, s := range servers {
+		w := 24 + 7*float64(len(s))
+		if lx > 10 && lx+w > width-10 {
+			lx, ly = 10, ly+18
+		}
+		legend[i] = entry{lx, ly}
+		lx += w
+	}
+	top += ly - 48
 
 	maxX := 1.25
 	for _, s := range st {
@@ -120,11 +135,10 @@ func chartSVG(title string, st []standing) string {
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", html.EscapeString(title))
 	fmt.Fprintf(&b, `<text x="10" y="38" fill="#555">bars: req/s ÷ the best peer's in the scenario (medians); whiskers: lowest and highest round; line: as fast</text>`+"\n")
 	// Legend.
-	lx := 10.0
-	for _, s := range servers {
-		fmt.Fprintf(&b, `<rect x="%.0f" y="48" width="12" height="12" fill="%s"/><text x="%.0f" y="58">%s</text>`+"\n",
-			lx, color(s), lx+16, html.EscapeString(s))
-		lx += 24 + 7*float64(len(s))
+	for i, s := range servers {
+		e := legend[i]
+		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="12" height="12" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n",
+			e.x, e.y, color(s), e.x+16, e.y+10, html.EscapeString(s))
 	}
 	// Grid and axis.
 	bottom := height - 30

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -73,5 +75,42 @@ func TestChartSVG(t *testing.T) {
 	}
 	if strings.Count(svg, "<path") != 2 {
 		t.Errorf("%d whiskers, want 2 (none without a spread)", strings.Count(svg, "<path"))
+	}
+}
+
+// TestChartLegendWraps: with more servers than one line holds, the legend
+// wraps within the width, the bars start below it, and each server keeps
+// a colour of its own.
+func TestChartLegendWraps(t *testing.T) {
+	var st []standing
+	for _, s := range []string{"ringmachine-uring", "ringmachine-epoll", "ringmachine-uring-processfds", "ringmachine-uring-minwait",
+		"ringmachine-uring-splice", "ringmachine-epoll-splice", "ringmachine-uring-copy", "ringmachine-epoll-copy"} {
+		st = append(st, standing{scenario: "s", server: s, peer: "net", ratio: 1, lo: math.NaN(), hi: math.NaN()})
+	}
+	svg := chartSVG("t", st)
+	var ys, fills []string
+	for _, l := range strings.Split(svg, "\n") {
+		if strings.Contains(l, `width="12" height="12"`) {
+			var x, y float64
+			var fill string
+			if _, err := fmt.Sscanf(l, `<rect x="%f" y="%f" width="12" height="12" fill=%q`, &x, &y, &fill); err != nil {
+				t.Fatalf("%q: %v", l, err)
+			}
+			name := strings.TrimSuffix(l[strings.LastIndex(l[:len(l)-len("</text>")], ">")+1:], "</text>")
+			if x+24+7*float64(len(name)) > 1000 {
+				t.Errorf("legend entry %q at x %v runs past the width", name, x)
+			}
+			ys, fills = append(ys, fmt.Sprint(y)), append(fills, fill)
+		}
+	}
+	if len(ys) != 8 || ys[0] == ys[7] {
+		t.Errorf("legend rows %v, want 8 entries on more than one line", ys)
+	}
+	slices.Sort(fills)
+	if len(slices.Compact(fills)) != 8 {
+		t.Errorf("colours %v, want 8 distinct", fills)
+	}
+	if !strings.Contains(svg, `<rect x="380.0" y="99.0"`) {
+		t.Errorf("the first bar is not one legend line lower (y 99):\n%s", svg)
 	}
 }
