@@ -7,6 +7,7 @@
 //	cd bench && go run ./run                   # 5 rounds of 3 s
 //	cd bench && go run ./run -quick -capped    # server alone in a cgroup at 30 % of a CPU
 //	cd bench && go run ./run -quick -only tls  # the TLS scenarios alone, under a minute
+//	cd bench && go run ./run -quick -only proxy  # the proxy scenario alone, about 20 s
 //
 // Servers: RingMachine's examples/echo, httpd and redis with
 // RINGMACHINE_BACKEND=uring and =epoll, the bench module's peer (Go net,
@@ -14,9 +15,12 @@
 // installed. Scenarios: echo ping-pong with loadgen (64 conns x 64 B,
 // the same pipelined 16 deep, 1000 conns x 512 B), wrk on the HTTP
 // servers (64 and 256 connections), redis-benchmark -t ping,set,get with
-// -P 1 and -P 16, idle memory with 10k connections, and the echo over
+// -P 1 and -P 16, idle memory with 10k connections, the echo over
 // TLS against Go net + crypto/tls (full TLS 1.3 handshakes per second,
-// 64 KiB messages, memory per idle TLS connection; "-only tls").
+// 64 KiB messages, memory per idle TLS connection; "-only tls"), and
+// 64 KiB echoes through a forwarding proxy: examples/proxy splicing and
+// copying, on both engines, against Go net + io.Copy, to an echo backend
+// that runs next to the load tool ("-only proxy").
 //
 // Server CPU is utime+stime from /proc/PID/stat around the measured load;
 // memory is VmRSS from /proc/PID/status. Everything is bounded: each load
@@ -33,6 +37,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +56,8 @@ type config struct {
 	tlsIdleConns int    // connections for the TLS idle-memory scenario
 	tlsCert      string // the servers' certificate and key for the tls scenarios
 	tlsKey       string
+	proxyTo      string   // the address of the proxy scenario's echo backend
+	backend      *running // that backend, on the load CPU
 	only         *regexp.Regexp
 	servers      *regexp.Regexp
 	serverCPU    string
@@ -163,6 +170,19 @@ func run(stdout io.Writer, args []string) error {
 			return err
 		}
 	}
+	if c.selected("proxy") && slices.ContainsFunc(srvs, func(s server) bool { return s.proto == "proxy" }) {
+		// One echo backend for the whole run, next to the load tool and
+		// outside any cap: the measured process is the proxy alone.
+		be, err := c.startOn(c.loadCPU, c.proxyBackend(), nil)
+		if err != nil {
+			return fmt.Errorf("proxy backend: %w", err)
+		}
+		defer be.stop()
+		c.backend, c.proxyTo = be, be.addr
+		notes = append(notes, fmt.Sprintf("proxy backend: RingMachine's examples/echo (RINGMACHINE_BACKEND=uring, -loops 1) "+
+			"pinned to CPU %s with the load tool, not capped, one for the whole run; the load CPU column of the proxy "+
+			"scenario counts its CPU with the load tool's.", c.loadCPU))
+	}
 	start := time.Now()
 	res := c.measureAll(srvs, cg)
 	mode := fmt.Sprintf("server pinned to CPU %s, load on CPU %s, no CPU cap", c.serverCPU, c.loadCPU)
@@ -240,6 +260,7 @@ func (c *config) build() error {
 		{c.rootDir, "./examples/echo", "rm-echo"},
 		{c.rootDir, "./examples/httpd", "rm-httpd"},
 		{c.rootDir, "./examples/redis", "rm-redis"},
+		{c.rootDir, "./examples/proxy", "rm-proxy"},
 		{c.benchDir, "./peer", "peer"},
 		{c.benchDir, "./loadgen", "loadgen"},
 	}

@@ -19,13 +19,16 @@ import (
 // scenario is one load shape against the servers of one protocol.
 type scenario struct {
 	name      string
-	proto     string // echo, http, redis, tls (the echo over TLS)
+	proto     string // echo, http, redis, tls (the echo over TLS), proxy (forwarding to an echo backend)
 	kind      string // loadgen, wrk, redis-benchmark, idle
 	conns     int
 	size      int
 	pipe      int
 	tls       bool // loadgen -tls
 	handshake bool // loadgen -handshake: a new connection (a full TLS handshake) per request
+	// through is the bytes the server carries per request, when the table
+	// should show them (MB/s and MB per server CPU second); 0: not shown.
+	through int
 }
 
 var scenarios = []scenario{
@@ -40,6 +43,8 @@ var scenarios = []scenario{
 	{name: "tls handshakes 32 clients", proto: "tls", kind: "loadgen", conns: 32, size: 64, pipe: 1, tls: true, handshake: true},
 	{name: "tls bulk 4 conns x 64 KiB", proto: "tls", kind: "loadgen", conns: 4, size: 64 << 10, pipe: 1, tls: true},
 	{name: "tls idle memory", proto: "tls", kind: "idle", tls: true},
+	// Each message crosses the proxy twice: to the backend and back.
+	{name: "proxy 16 conns x 64 KiB", proto: "proxy", kind: "loadgen", conns: 16, size: 64 << 10, pipe: 1, through: 2 * 64 << 10},
 }
 
 // sample is one measurement.
@@ -140,6 +145,10 @@ func (c *config) measure(sc scenario, s server, cg *cgroup) (smp sample) {
 	cpu0, err0 := cpuSeconds(srv.pid)
 	switch sc.kind {
 	case "loadgen":
+		if sc.proto == "proxy" && c.backend != nil {
+			smp, err = c.withBackend(func() (sample, error) { return c.loadgen(srv.addr, sc, c.dur) })
+			break
+		}
 		smp, err = c.loadgen(srv.addr, sc, c.dur)
 	case "wrk":
 		smp, err = c.wrk(srv.addr, sc)
@@ -156,6 +165,22 @@ func (c *config) measure(sc scenario, s server, cg *cgroup) (smp sample) {
 	}
 	smp.serverCPU = cpu1 - cpu0
 	return smp
+}
+
+// withBackend runs the load of f and adds to its load CPU the share of a
+// CPU the proxy's backend used meanwhile: both run on the load CPU, so
+// together they tell whether that CPU, not the proxy, was the limit.
+func (c *config) withBackend(f func() (sample, error)) (sample, error) {
+	b0, err0 := cpuSeconds(c.backend.pid)
+	t0 := time.Now()
+	smp, err := f()
+	wall := time.Since(t0).Seconds()
+	b1, err1 := cpuSeconds(c.backend.pid)
+	if err == nil && (err0 != nil || err1 != nil) {
+		err = fmt.Errorf("the proxy backend exited during the load")
+	}
+	smp.loadCPU += (b1 - b0) / wall
+	return smp, err
 }
 
 // load runs argv pinned to the load CPU, bounded by c.timeoutPer, and

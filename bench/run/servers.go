@@ -23,7 +23,7 @@ type server struct {
 	env   []string
 }
 
-var ourBins = map[string]string{"echo": "rm-echo", "http": "rm-httpd", "redis": "rm-redis"}
+var ourBins = map[string]string{"echo": "rm-echo", "http": "rm-httpd", "redis": "rm-redis", "proxy": "rm-proxy"}
 
 // servers2 lists the servers of every protocol and notes what is missing.
 func (c *config) servers2() ([]server, []string) {
@@ -59,6 +59,28 @@ func (c *config) servers2() ([]server, []string) {
 				argv: func(a string) []string { return []string{peer, "-impl", impl, "-proto", proto, "-addr", a} }})
 		}
 	}
+	// The proxy: examples/proxy splicing (its default) and copying through
+	// the handlers (-copy) on both engines, and Go net + io.Copy, each
+	// forwarding to the backend of c.proxyTo (started by run, outside the
+	// measured server).
+	proxyBin := filepath.Join(c.binDir, ourBins["proxy"])
+	for _, mode := range []string{"splice", "copy"} {
+		for _, be := range []string{"uring", "epoll"} {
+			add(server{name: "ringmachine-" + be + "-" + mode, proto: "proxy", ours: true,
+				argv: func(a string) []string {
+					argv := []string{proxyBin, "-addr", a, "-to", c.proxyTo}
+					if mode == "copy" {
+						argv = append(argv, "-copy")
+					}
+					return argv
+				},
+				env: []string{"RINGMACHINE_BACKEND=" + be}})
+		}
+	}
+	add(server{name: "net", proto: "proxy",
+		argv: func(a string) []string {
+			return []string{filepath.Join(c.binDir, "peer"), "-impl", "net", "-proto", "proxy", "-addr", a, "-to", c.proxyTo}
+		}})
 	// The echo over TLS: RingMachine's examples/echo and Go net with the
 	// certificate of c.tlsCert; gnet has no TLS.
 	if c.tlsCert != "" {
@@ -150,11 +172,26 @@ func freePort() (string, error) {
 // start runs s pinned to c.serverCPU, moves it into cg (if any), and waits
 // until its port accepts connections.
 func (c *config) start(s server, cg *cgroup) (*running, error) {
+	return c.startOn(c.serverCPU, s, cg)
+}
+
+// proxyBackend is the echo server the proxy scenario's servers forward to:
+// RingMachine's examples/echo on io_uring with one loop.
+func (c *config) proxyBackend() server {
+	return server{name: "proxy backend", proto: "echo",
+		argv: func(a string) []string {
+			return []string{filepath.Join(c.binDir, ourBins["echo"]), "-addr", a, "-loops", "1"}
+		},
+		env: []string{"RINGMACHINE_BACKEND=uring"}}
+}
+
+// startOn is start pinned to the CPU list cpu.
+func (c *config) startOn(cpu string, s server, cg *cgroup) (*running, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	argv := append([]string{"taskset", "-c", c.serverCPU}, s.argv(addr)...)
+	argv := append([]string{"taskset", "-c", cpu}, s.argv(addr)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), s.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -124,6 +124,7 @@ func formatReport(results []*result) string {
 			sums[i] = summarize(r)
 		}
 		idle := rs[0].scenario.kind == "idle"
+		through := float64(rs[0].scenario.through) // bytes per request, for the MB columns
 		// Best peer: the most req/s, or the fewest KB per connection.
 		best := -1
 		for i, r := range rs {
@@ -141,6 +142,8 @@ func formatReport(results []*result) string {
 		fmt.Fprintf(&b, "### %s\n\n", name)
 		if idle {
 			b.WriteString("| server | RSS before (MiB) | RSS with conns (MiB) | KB per conn | vs best peer |\n|---|--:|--:|--:|--:|\n")
+		} else if through > 0 {
+			b.WriteString("| server | req/s | MB/s | p50 µs | p99 µs | p99.9 µs | server CPU s / M req | MB / server CPU s | spread | vs best peer | load CPU | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		} else {
 			b.WriteString("| server | req/s | p50 µs | p99 µs | p99.9 µs | server CPU s / M req | spread | vs best peer | load CPU | errors |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		}
@@ -170,11 +173,22 @@ func formatReport(results []*result) string {
 			if s.loadCPU > 0.9 {
 				load += " ⚠"
 			}
+			if through > 0 {
+				// MB (10^6 bytes) per second of wall clock and per second
+				// of server CPU: cpuPerM s carry through × 10^6 bytes.
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label,
+					thousands(s.rps), thousands(s.rps*through/1e6), num(s.p50, 0), num(s.p99, 0), num(s.p999, 0),
+					num(s.cpuPerM, 2), thousands(perCPU(through, s.cpuPerM)), pct(s.spread), vs, load, thousands(s.errors))
+				continue
+			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", label,
 				thousands(s.rps), num(s.p50, 0), num(s.p99, 0), num(s.p999, 0), num(s.cpuPerM, 2),
 				pct(s.spread), vs, load, thousands(s.errors))
 		}
 		b.WriteString("\n")
+		if through > 0 {
+			b.WriteString(spliceVsCopy(rs, sums, through))
+		}
 		if idle {
 			continue
 		}
@@ -215,4 +229,36 @@ func formatReport(results []*result) string {
 		b.WriteString("\nLoad CPU is the share of its CPU the load tool used: near 100 % (⚠) the load tool, not the server, is the bottleneck — use -capped.\n")
 	}
 	return b.String()
+}
+
+// perCPU is MB (10^6 bytes) per second of server CPU, through bytes per
+// request at cpuPerM seconds per million requests (NaN without CPU).
+func perCPU(through, cpuPerM float64) float64 {
+	if !(cpuPerM > 0) {
+		return math.NaN()
+	}
+	return through / cpuPerM
+}
+
+// spliceVsCopy is a line comparing, for each of ours named X-splice with an
+// X-copy beside it, their MB per server CPU second (the proxy scenario's
+// key figure); "" when there is no such pair.
+func spliceVsCopy(rs []*result, sums []summary, through float64) string {
+	var parts []string
+	for i, r := range rs {
+		base, ok := strings.CutSuffix(r.server, "-splice")
+		if !ok || !r.ours || sums[i].ok == 0 {
+			continue
+		}
+		for j, q := range rs {
+			if q.server == base+"-copy" && q.ours && sums[j].ok > 0 {
+				sp, cp := perCPU(through, sums[i].cpuPerM), perCPU(through, sums[j].cpuPerM)
+				parts = append(parts, fmt.Sprintf("%s %s×", base, num(sp/cp, 2)))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Splice ÷ copy, MB per server CPU s: " + strings.Join(parts, ", ") + ".\n\n"
 }
