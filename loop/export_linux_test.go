@@ -1,6 +1,10 @@
 package loop
 
-import "time"
+import (
+	"time"
+
+	"github.com/ringmachine/ringmachine/conn"
+)
 
 // ProcessFDSuite reports whether the suite runs io_uring servers on process
 // fds (RINGMACHINE_TEST_PROCESS_FDS=1).
@@ -79,4 +83,15 @@ func (l *Loop) EngineMinWait() time.Duration {
 		return b.e.MinWait()
 	}
 	return 0
+}
+
+// ProxyPipeSize is the capacity asked for each of a proxy's pipes.
+const ProxyPipeSize = proxyPipeSize
+
+// SetTestSpliceInHook runs fn with the source connection before each
+// spliceIn completion that moved bytes is handled; the returned func
+// removes it.
+func SetTestSpliceInHook(fn func(c *conn.Conn)) (restore func()) {
+	testHookSpliceIn = fn
+	return func() { testHookSpliceIn = nil }
 }

@@ -270,18 +270,15 @@ func (l *Loop) proxyPump(s *sock) {
 	}
 	if s.heldLen() > 0 {
 		// Received before the proxy began, or while the receive was being
-		// cancelled: these go first, copied.
-		data := s.fl.held
-		s.fl.held = nil
-		s.stats.BytesIn += uint64(len(data))
-		rest := l.proxyForward(s, data)
-		if len(rest) > 0 {
-			l.holdBytes(s, rest) // past ProxyToN's length: the handler's
+		// cancelled: these go first, copied, at the start of the next I/O
+		// phase (flushSends delivers them through proxyForward, then comes
+		// back here). Not now: ProxyTo may be running inside a ReceiveData
+		// whose handler has yet to send the rest of its chunk on.
+		if !s.resumeQ {
+			s.resumeQ = true
+			l.net.resumed = append(l.net.resumed, s)
 		}
-		l.putHeldBuf(data)
-		if s.proxy() != px || s.closed() {
-			return
-		}
+		return
 	}
 	if px.full() || px.pipes >= maxProxyPipes {
 		return // proxyDrained or onSpliceOut comes back
@@ -308,6 +305,9 @@ func (l *Loop) proxyPump(s *sock) {
 // onSpliceIn handles the end of a spliceIn on the source s: the pipe's
 // bytes join the target's queue.
 func (l *Loop) onSpliceIn(s *sock, c *completion) {
+	if h := testHookSpliceIn; h != nil && c.res > 0 && !s.closed() {
+		h(s.c)
+	}
 	px, p := s.fl.splicing, s.fl.inPipe
 	s.fl.splicing, s.fl.inPipe = nil, nil
 	switch {
@@ -370,6 +370,10 @@ func (l *Loop) onSpliceIn(s *sock, c *completion) {
 		l.updateRead(s) // stopped, or another proxy waits for this one
 	}
 }
+
+// testHookSpliceIn, when set by a test, runs before a spliceIn completion
+// that moved bytes is handled (to stop the proxy while one is in flight).
+var testHookSpliceIn func(c *conn.Conn)
 
 // pipeToHandler delivers the n bytes in p, which a spliceIn moved for a
 // target that closed meanwhile, to s's handler.

@@ -3,6 +3,7 @@ package loop_test
 import (
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -153,6 +154,77 @@ func testProxyOrder(t *testing.T, b loop.Backend) {
 	require.NoError(t, p.g.stop())
 }
 
+// testProxyAfterHeader: a handler reads a header line, then proxies the
+// rest of the stream (an HTTP CONNECT, a PROXY-protocol line): it sends on
+// the part of its chunk after the header itself, and everything the loop
+// had received past that chunk (held while the receive was cancelled, when
+// the peer's burst was already in) follows in order.
+func testProxyAfterHeader(t *testing.T, b loop.Backend) {
+	const size = 8 << 20
+	p := newProxyPair(t, b, loop.Options{})
+	header := []byte("CONNECT somewhere\n")
+	payload := randomBytes(t, size)
+	var once sync.Once
+	p.srcH.receive = func(c *conn.Conn, data []byte) {
+		once.Do(func() {
+			i := bytes.IndexByte(data, '\n')
+			if !assert.GreaterOrEqual(t, i, 0, "the header arrives whole in the first chunk") {
+				return
+			}
+			assert.NoError(t, c.ProxyTo(p.dst, 0))
+			assert.NoError(t, p.dst.SendData(data[i+1:]))
+			data = nil
+		})
+		if len(data) > 0 {
+			assert.Fail(t, "the handler got bytes after ProxyTo", "%d bytes", len(data))
+		}
+	}
+	got := readAllAsync(p.dstPeer, size)
+	_, err := p.srcPeer.Write(append(header, payload...))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(payload, <-got))
+	require.NoError(t, p.g.stop())
+}
+
+// testProxyStopInFlight: a StopProxy that comes while a splice from the
+// source has bytes on their way (forced by a hook that stops the proxy
+// just before such a completion is handled): those bytes still reach the
+// target, and the handler gets the rest; together they are the stream.
+func testProxyStopInFlight(t *testing.T, b loop.Backend) {
+	const size = 4 << 20
+	var stopped sync.Once
+	var stopAt uint64
+	restore := loop.SetTestSpliceInHook(func(c *conn.Conn) {
+		stopped.Do(func() {
+			stopAt = c.ProxiedBytes()
+			c.StopProxy()
+		})
+	})
+	defer restore()
+	p := newProxyPair(t, b, loop.Options{})
+	p.do(func(src, dst *conn.Conn) { assert.NoError(t, src.ProxyTo(dst, 0)) })
+	payload := randomBytes(t, size)
+	wrote := writeAsync(p.srcPeer, payload)
+	var atHandler bytes.Buffer
+	var proxied uint64
+	for {
+		p.do(func(src, dst *conn.Conn) { proxied = src.ProxiedBytes() })
+		if uint64(atHandler.Len())+proxied == size {
+			break
+		}
+		e := next(t, p.srcH.ev)
+		require.Equal(t, "data", e.kind)
+		atHandler.WriteString(e.data)
+	}
+	require.NoError(t, <-wrote)
+	assert.Greater(t, proxied, stopAt, "the bytes in flight at the stop count as proxied")
+	atTarget := make([]byte, proxied)
+	_, err := io.ReadFull(p.dstPeer, atTarget)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(payload, append(atTarget, atHandler.Bytes()...)))
+	require.NoError(t, p.g.stop())
+}
+
 // testProxyToN: a proxy for n bytes sends exactly those on, runs
 // ProxyCompleted once, and the bytes past n reach the source's handler.
 func testProxyToN(t *testing.T, b loop.Backend) {
@@ -273,7 +345,8 @@ func testProxyBackpressure(t *testing.T, b loop.Backend) {
 	require.NoError(t, p.dstPeer.SetDeadline(time.Now().Add(4*wait)))
 	wrote := writeAsync(p.srcPeer, payload)
 	// The writer stalls: the kernel's buffers on both paths hold a few MiB
-	// at most, the proxy its buffer and two pipes.
+	// at most, the proxy its buffer and one pipe's worth past it (a splice
+	// starts below the buffer size and may fill a pipe).
 	select {
 	case err := <-wrote:
 		t.Fatalf("64 MiB written through a target that never reads (err %v)", err)
@@ -281,12 +354,54 @@ func testProxyBackpressure(t *testing.T, b loop.Backend) {
 	}
 	var queued int
 	p.do(func(src, dst *conn.Conn) { queued = dst.OutboundSize() })
-	assert.LessOrEqual(t, queued, buf+2*(256<<10), "the target's queue stays bounded")
+	assert.LessOrEqual(t, queued, buf+loop.ProxyPipeSize, "the target's queue stays bounded")
 	got := make([]byte, size)
 	_, err := io.ReadFull(p.dstPeer, got)
 	require.NoError(t, err)
 	require.NoError(t, <-wrote)
 	assert.True(t, bytes.Equal(payload, got))
+	require.NoError(t, p.g.stop())
+}
+
+// testProxyBufferBound: a target whose queue is at or above the proxy's
+// buffer size already (its own 32 MiB, which its peer does not read yet)
+// takes nothing from the source: the proxy reads no byte until the target
+// drains. With a buffer larger than that queue the proxy reads at once,
+// and its bytes wait behind the target's own. Either way the target's peer
+// gets its own bytes followed by the proxied ones.
+func testProxyBufferBound(t *testing.T, b loop.Backend) {
+	for _, buf := range []int{64 << 10, 64 << 20} {
+		t.Run(fmt.Sprint(buf), func(t *testing.T) { proxyBufferBound(t, b, buf) })
+	}
+}
+
+func proxyBufferBound(t *testing.T, b loop.Backend, buf int) {
+	const own, proxied = 32 << 20, 1 << 20
+	p := newProxyPair(t, b, loop.Options{})
+	ownBytes, payload := randomBytes(t, own), randomBytes(t, proxied)
+	p.do(func(src, dst *conn.Conn) {
+		assert.NoError(t, dst.SendData(ownBytes))
+		assert.NoError(t, src.ProxyTo(dst, buf))
+	})
+	wrote := writeAsync(p.srcPeer, payload)
+	time.Sleep(200 * time.Millisecond)
+	var moved uint64
+	var queued int
+	p.do(func(src, dst *conn.Conn) { moved, queued = src.ProxiedBytes(), dst.OutboundSize() })
+	if buf < own {
+		assert.Zero(t, moved, "nothing proxied while the target's queue is above the buffer size")
+		assert.Greater(t, queued, buf, "the target's own bytes still wait (else the check above proves nothing)")
+	} else {
+		assert.NotZero(t, moved, "proxied while the target's queue is below the buffer size")
+		assert.Greater(t, queued-int(moved), 0, "the target's own bytes still wait before them")
+	}
+	require.NoError(t, p.dstPeer.SetDeadline(time.Now().Add(2*wait)))
+	got := make([]byte, own+proxied)
+	_, err := io.ReadFull(p.dstPeer, got)
+	require.NoError(t, err)
+	require.NoError(t, <-wrote)
+	assert.True(t, bytes.Equal(ownBytes, got[:own]), "the target's own bytes")
+	assert.True(t, bytes.Equal(payload, got[own:]), "then the proxied ones")
 	require.NoError(t, p.g.stop())
 }
 
