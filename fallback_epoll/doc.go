@@ -36,7 +36,9 @@
 // An fd is added to the epoll set (EPOLL_CTL_ADD) only when one of its
 // operations first meets EAGAIN, with the fixed interest
 // EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET, and removed (EPOLL_CTL_DEL) when its
-// last operation ends. Like the Go runtime's netpoller, edge triggering means
+// last operation ends, or, for an fd that has had a SpliceIn or SpliceOut
+// (a proxy's sockets, which take one such operation after another), at
+// CloseFD. Like the Go runtime's netpoller, edge triggering means
 // the interest set never changes, so there is no EPOLL_CTL_MOD at all: a Send
 // that has to wait for EPOLLOUT next to a RecvMultishot costs no extra
 // epoll_ctl. The price is that readiness is cached per fd (set by an event,

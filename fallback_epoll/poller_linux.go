@@ -98,6 +98,12 @@ type fdState struct {
 	sockType int
 	// hup is set by an event reporting EPOLLRDHUP, EPOLLHUP or EPOLLERR.
 	hup bool
+	// sticky keeps the record, registration and readiness of an fd that
+	// has had a SpliceIn or SpliceOut after its last operation ends, until
+	// CloseFD: a proxy submits one such operation after another, and each
+	// would otherwise cost an EPOLL_CTL_DEL, an EPOLL_CTL_ADD and an
+	// attempt that meets EAGAIN.
+	sticky bool
 
 	readers []*op // FIFO of operations waiting for EPOLLIN
 	writers []*op // FIFO of operations waiting for EPOLLOUT
@@ -306,7 +312,9 @@ func (p *Poller) Splice(outFD, inFD int, offset int64, n int, userData uint64) e
 // SpliceIn moves up to n bytes that the stream socket fd has received into
 // the pipe pipeW with splice(2), once fd is readable: Res = the bytes moved,
 // 0 at the peer's EOF. The pipe must have room for n bytes. It waits on fd
-// (CancelFD(fd) cancels it).
+// (CancelFD(fd) cancels it). Once fd has had a SpliceIn or SpliceOut, it
+// stays in the epoll set after its last operation ends, until CloseFD: close
+// it with CloseFD, not close(2).
 //
 // Errors: as Recv, and one wrapping unix.EINVAL for a negative pipeW or an
 // n below 1.
@@ -377,7 +385,10 @@ func (p *Poller) CloseFD(fd int, userData uint64) error {
 		return err
 	}
 	if fs := p.fds[fd]; fs != nil {
-		return opError("close", fd, unix.EBUSY)
+		if len(fs.readers) > 0 || len(fs.writers) > 0 {
+			return opError("close", fd, unix.EBUSY)
+		}
+		p.dropFD(fs) // a sticky record
 	}
 	// No EINTR retry: Linux releases the fd even when close reports EINTR.
 	p.syscalls.Add(1)
@@ -573,6 +584,9 @@ func (p *Poller) submit(spec op, name string) error {
 	p.nextOp++
 	o.seq = p.nextOp
 	p.ops[o.userData] = o
+	if o.kind == kindSpliceIn || o.kind == kindSpliceOut {
+		fs.sticky = true
+	}
 	ready := fs.readable
 	if o.kind.writes() {
 		fs.writers = append(fs.writers, o)
@@ -641,7 +655,7 @@ func (p *Poller) finishWith(o *op, c Completion) {
 	if fs := p.fds[o.fd]; fs != nil {
 		fs.readers = removeOp(fs.readers, o)
 		fs.writers = removeOp(fs.writers, o)
-		if len(fs.readers) == 0 && len(fs.writers) == 0 {
+		if len(fs.readers) == 0 && len(fs.writers) == 0 && !fs.sticky {
 			p.dropFD(fs)
 		}
 	}

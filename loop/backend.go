@@ -170,6 +170,7 @@ type backendConfig struct {
 	directFiles    int           // io_uring: slots of the direct descriptor table (0: none)
 	minWait        time.Duration // io_uring: a wait's minimum (0: none)
 	minWaitBatch   int           // io_uring: completions a minimum wait gathers
+	spliceWorker   bool          // io_uring: proxies splice on io-wq workers
 }
 
 // testHookProcessFDs, set by the tests' TestMain from

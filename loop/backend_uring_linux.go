@@ -47,6 +47,7 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		DirectFiles:    cfg.directFiles,
 		MinWait:        cfg.minWait,
 		MinWaitBatch:   cfg.minWaitBatch,
+		SpliceWorker:   cfg.spliceWorker,
 	})
 	if err != nil {
 		return nil, err

@@ -217,6 +217,7 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		directFiles:    directFiles(!l.opts.URing.ProcessFDs && !testHookProcessFDs),
 		minWait:        l.opts.URing.MinWait,
 		minWaitBatch:   l.opts.URing.MinWaitBatch,
+		spliceWorker:   l.opts.URing.SpliceWorker,
 	})
 	if err != nil {
 		return err

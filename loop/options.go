@@ -267,6 +267,14 @@ type URingOptions struct {
 	// (default 32).
 	MinWaitBatch int
 
+	// SpliceWorker makes a proxy (conn.Conn.ProxyTo) move its bytes with
+	// IORING_OP_SPLICE, which io_uring always runs on a kernel worker
+	// thread, instead of splice(2) on the loop's thread once the ring
+	// reports the socket ready (the default; for a direct descriptor on a
+	// process fd installed for the proxy's lifetime). An A/B switch: the
+	// worker hand-offs cost more CPU per byte (bench/README "Proxy").
+	SpliceWorker bool
+
 	// RecvBuffersMax bounds how far the io_uring backend grows its
 	// provided-buffer ring when receives run out of buffers (ENOBUFS): it
 	// starts with RecvBuffers buffers and doubles on exhaustion, at most once

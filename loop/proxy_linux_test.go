@@ -94,9 +94,18 @@ func writeAsync(c net.Conn, b []byte) <-chan error {
 // testProxy32MB: 32 MiB written to the source's peer in odd-sized pieces
 // arrive at the target's peer byte for byte, both directions at once (each
 // connection proxies to the other), and ProxiedBytes counts them.
-func testProxy32MB(t *testing.T, b loop.Backend) {
+func testProxy32MB(t *testing.T, b loop.Backend) { proxy32MB(t, b, loop.Options{}) }
+
+// TestProxySpliceWorker is the 32 MiB proxy row with io_uring's splices
+// on kernel workers (URingOptions.SpliceWorker).
+func TestProxySpliceWorker(t *testing.T) {
+	testutil.CheckLeaks(t)
+	proxy32MB(t, loop.URing, loop.Options{URing: loop.URingOptions{SpliceWorker: true}})
+}
+
+func proxy32MB(t *testing.T, b loop.Backend, opts loop.Options) {
 	const size = 32 << 20
-	p := newProxyPair(t, b, loop.Options{})
+	p := newProxyPair(t, b, opts)
 	p.do(func(src, dst *conn.Conn) {
 		assert.NoError(t, src.ProxyTo(dst, 0))
 		assert.NoError(t, dst.ProxyTo(src, 64<<10))
@@ -165,7 +174,7 @@ func testProxyAfterHeader(t *testing.T, b loop.Backend) {
 	header := []byte("CONNECT somewhere\n")
 	payload := randomBytes(t, size)
 	var once sync.Once
-	p.srcH.receive = func(c *conn.Conn, data []byte) {
+	receive := func(c *conn.Conn, data []byte) {
 		once.Do(func() {
 			i := bytes.IndexByte(data, '\n')
 			if !assert.GreaterOrEqual(t, i, 0, "the header arrives whole in the first chunk") {
@@ -179,6 +188,7 @@ func testProxyAfterHeader(t *testing.T, b loop.Backend) {
 			assert.Fail(t, "the handler got bytes after ProxyTo", "%d bytes", len(data))
 		}
 	}
+	p.do(func(*conn.Conn, *conn.Conn) { p.srcH.receive = receive }) // set on the loop goroutine
 	got := readAllAsync(p.dstPeer, size)
 	_, err := p.srcPeer.Write(append(header, payload...))
 	require.NoError(t, err)

@@ -55,13 +55,14 @@ func TestProxyServers(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"ringmachine-uring-splice": "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 RINGMACHINE_BACKEND=uring",
-		"ringmachine-epoll-splice": "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 RINGMACHINE_BACKEND=epoll",
-		"ringmachine-uring-copy":   "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 -copy RINGMACHINE_BACKEND=uring",
-		"ringmachine-epoll-copy":   "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 -copy RINGMACHINE_BACKEND=epoll",
-		"net":                      "/b/peer -impl net -proto proxy -addr 127.0.0.1:1 -to 127.0.0.1:9",
+		"ringmachine-uring-splice":        "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 RINGMACHINE_BACKEND=uring",
+		"ringmachine-epoll-splice":        "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 RINGMACHINE_BACKEND=epoll",
+		"ringmachine-uring-copy":          "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 -copy RINGMACHINE_BACKEND=uring",
+		"ringmachine-epoll-copy":          "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 -copy RINGMACHINE_BACKEND=epoll",
+		"ringmachine-uring-splice-worker": "/b/rm-proxy -addr 127.0.0.1:1 -to 127.0.0.1:9 -splice-worker RINGMACHINE_BACKEND=uring",
+		"net":                             "/b/peer -impl net -proto proxy -addr 127.0.0.1:1 -to 127.0.0.1:9",
 	}
-	wantOrder := []string{"ringmachine-uring-splice", "ringmachine-epoll-splice", "ringmachine-uring-copy", "ringmachine-epoll-copy", "net"}
+	wantOrder := []string{"ringmachine-uring-splice", "ringmachine-epoll-splice", "ringmachine-uring-copy", "ringmachine-epoll-copy", "ringmachine-uring-splice-worker", "net"}
 	if !slices.Equal(names, wantOrder) {
 		t.Errorf("proxy servers %q, want %q", names, wantOrder)
 	}

@@ -77,6 +77,13 @@ func (c *config) servers2() ([]server, []string) {
 				env: []string{"RINGMACHINE_BACKEND=" + be}})
 		}
 	}
+	// The A/B of splicing on io_uring's kernel workers (IORING_OP_SPLICE,
+	// URingOptions.SpliceWorker) rather than on the loop's thread.
+	add(server{name: "ringmachine-uring-splice-worker", proto: "proxy", ours: true,
+		argv: func(a string) []string {
+			return []string{proxyBin, "-addr", a, "-to", c.proxyTo, "-splice-worker"}
+		},
+		env: []string{"RINGMACHINE_BACKEND=uring"}})
 	add(server{name: "net", proto: "proxy",
 		argv: func(a string) []string {
 			return []string{filepath.Join(c.binDir, "peer"), "-impl", "net", "-proto", "proxy", "-addr", a, "-to", c.proxyTo}

@@ -170,6 +170,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	buffer := fs.Int("buffer", 256<<10, "pause a side when more than this many `bytes` wait to be sent to the other")
 	idle := fs.Duration("idle", 5*time.Minute, "close a connection idle this long in both directions (0: never)")
 	copyMode := fs.Bool("copy", false, "forward through the handlers (ReceiveData, SendData) instead of splicing")
+	spliceWorker := fs.Bool("splice-worker", false, "io_uring: splice on kernel worker threads (IORING_OP_SPLICE), not on the loop's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -186,7 +187,11 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		return fmt.Errorf("-to: %w", err)
 	}
 	cfg := &settings{to: *to, high: *buffer, low: *buffer / 4, idle: *idle, copy: *copyMode}
-	return loop.RunContext(ctx, func(l *loop.Loop) error {
+	l, err := loop.New(loop.Options{URing: loop.URingOptions{SpliceWorker: *spliceWorker}})
+	if err != nil {
+		return err
+	}
+	return l.RunContext(ctx, func(l *loop.Loop) error {
 		srv, err := l.StartServer(*addr, func() conn.Handler { return &side{cfg: cfg, name: "client"} })
 		if err != nil {
 			return err

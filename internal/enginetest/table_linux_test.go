@@ -90,7 +90,8 @@ type connectTimeouter interface {
 // stream runs out of them: -ENOBUFS, re-armed), polls before its first
 // receive attempt (which widens the kernel race the engine works around,
 // see its RecvMultishot), sends every send zero-copy (AF_UNIX sockets refuse
-// it: the engine falls back) and enters the kernel once per operation.
+// it: the engine falls back), enters the kernel once per operation and
+// splices to and from pipes with IORING_OP_SPLICE (SpliceWorker).
 // uring-direct and uring-direct-tiny are uring and uring-tiny with a table
 // of 64 direct descriptors: their AcceptMultishot is the engine's
 // AcceptMultishotDirect, so the accepted side of every stream test is a
@@ -118,6 +119,7 @@ var engines = []struct {
 // uringTiny is the tuning of the uring-tiny rows.
 var uringTiny = engine.Options{
 	RecvBufferSize: 1000, RecvBuffers: 2, RecvPollFirst: true, SendZC: 1, SubmitPerOp: true,
+	SpliceWorker: true,
 }
 
 // directFiles is the table size of the direct rows: more than any test

@@ -114,6 +114,11 @@ type Options struct {
 	MinWait time.Duration
 	// MinWaitBatch is the completions a MinWait wait gathers at most.
 	MinWaitBatch int
+	// SpliceWorker makes SpliceIn and SpliceOut issue IORING_OP_SPLICE,
+	// which the kernel always runs on an io-wq worker thread, instead of
+	// calling splice(2) on the caller's thread once a POLL_ADD reports the
+	// socket ready (the default).
+	SpliceWorker bool
 }
 
 // DirectBase is the first fd value that names a direct descriptor: fd =

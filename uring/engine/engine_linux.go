@@ -57,6 +57,9 @@ type Engine struct {
 	mems []*opMem       // free operation memory
 	sqes int            // SQEs under row tokens whose last CQE is not reaped
 	zcOK map[int32]bool // Options.SendZC: whether a socket sends zero-copy (zeroCopyOK)
+	// spliceFDs are process fds installed for direct descriptors that
+	// SpliceIn/SpliceOut call splice(2) on, closed with them (CloseFD).
+	spliceFDs map[int]int
 
 	// br is the one provided-buffer ring: every multishot receive picks its
 	// buffers from it. held are the buffers handed out by the last Wait,
@@ -547,6 +550,10 @@ func (e *Engine) Close() error {
 	for _, p := range e.pipes {
 		e.putPipe(p, false)
 	}
+	for _, f := range e.spliceFDs {
+		unix.Close(f)
+	}
+	e.spliceFDs = nil
 	e.pipes = nil
 	e.fresh, e.late, e.held = nil, nil, nil
 	e.ops, e.sqes, e.armed = 0, 0, false

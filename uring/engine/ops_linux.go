@@ -546,6 +546,10 @@ func (e *Engine) CloseFD(fd int, ud uint64) error {
 		return err
 	}
 	e.unwatch(fd) // its cancel goes before the close
+	if f, ok := e.spliceFDs[fd]; ok {
+		unix.Close(f)
+		delete(e.spliceFDs, fd)
+	}
 	s, err := e.sqe()
 	if err != nil {
 		return err

@@ -72,8 +72,10 @@ type opMem struct {
 	off  int64
 	n    int
 
-	// SpliceIn/SpliceOut: which of the poll's and the SPLICE's CQEs are
-	// in, and their results.
+	// SpliceIn/SpliceOut: the process fd splice(2) takes for the socket
+	// (-1: IORING_OP_SPLICE, Options.SpliceWorker); which of the poll's and
+	// the SPLICE's CQEs are in, and their results.
+	sys                int
 	polled, spliced    bool
 	pollRes, spliceRes int32
 }
