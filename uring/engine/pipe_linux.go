@@ -16,10 +16,11 @@ import (
 // handled; for a direct descriptor, on a process fd the engine installs
 // once (FIXED_FD_INSTALL) and closes with it. With Options.SpliceWorker the
 // poll is linked to an IORING_OP_SPLICE instead, both SQEs of one row,
-// which io_uring always runs on an io-wq worker thread: the bench/run
-// proxy scenario measured that path at 0.8 to 0.9 times the server CPU
-// efficiency of the inline one (io-wq hand-offs cost about 4 context
-// switches per 64 KiB request), so it is the A/B, not the default.
+// which io_uring always runs on an io-wq worker thread: bench/run's proxy
+// scenario measured that path at 0.64 to 0.71 times the bytes per server
+// CPU second of the inline one (bench/README.md "Proxy"; the hand-offs to
+// and from the workers cost about 4 context switches per 64 KiB request),
+// so it is the A/B, not the default.
 // SPLICE_F_NONBLOCK keeps a splice from sleeping on the pipe; the sockets
 // are non-blocking too. A splice that finds nothing to move after all
 // (EAGAIN: readiness raced) waits again, under the same row.
