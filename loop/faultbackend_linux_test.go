@@ -36,6 +36,9 @@ import (
 //     point: their receive is cancelled for real and ends with
 //     -ECONNRESET, and every later send or receive on them fails with
 //     -ECONNRESET without reaching the kernel.
+//   - The same faults reach a proxy's splices: Again ends a spliceIn or a
+//     spliceOut with -EAGAIN having moved nothing, SplitRecv makes a
+//     spliceIn ask for fewer bytes, ShortSend a spliceOut move fewer.
 //   - Delay: a completion is held back until a later poll (its bytes
 //     copied); later completions of the same operation queue behind it, so
 //     each operation's completions stay in order, as in both engines.
@@ -397,11 +400,33 @@ func (w *faultBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return w.inner.sendFile(outFD, inFD, offset, n, tok)
 }
 
+// spliceIn: Again ends it having moved nothing; SplitRecv asks for fewer
+// bytes, as if fewer had arrived.
 func (w *faultBackend) spliceIn(fd, pipeW, n int, tok uint64) error {
+	if w.roll(w.f.Again) {
+		w.st.Agains++
+		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+		return nil
+	}
+	if n > 1 && w.roll(w.f.SplitRecv) {
+		w.st.SplitRecvs++
+		n = 1 + w.rng.IntN(n-1)
+	}
 	return w.inner.spliceIn(fd, pipeW, n, tok)
 }
 
+// spliceOut: Again ends it having moved nothing; ShortSend moves fewer
+// bytes, as a socket with less room does.
 func (w *faultBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
+	if w.roll(w.f.Again) {
+		w.st.Agains++
+		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+		return nil
+	}
+	if n > 1 && w.roll(w.f.ShortSend) {
+		w.st.ShortSends++
+		n = 1 + w.rng.IntN(n-1)
+	}
 	return w.inner.spliceOut(fd, pipeR, n, tok)
 }
 

@@ -75,6 +75,7 @@ var netConformance = []struct {
 	{"ProxyOrder", testProxyOrder},
 	{"ProxyAfterHeader", testProxyAfterHeader},
 	{"ProxyStopInFlight", testProxyStopInFlight},
+	{"ProxyTargetClosedInFlight", testProxyTargetClosedInFlight},
 	{"ProxyToN", testProxyToN},
 	{"ProxyStop", testProxyStop},
 	{"ProxyTargetUnbound", testProxyTargetUnbound},

@@ -375,8 +375,10 @@ func (l *Loop) onSpliceIn(s *sock, c *completion) {
 // that moved bytes is handled (to stop the proxy while one is in flight).
 var testHookSpliceIn func(c *conn.Conn)
 
-// pipeToHandler delivers the n bytes in p, which a spliceIn moved for a
-// target that closed meanwhile, to s's handler.
+// pipeToHandler gives the n bytes in p, which a spliceIn moved for a
+// target that closed meanwhile, to s's handler: held, they reach it in the
+// next I/O phase, after ProxyTargetUnbound (the target's Unbind phase) and
+// before anything s receives later.
 func (l *Loop) pipeToHandler(s *sock, p *proxyPipe, n int) {
 	buf := make([]byte, n)
 	got := 0
@@ -392,9 +394,7 @@ func (l *Loop) pipeToHandler(s *sock, p *proxyPipe, n int) {
 	}
 	l.putPipe(p, got == n)
 	if got > 0 && !s.closed() {
-		h, c := s.h, s.c
-		data := buf[:got]
-		l.call(func() { h.ReceiveData(c, data) })
+		l.holdBytes(s, buf[:got])
 	}
 }
 

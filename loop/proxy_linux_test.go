@@ -235,6 +235,32 @@ func testProxyStopInFlight(t *testing.T, b loop.Backend) {
 	require.NoError(t, p.g.stop())
 }
 
+// testProxyTargetClosedInFlight: the target closes while a splice from
+// the source has bytes on their way to it (forced by a hook that closes
+// the target just before such a completion is handled): those bytes reach
+// the source's handler after ProxyTargetUnbound, followed by the rest, so
+// the handler sees the whole stream.
+func testProxyTargetClosedInFlight(t *testing.T, b loop.Backend) {
+	const size = 2 << 20
+	p := newProxyPair(t, b, loop.Options{})
+	var once sync.Once
+	restore := loop.SetTestSpliceInHook(func(c *conn.Conn) {
+		once.Do(func() { assert.NoError(t, p.dst.Close()) })
+	})
+	defer restore()
+	p.do(func(src, dst *conn.Conn) { assert.NoError(t, src.ProxyTo(dst, 0)) })
+	payload := randomBytes(t, size)
+	wrote := writeAsync(p.srcPeer, payload)
+	expectKind(t, p.srcH.ev, "target_unbound")
+	var atHandler bytes.Buffer
+	for atHandler.Len() < size {
+		atHandler.WriteString(expectKind(t, p.srcH.ev, "data").data)
+	}
+	require.NoError(t, <-wrote)
+	assert.True(t, bytes.Equal(payload, atHandler.Bytes()), "the handler got the stream, the bytes in flight first")
+	require.NoError(t, p.g.stop())
+}
+
 // testProxyToN: a proxy for n bytes sends exactly those on, runs
 // ProxyCompleted once, and the bytes past n reach the source's handler.
 func testProxyToN(t *testing.T, b loop.Backend) {
@@ -484,4 +510,85 @@ func testProxyTLS(t *testing.T, b loop.Backend) {
 	assert.True(t, bytes.Equal(payload, <-got))
 	p.do(func(src, dst *conn.Conn) { assert.Equal(t, uint64(size), src.ProxiedBytes()) })
 	require.NoError(t, p.g.stop())
+}
+
+// TestProxyFaults runs proxies through the fault injector on both engines:
+// the source's handler reads a header line and then proxies the rest to the
+// target with a small buffer, so the bytes already received go through
+// faulted receives and the proxy's splices meet EAGAIN, short moves and
+// delayed completions; with TLS on the source every byte goes through
+// faulted receives and is copied. Every byte is checked at the target's
+// peer.
+func TestProxyFaults(t *testing.T) {
+	const size = 4 << 20
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		for _, tlsSrc := range []bool{false, true} {
+			for _, seed := range faultSeeds(t) {
+				t.Run(fmt.Sprintf("tls=%v/seed=%d", tlsSrc, seed), func(t *testing.T) {
+					testutil.CheckLeaks(t)
+					f := faultMix(seed)
+					f.Reset = 0 // the connections must live: every byte is checked
+					stats, restore := loop.SetTestFaults(f)
+					defer restore()
+					proxyFaults(t, b, tlsSrc, size)
+					st := stats()
+					assert.Positive(t, st.Delayed+st.Agains+st.ShortSends+st.SplitRecvs, "faults were injected")
+				})
+			}
+		}
+	})
+}
+
+func proxyFaults(t *testing.T, b loop.Backend, tlsSrc bool, size int) {
+	p := newProxyPair(t, b, loop.Options{})
+	pki := testutil.TestPKI(t)
+	var header bytes.Buffer // the header line, which the handler reads itself
+	receive := func(c *conn.Conn, data []byte) {
+		if bytes.HasSuffix(header.Bytes(), []byte("\n")) {
+			assert.Fail(t, "the handler got bytes after ProxyTo", "%d bytes", len(data))
+			return
+		}
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			header.Write(data) // the header comes in pieces
+			return
+		}
+		header.Write(data[:i+1])
+		assert.NoError(t, c.ProxyTo(p.dst, 64<<10))
+		assert.NoError(t, p.dst.SendData(data[i+1:]))
+	}
+	p.do(func(src, dst *conn.Conn) {
+		p.srcH.receive = receive
+		if tlsSrc {
+			assert.NoError(t, src.StartTLS(&tls.Config{Certificates: []tls.Certificate{pki.Leaf}}))
+		}
+	})
+	var w io.Writer = p.srcPeer
+	if tlsSrc {
+		w = tls.Client(p.srcPeer, &tls.Config{RootCAs: pki.Pool, ServerName: "localhost"})
+	}
+	payload := randomBytes(t, size)
+	require.NoError(t, p.srcPeer.SetDeadline(time.Now().Add(4*wait)))
+	require.NoError(t, p.dstPeer.SetDeadline(time.Now().Add(4*wait)))
+	got := readAllAsync(p.dstPeer, size)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := w.Write(append([]byte("PROXY please\n"), payload...))
+		wrote <- err
+	}()
+	g := <-got
+	require.NoError(t, <-wrote)
+	require.Equal(t, len(payload), len(g), "bytes at the target")
+	assert.True(t, bytes.Equal(payload, g), "first difference at %d", firstDiffAt(payload, g))
+	assert.Equal(t, "PROXY please\n", header.String())
+	require.NoError(t, p.g.stop())
+}
+
+func firstDiffAt(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
 }
