@@ -103,7 +103,10 @@ test-stress:
 # io_uring process fds (the default above is direct descriptors, whose
 # stranded-receive check differs: a hang-up watch instead of poll(2)). The
 # group hand-off tests (messages racing a stopping target, moved direct
-# descriptors and their slot promises) run CHURN_COUNT times (1 s a pass). The whole of make test
+# descriptors and their slot promises) run CHURN_COUNT times (1 s a pass), and
+# so do the paused TLS echo, the TLS fault-injection echo, and the proxy rows
+# whose timing varies (two proxies at once, stops and closes racing splices,
+# the fault-injected proxies; 1.5 s a pass). The whole of make test
 # took 19.6 min with them at 20 passes and the process-fd suite under -race
 # (2026-11-30, 2 cores); at 5 passes, and that suite without -race (the
 # default suite already runs the same code under it), it stays well under
@@ -119,6 +122,7 @@ test-hazard:
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/TLSServer$$' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestTLSFaultEcho$$' ./loop/
+	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/Proxy(32MB|Order|AfterHeader|Stop|StopInFlight|TargetUnbound|TargetClosedInFlight|ToN|HalfClose|TLS)$$|^TestProxyFaults$$' ./loop/
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
 # executions sized to 5-15 s each on 2 cores (six targets: about 1 min with

@@ -69,8 +69,21 @@
 // A connection's SendData never blocks: it queues. A server bounds memory
 // for a peer that does not read with conn.Conn.SetOutboundLimits (reading
 // pauses above the high watermark, Drained at the low one, an optional hard
-// cap); a proxy pauses the connection it reads from and resumes it with
-// conn.Conn.NotifyDrained on the other side (examples/proxy).
+// cap); a proxy that forwards through its handlers pauses the connection
+// it reads from and resumes it with conn.Conn.NotifyDrained on the other
+// side (examples/proxy -copy).
+//
+// # Proxying
+//
+// conn.Conn.ProxyTo sends everything a connection receives on to another
+// of the same loop without calling its handler: the kernel splices the
+// bytes from socket to socket through a pipe of the loop's pool (on
+// io_uring, the ring polls and the loop calls splice(2); under TLS they are
+// copied). The target's queue bounds it: past the buffer size the source
+// is not read, so its peer waits in TCP. ProxyToN stops after n bytes
+// (conn.ProxyCompleter), StopProxy at once, and the target's close ends it
+// (conn.ProxyTargetWatcher); the bytes on their way are never lost
+// (proxy_linux.go).
 //
 // # TLS and socket options
 //
