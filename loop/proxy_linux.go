@@ -188,7 +188,7 @@ func (l *Loop) proxyTellUnbound(t *sock) {
 	}
 }
 
-// proxyFull reports whether px's target has buf bytes or more queued.
+// full reports whether px's target has buf bytes or more queued.
 func (px *proxyState) full() bool { return px.t.queued() >= px.buf }
 
 // proxyForward sends data, received by s, on to its proxy's target

@@ -281,6 +281,7 @@ func (l *Loop) tlsStart(s *sock) {
 		}
 	}
 	tl.started = true
+	l.readiedWorkers = true
 	l.tlsGoroutines.Add(1)
 	go func() {
 		defer l.tlsGoroutines.Done()
@@ -349,6 +350,7 @@ func (l *Loop) tlsFeed(s *sock, data []byte) {
 	tl := s.tls()
 	if tl.hs {
 		tl.tr.feed(data) // the handshake goroutine reads it later: a copy
+		l.readiedWorkers = true
 		return
 	}
 	// Decrypted in place while data is valid; what is left is copied.
