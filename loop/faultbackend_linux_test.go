@@ -400,12 +400,21 @@ func (w *faultBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return w.inner.sendFile(outFD, inFD, offset, n, tok)
 }
 
+// again rolls Again for the operation tok: when it comes up, the operation
+// ends with -EAGAIN, having done nothing, and again reports true.
+func (w *faultBackend) again(tok uint64) bool {
+	if !w.roll(w.f.Again) {
+		return false
+	}
+	w.st.Agains++
+	w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+	return true
+}
+
 // spliceIn: Again ends it having moved nothing; SplitRecv asks for fewer
 // bytes, as if fewer had arrived.
 func (w *faultBackend) spliceIn(fd, pipeW, n int, tok uint64) error {
-	if w.roll(w.f.Again) {
-		w.st.Agains++
-		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+	if w.again(tok) {
 		return nil
 	}
 	if n > 1 && w.roll(w.f.SplitRecv) {
@@ -418,9 +427,7 @@ func (w *faultBackend) spliceIn(fd, pipeW, n int, tok uint64) error {
 // spliceOut: Again ends it having moved nothing; ShortSend moves fewer
 // bytes, as a socket with less room does.
 func (w *faultBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
-	if w.roll(w.f.Again) {
-		w.st.Agains++
-		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+	if w.again(tok) {
 		return nil
 	}
 	if n > 1 && w.roll(w.f.ShortSend) {

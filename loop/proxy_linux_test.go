@@ -70,6 +70,24 @@ func (p *proxyPair) do(fn func(src, dst *conn.Conn)) {
 	p.g.do(func(*loop.Loop) { fn(p.src, p.dst) })
 }
 
+// restAtHandler collects what the source's handler receives after its
+// proxy stopped, until that and the bytes the proxy sent on (ProxiedBytes)
+// add up to size; it returns both.
+func (p *proxyPair) restAtHandler(t *testing.T, size int) ([]byte, uint64) {
+	t.Helper()
+	var atHandler bytes.Buffer
+	var proxied uint64
+	for {
+		p.do(func(src, _ *conn.Conn) { proxied = src.ProxiedBytes() })
+		if uint64(atHandler.Len())+proxied >= uint64(size) {
+			return atHandler.Bytes(), proxied
+		}
+		e := next(t, p.srcH.ev)
+		require.Equal(t, "data", e.kind)
+		atHandler.WriteString(e.data)
+	}
+}
+
 // readAllAsync reads n bytes from c on a goroutine; the result comes on the
 // channel.
 func readAllAsync(c net.Conn, n int) <-chan []byte {
@@ -215,23 +233,13 @@ func testProxyStopInFlight(t *testing.T, b loop.Backend) {
 	p.do(func(src, dst *conn.Conn) { assert.NoError(t, src.ProxyTo(dst, 0)) })
 	payload := randomBytes(t, size)
 	wrote := writeAsync(p.srcPeer, payload)
-	var atHandler bytes.Buffer
-	var proxied uint64
-	for {
-		p.do(func(src, dst *conn.Conn) { proxied = src.ProxiedBytes() })
-		if uint64(atHandler.Len())+proxied == size {
-			break
-		}
-		e := next(t, p.srcH.ev)
-		require.Equal(t, "data", e.kind)
-		atHandler.WriteString(e.data)
-	}
+	atHandler, proxied := p.restAtHandler(t, size)
 	require.NoError(t, <-wrote)
 	assert.Greater(t, proxied, stopAt, "the bytes in flight at the stop count as proxied")
 	atTarget := make([]byte, proxied)
 	_, err := io.ReadFull(p.dstPeer, atTarget)
 	require.NoError(t, err)
-	assert.True(t, bytes.Equal(payload, append(atTarget, atHandler.Bytes()...)))
+	assert.True(t, bytes.Equal(payload, append(atTarget, atHandler...)))
 	require.NoError(t, p.g.stop())
 }
 
@@ -314,26 +322,16 @@ func testProxyStop(t *testing.T, b loop.Backend) {
 	}()
 	wrote := writeAsync(p.srcPeer, payload)
 	time.Sleep(20 * time.Millisecond)
-	var proxied uint64
 	p.do(func(src, dst *conn.Conn) {
 		src.StopProxy()
 		src.StopProxy() // twice is nothing
 	})
-	var atHandler bytes.Buffer
-	for atHandler.Len() < size {
-		p.do(func(src, dst *conn.Conn) { proxied = src.ProxiedBytes() })
-		if uint64(atHandler.Len())+proxied == size {
-			break
-		}
-		e := next(t, p.srcH.ev)
-		require.Equal(t, "data", e.kind)
-		atHandler.WriteString(e.data)
-	}
+	atHandler, proxied := p.restAtHandler(t, size)
 	require.NoError(t, <-wrote)
 	p.do(func(src, dst *conn.Conn) { assert.NoError(t, dst.Close()) })
 	<-targetDone
 	assert.Equal(t, int(proxied), atTarget.Len(), "ProxiedBytes counts what the target got")
-	assert.True(t, bytes.Equal(payload, append(atTarget.Bytes(), atHandler.Bytes()...)), "target %d + handler %d bytes", atTarget.Len(), atHandler.Len())
+	assert.True(t, bytes.Equal(payload, append(atTarget.Bytes(), atHandler...)), "target %d + handler %d bytes", atTarget.Len(), len(atHandler))
 	require.NoError(t, p.g.stop())
 }
 
@@ -579,16 +577,7 @@ func proxyFaults(t *testing.T, b loop.Backend, tlsSrc bool, size int) {
 	g := <-got
 	require.NoError(t, <-wrote)
 	require.Equal(t, len(payload), len(g), "bytes at the target")
-	assert.True(t, bytes.Equal(payload, g), "first difference at %d", firstDiffAt(payload, g))
+	assert.True(t, bytes.Equal(payload, g), "first difference at %d", firstDifference(payload, g))
 	assert.Equal(t, "PROXY please\n", header.String())
 	require.NoError(t, p.g.stop())
-}
-
-func firstDiffAt(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
