@@ -21,6 +21,7 @@ func (l *Loop) flushSends()          {}
 func (l *Loop) closesPending() bool  { return false }
 func (l *Loop) stopServers() error   { return nil }
 func (l *Loop) shutdownConns() error { return nil }
+func (l *Loop) closePipes()          {}
 func (l *Loop) report(err error)     { l.handlePanic(err) }
 
 // ConnectionCount reports the open connections: always 0 off Linux.
