@@ -75,6 +75,17 @@ func (p *Poller) attempt(o *op) {
 			return unix.Splice(o.fd, nil, o.inFD, nil, o.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		})
 		p.complete(o, int(n), err, nil)
+	case kindPollIn, kindPollOut:
+		fds := []unix.PollFd{{Fd: int32(o.fd), Events: int16(o.n)}}
+		n, err := ignoringEINTR(&p.syscalls, func() (int, error) { return unix.Poll(fds, 0) })
+		switch {
+		case err != nil:
+			p.finish(o, errnoRes(err))
+		case n == 0 || fds[0].Revents == 0:
+			p.wouldBlock(o)
+		default:
+			p.finish(o, int32(uint16(fds[0].Revents)))
+		}
 	case kindSpliceOut:
 		n, err := ignoringEINTR(&p.syscalls, func() (int64, error) {
 			return unix.Splice(o.inFD, nil, o.fd, nil, o.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)

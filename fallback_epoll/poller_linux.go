@@ -45,12 +45,14 @@ const (
 	kindRecv
 	kindRecvFrom
 	kindSpliceIn
+	kindPollIn
 	// Kinds from kindSend on wait for writability.
 	kindSend
 	kindSendTo
 	kindConnect
 	kindSplice
 	kindSpliceOut
+	kindPollOut
 )
 
 // writes reports whether the operation waits for EPOLLOUT (else EPOLLIN).
@@ -72,7 +74,7 @@ type op struct {
 	sa   unix.Sockaddr // SendTo, Connect
 	inFD int           // Splice; SpliceIn, SpliceOut: the pipe
 	off  int64         // Splice; < 0: the file position
-	n    int           // Splice, SpliceIn, SpliceOut
+	n    int           // Splice, SpliceIn, SpliceOut; Poll: the events
 
 	connecting bool // connect(2) is in progress; wait for EPOLLOUT, then SO_ERROR
 	queued     bool // in Poller.runq or Poller.later
@@ -335,6 +337,28 @@ func (p *Poller) SpliceOut(fd, pipeR, n int, userData uint64) error {
 		return opError("splice out", fd, unix.EINVAL)
 	}
 	return p.submit(op{kind: kindSpliceOut, fd: fd, userData: userData, inFD: pipeR, n: min(n, maxRW)}, "splice out")
+}
+
+// Poll waits, once, until fd is ready for mask (unix.POLLIN or
+// unix.POLLOUT, with any other poll bits): Res = the events poll(2)
+// reports ready, POLLERR and POLLHUP included. It works on any fd epoll
+// takes: a socket, a pipe, a pidfd (readable once its process has exited),
+// an inotify or an eventfd; for one it refuses (a regular file), the
+// completion is -EPERM. CancelFD(fd) cancels it.
+//
+// Errors: as Recv, and one wrapping unix.EINVAL for a mask with neither
+// POLLIN nor POLLOUT.
+func (p *Poller) Poll(fd int, mask uint32, userData uint64) error {
+	var k opKind
+	switch {
+	case mask&unix.POLLIN != 0:
+		k = kindPollIn
+	case mask&unix.POLLOUT != 0:
+		k = kindPollOut
+	default:
+		return opError("poll", fd, unix.EINVAL)
+	}
+	return p.submit(op{kind: k, fd: fd, userData: userData, n: int(mask)}, "poll")
 }
 
 // Cancel ends the operation submitted with userData: its final completion,

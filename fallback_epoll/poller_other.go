@@ -62,6 +62,9 @@ func (p *Poller) SpliceIn(fd, pipeW, n int, userData uint64) error { return errU
 // SpliceOut is unsupported on this system.
 func (p *Poller) SpliceOut(fd, pipeR, n int, userData uint64) error { return errUnsupported }
 
+// Poll is unsupported on this system.
+func (p *Poller) Poll(fd int, mask uint32, userData uint64) error { return errUnsupported }
+
 // Cancel is unsupported on this system.
 func (p *Poller) Cancel(userData uint64) error { return errUnsupported }
 

@@ -119,6 +119,10 @@ type backend interface {
 	// moved, possibly fewer than n.
 	spliceOut(fd, pipeR, n int, tok uint64) error
 
+	// pollFD waits, once, until fd is ready for mask (unix.POLLIN or
+	// unix.POLLOUT): res = the ready events (a poll(2) revents mask).
+	pollFD(fd int, mask uint32, tok uint64) error
+
 	// cancel ends the operation submitted with tok (a receive or a
 	// connect): it completes (with -ECANCELED unless it finished first). A
 	// miss is not an error.

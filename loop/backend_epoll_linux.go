@@ -121,6 +121,10 @@ func (b *epollBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
 	return b.p.SpliceOut(fd, pipeR, n, tok)
 }
 
+func (b *epollBackend) pollFD(fd int, mask uint32, tok uint64) error {
+	return b.p.Poll(fd, mask, tok)
+}
+
 func (b *epollBackend) cancel(tok uint64) error {
 	if err := b.p.Cancel(tok); err != nil && !errors.Is(err, unix.ENOENT) {
 		return err

@@ -153,6 +153,10 @@ func (b *uringBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
 	return b.e.SpliceOut(fd, pipeR, n, tok)
 }
 
+func (b *uringBackend) pollFD(fd int, mask uint32, tok uint64) error {
+	return b.e.Poll(fd, mask, tok)
+}
+
 func (b *uringBackend) cancel(tok uint64) error          { return b.e.Cancel(tok) }
 func (b *uringBackend) cancelFD(fd int) error            { return b.e.CancelFD(fd) }
 func (b *uringBackend) closeFD(fd int, tok uint64) error { return b.e.CloseFD(fd, tok) }

@@ -130,6 +130,12 @@
 // belongs in [Defer], which runs it on a pool of Options.PoolSize workers
 // (20 by default, like EventMachine's thread pool).
 //
+// # Processes
+//
+// [Loop.WatchProcess] calls a [ProcessWatcher] when a process exits, any
+// process, through a pidfd the loop polls like a socket; it leaves reaping
+// a child to whoever started it.
+//
 // # Lightweight concurrency
 //
 // EventMachine's toolkit for coordinating callbacks, all running on the loop

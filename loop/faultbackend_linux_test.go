@@ -400,6 +400,10 @@ func (w *faultBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return w.inner.sendFile(outFD, inFD, offset, n, tok)
 }
 
+func (w *faultBackend) pollFD(fd int, mask uint32, tok uint64) error {
+	return w.inner.pollFD(fd, mask, tok)
+}
+
 // again rolls Again for the operation tok: when it comes up, the operation
 // ends with -EAGAIN, having done nothing, and again reports true.
 func (w *faultBackend) again(tok uint64) bool {

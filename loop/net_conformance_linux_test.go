@@ -84,6 +84,7 @@ var netConformance = []struct {
 	{"ProxyHalfClose", testProxyHalfClose},
 	{"ProxyErrors", testProxyErrors},
 	{"ProxyTLS", testProxyTLS},
+	{"WatchProcess", testWatchProcess},
 }
 
 func TestNetConformance(t *testing.T) {

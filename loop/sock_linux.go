@@ -18,6 +18,7 @@ const (
 	sockListener sockKind = iota + 1
 	sockStream
 	sockDgram
+	sockPidfd // a WatchProcess: the watched process's pidfd
 )
 
 // sock is the loop's record of one socket: a server's listener, a stream
@@ -147,6 +148,8 @@ type flowState struct {
 	feeders  []*sock
 	pipeQ    int
 	unbound  []*sock
+
+	pw *ProcessWatch // a sockPidfd's watch (process_linux.go)
 }
 
 // tls returns s's TLS session, nil without StartTLS.
@@ -320,6 +323,8 @@ func (l *Loop) dispatch(c *completion) {
 		l.onSpliceIn(s, c)
 	case opSpliceOut:
 		l.onSpliceOut(s, c)
+	case opPoll:
+		l.onProcessExit(s, c)
 	case opClose:
 		l.freeSock(s)
 		return
@@ -385,7 +390,7 @@ func (l *Loop) closeSock(s *sock, reason error) {
 	if s.cl != nil {
 		s.cl.connTimer.Cancel()
 	}
-	if s.kind != sockListener {
+	if s.kind == sockStream || s.kind == sockDgram {
 		l.net.nconns--
 		l.net.closing = append(l.net.closing, s)
 	}

@@ -36,7 +36,8 @@ const (
 	opSocket    // a client's socket created as a direct descriptor
 	opSpliceIn  // a proxy's source: socket -> pipe
 	opSpliceOut // a proxy's target: pipe -> socket
-	opMaxKind   = opSpliceOut
+	opPoll      // a watched fd's readiness (WatchProcess's pidfd)
+	opMaxKind   = opPoll
 
 	opHandoffIn = opKind(engine.MsgTokens >> tokKindShift)
 )

@@ -53,6 +53,7 @@ type eng interface {
 	Splice(outFD, inFD int, offset int64, n int, ud uint64) error
 	SpliceIn(fd, pipeW, n int, ud uint64) error
 	SpliceOut(fd, pipeR, n int, ud uint64) error
+	Poll(fd int, mask uint32, ud uint64) error
 	Cancel(ud uint64) error
 	CancelFD(fd int) error
 	CloseFD(fd int, ud uint64) error
@@ -211,7 +212,8 @@ func (e *epollEng) SpliceIn(fd, pipeW, n int, ud uint64) error { return e.p.Spli
 func (e *epollEng) SpliceOut(fd, pipeR, n int, ud uint64) error {
 	return e.p.SpliceOut(fd, pipeR, n, ud)
 }
-func (e *epollEng) Cancel(ud uint64) error { return e.p.Cancel(ud) }
+func (e *epollEng) Poll(fd int, mask uint32, ud uint64) error { return e.p.Poll(fd, mask, ud) }
+func (e *epollEng) Cancel(ud uint64) error                    { return e.p.Cancel(ud) }
 
 // CancelFD drops the count: io_uring's CancelFD has none to give.
 func (e *epollEng) CancelFD(fd int) error {

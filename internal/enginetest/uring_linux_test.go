@@ -147,6 +147,11 @@ func (u *uringEng) SpliceOut(fd, pipeR, n int, ud uint64) error {
 	return u.e.SpliceOut(fd, pipeR, n, ud)
 }
 
+func (u *uringEng) Poll(fd int, mask uint32, ud uint64) error {
+	u.sameThread("Poll")
+	return u.e.Poll(fd, mask, ud)
+}
+
 func (u *uringEng) Cancel(ud uint64) error { u.sameThread("Cancel"); return u.e.Cancel(ud) }
 
 func (u *uringEng) CancelFD(fd int) error { u.sameThread("CancelFD"); return u.e.CancelFD(fd) }

@@ -129,3 +129,6 @@ func (e *Engine) SpliceIn(fd, pipeW, n int, ud uint64) error { return errUnsuppo
 
 // SpliceOut is unsupported on this system.
 func (e *Engine) SpliceOut(fd, pipeR, n int, ud uint64) error { return errUnsupported }
+
+// Poll is unsupported on this system.
+func (e *Engine) Poll(fd int, mask uint32, ud uint64) error { return errUnsupported }
