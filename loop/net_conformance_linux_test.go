@@ -85,6 +85,7 @@ var netConformance = []struct {
 	{"ProxyErrors", testProxyErrors},
 	{"ProxyTLS", testProxyTLS},
 	{"WatchProcess", testWatchProcess},
+	{"Attach", testAttach},
 }
 
 func TestNetConformance(t *testing.T) {

@@ -358,6 +358,12 @@ func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 		l.dropFD(fd)
 		return
 	}
+	l.serveConn(fd, network, h)
+}
+
+// serveConn makes a connection of the connected stream socket fd with the
+// handler h, calls PostInit and starts reading.
+func (l *Loop) serveConn(fd int, network string, h conn.Handler) *conn.Conn {
 	s := l.newSock(sockStream, fd, network)
 	s.h = h
 	s.c = connio.NewConn(s, h).(*conn.Conn)
@@ -366,4 +372,5 @@ func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 	c := s.c
 	l.call(func() { h.PostInit(c) })
 	l.updateRead(s)
+	return c
 }
