@@ -136,6 +136,14 @@
 // process, through a pidfd the loop polls like a socket; it leaves reaping
 // a child to whoever started it.
 //
+// # Descriptors made elsewhere
+//
+// [Loop.Attach] and [Loop.AttachServer] serve a connected or listening
+// stream socket made outside the loop (inherited, socket activation) as
+// the loop's own. [Loop.Watch] polls any descriptor for its owner, who
+// reads and writes it: a [WatchHandler] hears when it is readable or
+// writable.
+//
 // # Lightweight concurrency
 //
 // EventMachine's toolkit for coordinating callbacks, all running on the loop

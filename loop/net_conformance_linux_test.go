@@ -86,6 +86,7 @@ var netConformance = []struct {
 	{"ProxyTLS", testProxyTLS},
 	{"WatchProcess", testWatchProcess},
 	{"Attach", testAttach},
+	{"Watch", testWatch},
 }
 
 func TestNetConformance(t *testing.T) {

@@ -19,6 +19,7 @@ const (
 	sockStream
 	sockDgram
 	sockPidfd // a WatchProcess: the watched process's pidfd
+	sockWatch // a Watch: a descriptor its owner reads and writes
 )
 
 // sock is the loop's record of one socket: a server's listener, a stream
@@ -150,6 +151,7 @@ type flowState struct {
 	unbound  []*sock
 
 	pw *ProcessWatch // a sockPidfd's watch (process_linux.go)
+	fw *Watch        // a sockWatch's watch (watch_linux.go)
 }
 
 // tls returns s's TLS session, nil without StartTLS.
@@ -324,7 +326,13 @@ func (l *Loop) dispatch(c *completion) {
 	case opSpliceOut:
 		l.onSpliceOut(s, c)
 	case opPoll:
-		l.onProcessExit(s, c)
+		if s.kind == sockWatch {
+			l.onWatchReady(s, c, false)
+		} else {
+			l.onProcessExit(s, c)
+		}
+	case opPollOut:
+		l.onWatchReady(s, c, true)
 	case opClose:
 		l.freeSock(s)
 		return
@@ -409,8 +417,8 @@ func (l *Loop) maybeCloseFD(s *sock) {
 		return
 	}
 	s.advance(lifeFDClosing)
-	if s.fd < 0 {
-		l.freeSock(s)
+	if s.fd < 0 || s.kind == sockWatch {
+		l.freeSock(s) // (a watched fd is its owner's to close)
 		return
 	}
 	if err := l.be.closeFD(s.fd, s.tok(opClose)); err != nil {

@@ -36,8 +36,9 @@ const (
 	opSocket    // a client's socket created as a direct descriptor
 	opSpliceIn  // a proxy's source: socket -> pipe
 	opSpliceOut // a proxy's target: pipe -> socket
-	opPoll      // a watched fd's readiness (WatchProcess's pidfd)
-	opMaxKind   = opPoll
+	opPoll      // a watched fd's readability (Watch; WatchProcess's pidfd)
+	opPollOut   // a watched fd's writability (Watch)
+	opMaxKind   = opPollOut
 
 	opHandoffIn = opKind(engine.MsgTokens >> tokKindShift)
 )
