@@ -874,14 +874,7 @@ func testEchoOn(t *testing.T, b loop.Backend, addr, network string) {
 	assert.Equal(t, network, a.Network())
 	t.Logf("listening on %s %s", a.Network(), a)
 	for i := range 2 {
-		c := dial(t, a)
-		msg := fmt.Sprintf("hello %d over %s", i, a.Network())
-		_, err := io.WriteString(c, msg)
-		require.NoError(t, err)
-		got := make([]byte, len(msg))
-		_, err = io.ReadFull(c, got)
-		require.NoError(t, err)
-		assert.Equal(t, msg, string(got))
+		echoThrough(t, dial(t, a), fmt.Sprintf("hello %d over %s", i, a.Network()))
 	}
 	require.NoError(t, g.stop())
 }
