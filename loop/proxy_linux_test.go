@@ -373,7 +373,15 @@ func testProxyBackpressure(t *testing.T, b loop.Backend) {
 		size = 64 << 20
 		buf  = 128 << 10
 	)
-	p := newProxyPair(t, b, loop.Options{})
+	// Fixed kernel buffers on every socket of the path: with autotuning
+	// (receive buffers up to tcp_rmem's maximum, 32 MiB here) the kernel
+	// alone could hold what the writer offers.
+	const sockBuf = 128 << 10
+	p := newProxyPair(t, b, loop.Options{Socket: loop.SocketOptions{ReadBuffer: sockBuf, WriteBuffer: sockBuf}})
+	for _, c := range []net.Conn{p.srcPeer, p.dstPeer} {
+		require.NoError(t, c.(*net.TCPConn).SetReadBuffer(sockBuf))
+		require.NoError(t, c.(*net.TCPConn).SetWriteBuffer(sockBuf))
+	}
 	p.do(func(src, dst *conn.Conn) { assert.NoError(t, src.ProxyTo(dst, buf)) })
 	payload := randomBytes(t, size)
 	require.NoError(t, p.srcPeer.SetDeadline(time.Now().Add(4*wait)))

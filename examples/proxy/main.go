@@ -18,6 +18,10 @@
 //     queue has drained to a quarter of that (conn.Conn.NotifyDrained). A
 //     client that never reads holds at most about -buffer bytes per
 //     direction in the proxy, whatever the backend sends.
+//   - The kernel's buffers count too: by default Linux grows a socket's
+//     receive buffer up to tcp_rmem's maximum (32 MiB on some systems), so
+//     a client that never reads can park tens of MiB in the kernel before
+//     the proxy's own bound matters; -sockbuf fixes every socket's buffers.
 //   - Half-close is forwarded: a side that shuts down its sending side
 //     (shutdown(SHUT_WR)) has it shut down on the other connection too,
 //     after everything it sent; the reply still flows back (conn.HalfCloser).
@@ -171,6 +175,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	idle := fs.Duration("idle", 5*time.Minute, "close a connection idle this long in both directions (0: never)")
 	copyMode := fs.Bool("copy", false, "forward through the handlers (ReceiveData, SendData) instead of splicing")
 	spliceWorker := fs.Bool("splice-worker", false, "io_uring: splice on kernel worker threads (IORING_OP_SPLICE), not on the loop's")
+	sockBuf := fs.Int("sockbuf", 0, "set every socket's kernel receive and send buffers to this many `bytes` (0: the kernel's autotuning, up to tcp_rmem's maximum)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -187,7 +192,13 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		return fmt.Errorf("-to: %w", err)
 	}
 	cfg := &settings{to: *to, high: *buffer, low: *buffer / 4, idle: *idle, copy: *copyMode}
-	l, err := loop.New(loop.Options{URing: loop.URingOptions{SpliceWorker: *spliceWorker}})
+	if *sockBuf < 0 {
+		return fmt.Errorf("-sockbuf %d: must not be negative", *sockBuf)
+	}
+	l, err := loop.New(loop.Options{
+		URing:  loop.URingOptions{SpliceWorker: *spliceWorker},
+		Socket: loop.SocketOptions{ReadBuffer: *sockBuf, WriteBuffer: *sockBuf},
+	})
 	if err != nil {
 		return err
 	}

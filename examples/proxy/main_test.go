@@ -162,7 +162,10 @@ func TestProxyEcho(t *testing.T) {
 // -copy mode, where the handlers forward; with ProxyTo the loop's own
 // ProxyBackpressure test bounds it, and here the stall is what is checked.
 func TestProxyBackpressure(t *testing.T) {
-	const buffer = 256 << 10
+	// sockBuf fixes the kernel buffers of the proxy's sockets and the
+	// client's: with autotuning (receive buffers up to tcp_rmem's maximum,
+	// 32 MiB here) the kernel alone could hold the 64 MiB the client offers.
+	const buffer, sockBuf = 256 << 10, 128 << 10
 	forEachMode(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		var most atomic.Int64
@@ -176,10 +179,12 @@ func TestProxyBackpressure(t *testing.T) {
 		}
 		t.Cleanup(func() { observe = nil })
 		backend := echoBackend(t)
-		addr, stop := start(t, "-to", backend, "-buffer", fmt.Sprint(buffer))
+		addr, stop := start(t, "-to", backend, "-buffer", fmt.Sprint(buffer), "-sockbuf", fmt.Sprint(sockBuf))
 		c, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
 		defer c.Close()
+		require.NoError(t, c.(*net.TCPConn).SetReadBuffer(sockBuf))
+		require.NoError(t, c.(*net.TCPConn).SetWriteBuffer(sockBuf))
 		chunk := make([]byte, 64<<10)
 		written := 0
 		require.NoError(t, c.SetWriteDeadline(time.Now().Add(3*time.Second)))
@@ -271,6 +276,7 @@ func TestProxyBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-nope"},
 		{"-buffer", "0"},
+		{"-sockbuf", "-1"},
 		{"-idle", "-1s"},
 		{"-to", "unix:"},
 		{"extra"},
