@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
 	"github.com/ringmachine/ringmachine/loop"
 )
 
@@ -28,17 +29,6 @@ func fileFD(t *testing.T, c interface {
 	require.NoError(t, f.Close())
 	require.NoError(t, c.Close())
 	return fd
-}
-
-// echoThrough writes msg to c and reads it back.
-func echoThrough(t *testing.T, c io.ReadWriter, msg string) {
-	t.Helper()
-	_, err := io.WriteString(c, msg)
-	require.NoError(t, err)
-	got := make([]byte, len(msg))
-	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	assert.Equal(t, msg, string(got))
 }
 
 // testAttach: AttachServer serves a listener made elsewhere (its Addr is
@@ -59,7 +49,7 @@ func testAttach(t *testing.T, b loop.Backend) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, addr, srv.Addr().String())
-	echoThrough(t, dial(t, srv.Addr()), "through an attached listener")
+	testutil.EchoOnce(t, dial(t, srv.Addr()), "through an attached listener")
 	g.do(func(*loop.Loop) { assert.NoError(t, srv.Stop()) })
 	g.do(func(*loop.Loop) {})
 	_, err = unix.FcntlInt(uintptr(lfd), unix.F_GETFD, 0)
@@ -82,7 +72,7 @@ func testAttach(t *testing.T, b loop.Backend) {
 	})
 	require.NoError(t, err)
 	expectKind(t, ev, "post_init")
-	echoThrough(t, client, "through an attached connection")
+	testutil.EchoOnce(t, client, "through an attached connection")
 	require.NoError(t, client.Close())
 	assert.ErrorIs(t, expectKind(t, ev, "unbind").err, io.EOF)
 	assert.NotNil(t, c)
@@ -96,7 +86,7 @@ func testAttach(t *testing.T, b loop.Backend) {
 		_, err = l.Attach(pair[0], echoFactory(t)())
 	})
 	require.NoError(t, err)
-	echoThrough(t, peer, "through an attached socketpair")
+	testutil.EchoOnce(t, peer, "through an attached socketpair")
 
 	// Refused, and left open.
 	var p [2]int

@@ -874,7 +874,7 @@ func testEchoOn(t *testing.T, b loop.Backend, addr, network string) {
 	assert.Equal(t, network, a.Network())
 	t.Logf("listening on %s %s", a.Network(), a)
 	for i := range 2 {
-		echoThrough(t, dial(t, a), fmt.Sprintf("hello %d over %s", i, a.Network()))
+		testutil.EchoOnce(t, dial(t, a), fmt.Sprintf("hello %d over %s", i, a.Network()))
 	}
 	require.NoError(t, g.stop())
 }

@@ -5,6 +5,9 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // ServeEcho serves ln with Go's net: a goroutine per connection copying
@@ -33,4 +36,15 @@ func ServeEcho(t testing.TB, ln net.Listener) (stop func()) {
 	stop = func() { once.Do(func() { ln.Close(); wg.Wait() }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// EchoOnce writes msg to c and checks that exactly msg comes back.
+func EchoOnce(t testing.TB, c io.ReadWriter, msg string) {
+	t.Helper()
+	_, err := io.WriteString(c, msg)
+	require.NoError(t, err)
+	got := make([]byte, len(msg))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	assert.Equal(t, msg, string(got))
 }
