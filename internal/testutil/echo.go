@@ -5,9 +5,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // ServeEcho serves ln with Go's net: a goroutine per connection copying
@@ -41,10 +38,14 @@ func ServeEcho(t testing.TB, ln net.Listener) (stop func()) {
 // EchoOnce writes msg to c and checks that exactly msg comes back.
 func EchoOnce(t testing.TB, c io.ReadWriter, msg string) {
 	t.Helper()
-	_, err := io.WriteString(c, msg)
-	require.NoError(t, err)
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatalf("echo: write: %v", err)
+	}
 	got := make([]byte, len(msg))
-	_, err = io.ReadFull(c, got)
-	require.NoError(t, err)
-	assert.Equal(t, msg, string(got))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("echo: read: %v", err)
+	}
+	if string(got) != msg {
+		t.Fatalf("echo: got %q, want %q", got, msg)
+	}
 }
