@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -514,4 +515,40 @@ func TestMsgRing(t *testing.T) {
 	got := reap(t, dst, 1)[0]
 	assert.Equal(t, uint64(0xdead), got.UserData)
 	assert.Equal(t, int32(42), got.Res)
+}
+
+// TestWaitid reaps a child through IORING_OP_WAITID on its pidfd and reads
+// its exit code from the siginfo the kernel filled.
+func TestWaitid(t *testing.T) {
+	r := newRing(t, 8, nil)
+	pidfd := -1
+	p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, &os.ProcAttr{
+		Sys: &syscall.SysProcAttr{PidFD: &pidfd},
+	})
+	require.NoError(t, err)
+	require.NoError(t, p.Release())
+	require.GreaterOrEqual(t, pidfd, 0)
+	closeOnCleanup(t, pidfd)
+	info := new(unix.Siginfo)
+	s := sqe(t, r)
+	s.PrepWaitid(unix.P_PIDFD, pidfd, info, unix.WEXITED)
+	s.SetUserData(1)
+	_, err = r.Submit()
+	require.NoError(t, err)
+	c := reap(t, r, 1)[0]
+	require.NoError(t, c.Err())
+	runtime.KeepAlive(info)
+	assert.Equal(t, int32(unix.SIGCHLD), info.Signo)
+	assert.Equal(t, int32(1), info.Code, "CLD_EXITED")
+	// si_pid, si_uid, si_status follow the three ints and the padding.
+	raw := (*[32]byte)(unsafe.Pointer(info))
+	assert.Equal(t, int32(7), int32(binary.NativeEndian.Uint32(raw[24:])), "si_status")
+
+	// Reaped: a second wait finds no child.
+	s = sqe(t, r)
+	s.PrepWaitid(unix.P_PIDFD, pidfd, info, unix.WEXITED|unix.WNOHANG)
+	s.SetUserData(2)
+	_, err = r.Submit()
+	require.NoError(t, err)
+	assert.ErrorIs(t, reap(t, r, 1)[0].Err(), unix.ECHILD)
 }

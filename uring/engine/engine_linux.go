@@ -93,9 +93,10 @@ type Engine struct {
 	pipes    []*splicePipe
 	stepping int // rows that submit SQEs as they go (splices, polled): CancelFD marks them
 
-	opts  Options
-	zcMsg bool // the probe has IORING_OP_SENDMSG_ZC (Linux 6.1)
-	stats Stats
+	opts   Options
+	zcMsg  bool // the probe has IORING_OP_SENDMSG_ZC (Linux 6.1)
+	waitid bool // the probe has IORING_OP_WAITID (Linux 6.7)
+	stats  Stats
 }
 
 // New sets up a ring and checks that the kernel has everything the engine
@@ -153,6 +154,7 @@ func New(opts Options) (*Engine, error) {
 	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
 		byUD: make(map[uint64]uint32), opts: opts}
 	e.zcMsg = p.Supported(uring.OpSendmsgZC)
+	e.waitid = p.Supported(uring.OpWaitid)
 	if opts.DirectFiles > 0 && directOps(p) {
 		if err := e.registerDirect(opts.DirectFiles); err != nil {
 			return nil, errors.Join(err, br.Close(), unix.Close(efd), r.Close())
