@@ -123,6 +123,11 @@ type backend interface {
 	// unix.POLLOUT): res = the ready events (a poll(2) revents mask).
 	pollFD(fd int, mask uint32, tok uint64) error
 
+	// waitid waits for the exit of the child of pidfd and reaps it, filling
+	// *info (the caller pins it); errors.ErrUnsupported where the backend
+	// cannot (epoll; io_uring before Linux 6.7): poll the pidfd instead.
+	waitid(pidfd int, info *siginfo, tok uint64) error
+
 	// cancel ends the operation submitted with tok (a receive or a
 	// connect): it completes (with -ECANCELED unless it finished first). A
 	// miss is not an error.

@@ -125,6 +125,9 @@ func (b *epollBackend) pollFD(fd int, mask uint32, tok uint64) error {
 	return b.p.Poll(fd, mask, tok)
 }
 
+// waitid is unsupported: the loop polls the pidfd (waitChild).
+func (b *epollBackend) waitid(int, *siginfo, uint64) error { return errors.ErrUnsupported }
+
 func (b *epollBackend) cancel(tok uint64) error {
 	if err := b.p.Cancel(tok); err != nil && !errors.Is(err, unix.ENOENT) {
 		return err

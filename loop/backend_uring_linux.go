@@ -157,6 +157,10 @@ func (b *uringBackend) pollFD(fd int, mask uint32, tok uint64) error {
 	return b.e.Poll(fd, mask, tok)
 }
 
+func (b *uringBackend) waitid(pidfd int, info *siginfo, tok uint64) error {
+	return b.e.Waitid(pidfd, info, tok)
+}
+
 func (b *uringBackend) cancel(tok uint64) error          { return b.e.Cancel(tok) }
 func (b *uringBackend) cancelFD(fd int) error            { return b.e.CancelFD(fd) }
 func (b *uringBackend) closeFD(fd int, tok uint64) error { return b.e.CloseFD(fd, tok) }

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"errors"
 	"time"
 
 	"github.com/ringmachine/ringmachine/conn"
@@ -95,3 +96,17 @@ func SetTestSpliceInHook(fn func(c *conn.Conn)) (restore func()) {
 	testHookSpliceIn = fn
 	return func() { testHookSpliceIn = nil }
 }
+
+// SetTestHookNoWaitid makes the loops opened until restore is called wait
+// for their children by polling the pidfd, as on a kernel without
+// IORING_OP_WAITID.
+func SetTestHookNoWaitid() (restore func()) {
+	old := testHookWrapBackend
+	testHookWrapBackend = func(b backend) backend { return noWaitid{b} }
+	return func() { testHookWrapBackend = old }
+}
+
+// noWaitid is a backend without waitid.
+type noWaitid struct{ backend }
+
+func (noWaitid) waitid(int, *siginfo, uint64) error { return errors.ErrUnsupported }

@@ -400,6 +400,10 @@ func (w *faultBackend) sendFile(outFD, inFD int, offset int64, n int, tok uint64
 	return w.inner.sendFile(outFD, inFD, offset, n, tok)
 }
 
+func (w *faultBackend) waitid(pidfd int, info *siginfo, tok uint64) error {
+	return w.inner.waitid(pidfd, info, tok)
+}
+
 func (w *faultBackend) pollFD(fd int, mask uint32, tok uint64) error {
 	return w.inner.pollFD(fd, mask, tok)
 }

@@ -87,6 +87,14 @@ var netConformance = []struct {
 	{"WatchProcess", testWatchProcess},
 	{"Attach", testAttach},
 	{"Watch", testWatch},
+	{"PopenCat", testPopenCat},
+	{"PopenStatus", testPopenStatus},
+	{"PopenIgnoresInput", testPopenIgnoresInput},
+	{"PopenClosesOutput", testPopenClosesOutput},
+	{"PopenLocalClose", testPopenLocalClose},
+	{"PopenErrors", testPopenErrors},
+	{"PopenMany", testPopenMany},
+	{"PopenStop", testPopenStop},
 }
 
 func TestNetConformance(t *testing.T) {

@@ -364,7 +364,11 @@ func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 // serveConn makes a connection of the connected stream socket fd with the
 // handler h, calls PostInit and starts reading.
 func (l *Loop) serveConn(fd int, network string, h conn.Handler) *conn.Conn {
-	s := l.newSock(sockStream, fd, network)
+	return l.serveSock(l.newSock(sockStream, fd, network), h)
+}
+
+// serveSock is serveConn for a record already made.
+func (l *Loop) serveSock(s *sock, h conn.Handler) *conn.Conn {
 	s.h = h
 	s.c = connio.NewConn(s, h).(*conn.Conn)
 	s.lastAct = l.monotonic()

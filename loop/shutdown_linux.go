@@ -59,13 +59,14 @@ func (l *Loop) shutdownConns() error {
 		}
 	}
 	for _, s := range l.net.socks {
-		if s != nil && !s.closed() {
+		if s != nil && !s.closed() && s.kind != sockChild { // (a child's wait ends with it)
 			l.closeSock(s, nil)
 		}
 	}
 	l.runCloses()
 	deadline := time.Now().Add(5 * time.Second)
 	for l.net.live > 0 && time.Now().Before(deadline) {
+		l.stopChildren()
 		if err := l.be.poll(100*time.Millisecond, l.dispatchFn); err != nil {
 			errs = append(errs, err)
 			break

@@ -20,6 +20,7 @@ const (
 	sockDgram
 	sockPidfd // a WatchProcess: the watched process's pidfd
 	sockWatch // a Watch: a descriptor its owner reads and writes
+	sockChild // a Popen child's pidfd
 )
 
 // sock is the loop's record of one socket: a server's listener, a stream
@@ -152,6 +153,8 @@ type flowState struct {
 
 	pw *ProcessWatch // a sockPidfd's watch (process_linux.go)
 	fw *Watch        // a sockWatch's watch (watch_linux.go)
+
+	child *child // a Popen connection's child, or a sockChild's (popen_linux.go)
 }
 
 // tls returns s's TLS session, nil without StartTLS.
@@ -247,8 +250,17 @@ func (l *Loop) freeSock(s *sock) {
 	if s.fl != nil {
 		l.putHeldBuf(s.fl.held) // never delivered: nothing else refers to it
 	}
-	s.fl = nil
+	if s.fl != nil && s.fl.child != nil {
+		s.fl = &flowState{child: s.fl.child} // PID and ExitStatus outlive the record
+	} else {
+		s.fl = nil
+	}
 	s.dg = nil
+	l.dropFiles(s)
+}
+
+// dropFiles releases s's SendFile segments, sent or not.
+func (l *Loop) dropFiles(s *sock) {
 	for _, f := range s.files {
 		if f.pipe != nil {
 			l.releaseSegment(f)
@@ -326,11 +338,16 @@ func (l *Loop) dispatch(c *completion) {
 	case opSpliceOut:
 		l.onSpliceOut(s, c)
 	case opPoll:
-		if s.kind == sockWatch {
+		switch s.kind {
+		case sockWatch:
 			l.onWatchReady(s, c, false)
-		} else {
+		case sockChild:
+			l.onChildReady(s, c)
+		default:
 			l.onProcessExit(s, c)
 		}
+	case opWaitid:
+		l.onChildWait(s, c)
 	case opPollOut:
 		l.onWatchReady(s, c, true)
 	case opClose:
@@ -438,6 +455,10 @@ func (l *Loop) runCloses() {
 		n.closing[i] = nil
 		if s.fl != nil && len(s.fl.unbound) > 0 {
 			l.proxyTellUnbound(s)
+		}
+		if s.fl != nil && s.fl.child != nil {
+			l.childClosed(s)
+			continue
 		}
 		if s.h != nil && s.c != nil {
 			h, c, r := s.h, s.c, s.reason

@@ -10,6 +10,9 @@ import (
 	"github.com/ringmachine/ringmachine/conn"
 )
 
+// siginfo is waitid(2)'s siginfo_t (Linux only).
+type siginfo struct{}
+
 // netState is empty off Linux: the loop never opens a backend there.
 type netState struct{}
 

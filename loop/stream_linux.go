@@ -180,6 +180,10 @@ func (l *Loop) onSend(s *sock, c *completion) {
 		res = 0 // nothing was written: afterSend sends it all again
 	}
 	if res < 0 {
+		if res == -int32(unix.EPIPE) && s.fl != nil && s.fl.child != nil {
+			l.childInputGone(s, l.opError("send", s, unix.EPIPE))
+			return
+		}
 		l.closeSock(s, l.opError("send", s, errnoOf(res)))
 		return
 	}

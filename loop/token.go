@@ -38,7 +38,8 @@ const (
 	opSpliceOut // a proxy's target: pipe -> socket
 	opPoll      // a watched fd's readability (Watch; WatchProcess's pidfd)
 	opPollOut   // a watched fd's writability (Watch)
-	opMaxKind   = opPollOut
+	opWaitid    // a Popen child's exit (IORING_OP_WAITID)
+	opMaxKind   = opWaitid
 
 	opHandoffIn = opKind(engine.MsgTokens >> tokKindShift)
 )

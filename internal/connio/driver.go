@@ -14,6 +14,7 @@ package connio
 import (
 	"crypto/tls"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -72,6 +73,12 @@ type Driver interface {
 	// Control calls fn with a process fd for the connection's socket (for
 	// a client whose socket does not exist yet, later, before it connects).
 	Control(fn func(fd int) error) error
+	// Child reports the child process of a Popen connection: its pid (0
+	// for other connections) and, once it is reaped, its conn.ExitStatus
+	// (nil before).
+	Child() (pid int, status any)
+	// SignalChild sends sig to that child.
+	SignalChild(sig syscall.Signal) error
 }
 
 // The constructor and accessors package conn registers at init.
