@@ -132,6 +132,19 @@
 //
 // # Processes
 //
+// [Loop.Popen] runs a program whose standard input and output are a
+// connection: ReceiveData gets its output, SendData feeds it, CloseWrite
+// closes its input, and Unbind comes once it has exited, with its status
+// (Conn.ExitStatus). [Loop.System] collects a program's output and status
+// in a [Deferrable]. The loop reaps its children through their pidfds,
+// without a goroutine per child, and Stop leaves none running.
+//
+//	d, err := l.System(loop.ShellCommand("uname -r"), loop.PopenOptions{})
+//	if err != nil {
+//		return err // a missing program
+//	}
+//	d.Callback(func(r loop.SystemResult) { fmt.Printf("%s%v\n", r.Output, r.Status) })
+//
 // [Loop.WatchProcess] calls a [ProcessWatcher] when a process exits, any
 // process, through a pidfd the loop polls like a socket; it leaves reaping
 // a child to whoever started it.
