@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,9 @@ import (
 	"runtime"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -306,10 +305,7 @@ const (
 
 // exitStatus decodes waitid(2)'s siginfo of an exited child.
 func exitStatus(info *siginfo) conn.ExitStatus {
-	// si_pid, si_uid and si_status follow si_signo, si_errno, si_code and
-	// their padding (the kernel's struct siginfo, _sigchld).
-	raw := (*[32]byte)(unsafe.Pointer(info))
-	st := int(int32(binary.NativeEndian.Uint32(raw[24:28])))
+	_, st := engine.WaitidStatus(info)
 	switch info.Code {
 	case cldKilled:
 		return conn.ExitStatus{Code: -1, Signal: syscall.Signal(st)}

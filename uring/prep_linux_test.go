@@ -526,6 +526,7 @@ func TestWaitid(t *testing.T) {
 		Sys: &syscall.SysProcAttr{PidFD: &pidfd},
 	})
 	require.NoError(t, err)
+	childPid := p.Pid
 	require.NoError(t, p.Release())
 	require.GreaterOrEqual(t, pidfd, 0)
 	closeOnCleanup(t, pidfd)
@@ -540,9 +541,9 @@ func TestWaitid(t *testing.T) {
 	runtime.KeepAlive(info)
 	assert.Equal(t, int32(unix.SIGCHLD), info.Signo)
 	assert.Equal(t, int32(1), info.Code, "CLD_EXITED")
-	// si_pid, si_uid, si_status follow the three ints and the padding.
-	raw := (*[32]byte)(unsafe.Pointer(info))
-	assert.Equal(t, int32(7), int32(binary.NativeEndian.Uint32(raw[24:])), "si_status")
+	pid, st := WaitidStatus(info)
+	assert.Equal(t, childPid, pid, "si_pid")
+	assert.Equal(t, 7, st, "si_status")
 
 	// Reaped: a second wait finds no child.
 	s = sqe(t, r)

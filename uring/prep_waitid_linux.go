@@ -1,6 +1,7 @@
 package uring
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,4 +21,15 @@ func (s *SQE) PrepWaitid(idtype, id int, info *unix.Siginfo, options int) {
 	escape(p)
 	s.prepRW(OpWaitid, id, 0, uint32(idtype), uint64(uintptr(p)))
 	s.SpliceFDIn = int32(options) // file_index carries the options
+}
+
+// WaitidStatus returns the fields of a child's siginfo that x/sys/unix
+// leaves in padding: si_pid, and si_status (the exit code when info.Code
+// is CLD_EXITED, the signal's number when CLD_KILLED or CLD_DUMPED), for
+// the *info a waitid, through the ring or waitid(2), filled.
+func WaitidStatus(info *unix.Siginfo) (pid, status int) {
+	// After si_signo, si_errno, si_code and their padding come si_pid,
+	// si_uid and si_status (the kernel's struct siginfo, _sigchld).
+	raw := (*[32]byte)(unsafe.Pointer(info))
+	return int(int32(binary.NativeEndian.Uint32(raw[16:20]))), int(int32(binary.NativeEndian.Uint32(raw[24:28])))
 }

@@ -40,3 +40,7 @@ func (e *Engine) Waitid(pidfd int, info *unix.Siginfo, ud uint64) error {
 	e.ops++
 	return nil
 }
+
+// WaitidStatus returns si_pid and si_status of the siginfo a Waitid (or
+// waitid(2)) filled; see uring.WaitidStatus.
+func WaitidStatus(info *unix.Siginfo) (pid, status int) { return uring.WaitidStatus(info) }

@@ -1,16 +1,16 @@
 package engine
 
 import (
-	"encoding/binary"
 	"os"
 	"runtime"
 	"syscall"
 	"testing"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringmachine/ringmachine/uring"
 )
 
 // startChild starts sh -c script with a pidfd, returned; the child is not
@@ -42,8 +42,9 @@ func TestWaitid(t *testing.T) {
 	c, _ := waitFor(t, e, 1)
 	require.Equal(t, int32(0), c.Res)
 	assert.Equal(t, int32(1), info.Code, "CLD_EXITED")
-	raw := (*[32]byte)(unsafe.Pointer(info))
-	assert.Equal(t, uint32(5), binary.NativeEndian.Uint32(raw[24:]))
+	pid, st := uring.WaitidStatus(info)
+	assert.Positive(t, pid)
+	assert.Equal(t, 5, st)
 
 	pidfd = startChild(t, "sleep 10")
 	require.NoError(t, e.Waitid(pidfd, info, 2))
