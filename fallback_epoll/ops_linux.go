@@ -52,6 +52,15 @@ func (p *Poller) attempt(o *op) {
 			return unix.SendmsgBuffers(o.fd, bufs, nil, nil, unix.MSG_NOSIGNAL)
 		})
 		p.complete(o, n, err, nil)
+	case kindWrite:
+		bufs := o.bufs[:min(len(o.bufs), maxIOV)]
+		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
+			if len(bufs) == 1 {
+				return unix.Write(o.fd, bufs[0])
+			}
+			return unix.Writev(o.fd, bufs)
+		})
+		p.complete(o, n, err, nil)
 	case kindSendTo:
 		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
 			return unix.SendmsgN(o.fd, o.buf, nil, o.sa, unix.MSG_NOSIGNAL)

@@ -53,6 +53,7 @@ const (
 	kindSplice
 	kindSpliceOut
 	kindPollOut
+	kindWrite
 )
 
 // writes reports whether the operation waits for EPOLLOUT (else EPOLLIN).
@@ -280,6 +281,48 @@ func (p *Poller) RecvFrom(fd int, buf []byte, userData uint64) error {
 // completion.
 func (p *Poller) Send(fd int, bufs [][]byte, userData uint64) error {
 	return p.submit(op{kind: kindSend, fd: fd, userData: userData, bufs: bufs}, "send")
+}
+
+// Read reads once from fd (a pipe, a FIFO, any descriptor read(2) and
+// epoll take) into buf with read(2) once fd is readable: Res = n, Buf =
+// buf[:n], 0 at end of file (a pipe whose writers are all gone). buf
+// belongs to the Poller until the completion. It is Recv for descriptors
+// that are not sockets, under its own name so both engines offer it.
+//
+// Errors: as Recv, and one wrapping unix.EINVAL for an empty buf.
+func (p *Poller) Read(fd int, buf []byte, userData uint64) error {
+	if len(buf) == 0 {
+		return opError("read", fd, unix.EINVAL)
+	}
+	return p.submit(op{kind: kindRecv, fd: fd, userData: userData, buf: buf}, "read")
+}
+
+// Write writes bufs to fd (a pipe, a FIFO, any descriptor write(2) and
+// epoll take) with one writev(2) once fd is writable: Res = bytes written,
+// possibly fewer than offered (submit the rest). At most 1024 buffers
+// (IOV_MAX) are written per Write. A pipe whose readers are all gone fails
+// with -EPIPE; the kernel also raises SIGPIPE, which the Go runtime ignores
+// for descriptors other than 1 and 2 unless the program asked for it with
+// signal.Notify (sockets take Send, whose MSG_NOSIGNAL spares them the
+// signal). The slices belong to the Poller until the completion.
+func (p *Poller) Write(fd int, bufs [][]byte, userData uint64) error {
+	return p.submit(op{kind: kindWrite, fd: fd, userData: userData, bufs: bufs}, "write")
+}
+
+// Release forgets fd without closing it, for a caller that hands it on: its
+// record is dropped and fd removed from the epoll set once its last
+// operation ends (at once when it has none), even after a SpliceIn or
+// SpliceOut, which otherwise keep them until CloseFD.
+func (p *Poller) Release(fd int) {
+	if p.closed {
+		return
+	}
+	if fs := p.fds[fd]; fs != nil {
+		fs.sticky = false
+		if len(fs.readers) == 0 && len(fs.writers) == 0 {
+			p.dropFD(fs)
+		}
+	}
 }
 
 // SendTo sends b as one datagram to the address to (nil: the connected peer)

@@ -37,6 +37,15 @@ func (p *Poller) RecvMultishot(fd int, userData uint64) error { return errUnsupp
 // Recv is unsupported on this system.
 func (p *Poller) Recv(fd int, buf []byte, userData uint64) error { return errUnsupported }
 
+// Read is unsupported on this system.
+func (p *Poller) Read(fd int, buf []byte, userData uint64) error { return errUnsupported }
+
+// Write is unsupported on this system.
+func (p *Poller) Write(fd int, bufs [][]byte, userData uint64) error { return errUnsupported }
+
+// Release does nothing on this system.
+func (p *Poller) Release(fd int) {}
+
 // RecvFrom is unsupported on this system.
 func (p *Poller) RecvFrom(fd int, buf []byte, userData uint64) error { return errUnsupported }
 

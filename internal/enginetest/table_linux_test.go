@@ -48,6 +48,11 @@ type eng interface {
 	Recv(fd int, buf []byte, ud uint64) error
 	RecvFrom(fd int, buf []byte, ud uint64) error
 	Send(fd int, bufs [][]byte, ud uint64) error
+	// Read and Write are Recv and Send for descriptors that are not
+	// sockets (pipes, FIFOs); Release hands fd back without closing it.
+	Read(fd int, buf []byte, ud uint64) error
+	Write(fd int, bufs [][]byte, ud uint64) error
+	Release(fd int) (int, error)
 	SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error
 	Connect(fd int, sa unix.Sockaddr, ud uint64) error
 	Splice(outFD, inFD int, offset int64, n int, ud uint64) error
@@ -199,6 +204,14 @@ func (e *epollEng) RecvFrom(fd int, buf []byte, ud uint64) error {
 	return e.p.RecvFrom(fd, buf, ud)
 }
 func (e *epollEng) Send(fd int, bufs [][]byte, ud uint64) error { return e.p.Send(fd, bufs, ud) }
+func (e *epollEng) Read(fd int, buf []byte, ud uint64) error     { return e.p.Read(fd, buf, ud) }
+func (e *epollEng) Write(fd int, bufs [][]byte, ud uint64) error { return e.p.Write(fd, bufs, ud) }
+
+// Release has nothing to install: the epoll engine takes process fds only.
+func (e *epollEng) Release(fd int) (int, error) {
+	e.p.Release(fd)
+	return fd, nil
+}
 func (e *epollEng) SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error {
 	return e.p.SendTo(fd, b, to, ud)
 }

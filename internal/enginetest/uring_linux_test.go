@@ -112,6 +112,21 @@ func (u *uringEng) Send(fd int, bufs [][]byte, ud uint64) error {
 	return u.e.Send(fd, bufs, ud)
 }
 
+func (u *uringEng) Read(fd int, buf []byte, ud uint64) error {
+	u.sameThread("Read")
+	return u.e.Read(fd, buf, ud)
+}
+
+func (u *uringEng) Write(fd int, bufs [][]byte, ud uint64) error {
+	u.sameThread("Write")
+	return u.e.Write(fd, bufs, ud)
+}
+
+func (u *uringEng) Release(fd int) (int, error) {
+	u.sameThread("Release")
+	return u.e.Release(fd)
+}
+
 func (u *uringEng) SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error {
 	u.sameThread("SendTo")
 	return u.e.SendTo(fd, b, to, ud)

@@ -376,6 +376,29 @@ func (e *Engine) Control(fd int, fn func(fd int) error) error {
 	return fn(f)
 }
 
+// Release ends the engine's hold on fd without closing it and returns a
+// process fd for it that the caller owns: fd itself, whose per-descriptor
+// state the engine forgets, or, for a direct descriptor, a process fd
+// installed with IORING_OP_FIXED_FD_INSTALL (Linux 6.8; close-on-exec,
+// sharing the open file and its O_NONBLOCK with the slot) as Control does.
+// The direct descriptor stays in its slot: close it with CloseFD once its
+// operations are done, which frees the slot and leaves the installed fd
+// open. Operations still in flight on fd go on until they complete or are
+// cancelled.
+//
+// Errors: ErrClosed; the install's, as Control.
+func (e *Engine) Release(fd int) (int, error) {
+	if e.closed {
+		return -1, ErrClosed
+	}
+	f, direct := fdOf(fd)
+	if !direct {
+		delete(e.zcOK, int32(fd))
+		return fd, nil
+	}
+	return e.install(f)
+}
+
 // install installs the direct descriptor in slot as a process fd and waits
 // for it, stashing the other CQEs it reaps.
 func (e *Engine) install(slot int) (int, error) {

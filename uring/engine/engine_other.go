@@ -47,6 +47,15 @@ func (e *Engine) RecvMultishot(fd int, ud uint64) error { return errUnsupported 
 // Recv returns an error matching errors.ErrUnsupported.
 func (e *Engine) Recv(fd int, buf []byte, ud uint64) error { return errUnsupported }
 
+// Read returns an error matching errors.ErrUnsupported.
+func (e *Engine) Read(fd int, buf []byte, ud uint64) error { return errUnsupported }
+
+// Write returns an error matching errors.ErrUnsupported.
+func (e *Engine) Write(fd int, bufs [][]byte, ud uint64) error { return errUnsupported }
+
+// Release returns an error matching errors.ErrUnsupported.
+func (e *Engine) Release(fd int) (int, error) { return -1, errUnsupported }
+
 // RecvFrom returns an error matching errors.ErrUnsupported.
 func (e *Engine) RecvFrom(fd int, buf []byte, ud uint64) error { return errUnsupported }
 

@@ -28,6 +28,7 @@ const (
 	rowCloseDirect                     // CLOSE of a direct descriptor: frees its slot
 	rowSpliceIn                        // POLL_ADD linked to SPLICE socket -> pipe
 	rowSpliceOut                       // POLL_ADD linked to SPLICE pipe -> socket
+	rowWrite                           // WRITE or WRITEV at the current position
 )
 
 // row is one operation in the table (token.go). It lives from submission
@@ -223,6 +224,8 @@ func (e *Engine) onRow(d *Completion, c *uring.CQE) bool {
 			d.Buf = buf[:c.Res]
 			return true
 		}
+		return e.finish(d, idx, c.Res)
+	case rowWrite:
 		return e.finish(d, idx, c.Res)
 	case rowRecvFrom, rowSendfile:
 		return e.onPolled(d, idx, c.Res)
