@@ -203,7 +203,7 @@ func (e *epollEng) Recv(fd int, buf []byte, ud uint64) error {
 func (e *epollEng) RecvFrom(fd int, buf []byte, ud uint64) error {
 	return e.p.RecvFrom(fd, buf, ud)
 }
-func (e *epollEng) Send(fd int, bufs [][]byte, ud uint64) error { return e.p.Send(fd, bufs, ud) }
+func (e *epollEng) Send(fd int, bufs [][]byte, ud uint64) error  { return e.p.Send(fd, bufs, ud) }
 func (e *epollEng) Read(fd int, buf []byte, ud uint64) error     { return e.p.Read(fd, buf, ud) }
 func (e *epollEng) Write(fd int, bufs [][]byte, ud uint64) error { return e.p.Write(fd, bufs, ud) }
 
