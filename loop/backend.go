@@ -128,6 +128,23 @@ type backend interface {
 	// cannot (epoll; io_uring before Linux 6.7): poll the pidfd instead.
 	waitid(pidfd int, info *siginfo, tok uint64) error
 
+	// read reads once from fd, a pipe or FIFO (any descriptor read(2)
+	// takes), into buf: res = n, buf = buf[:n] (0 at EOF: no writer left).
+	// buf belongs to the engine until the completion; cancel ends it.
+	read(fd int, buf []byte, tok uint64) error
+
+	// write writes bufs (at most IOV_MAX slices) to fd, a pipe or FIFO, in
+	// one operation: as send, but with write(2) semantics (-EPIPE once no
+	// reader is left). cancelFD, not cancel, ends it.
+	write(fd int, bufs [][]byte, tok uint64) error
+
+	// release ends the engine's hold on fd without closing it and returns
+	// a process fd the caller owns: fd itself, or, for an io_uring direct
+	// descriptor, one installed for it (close-on-exec), the direct
+	// descriptor being left for closeFD. Operations in flight on fd go on
+	// until they complete or are cancelled.
+	release(fd int) (int, error)
+
 	// cancel ends the operation submitted with tok (a receive or a
 	// connect): it completes (with -ECANCELED unless it finished first). A
 	// miss is not an error.

@@ -128,6 +128,17 @@ func (b *epollBackend) pollFD(fd int, mask uint32, tok uint64) error {
 // waitid is unsupported: the loop polls the pidfd (waitChild).
 func (b *epollBackend) waitid(int, *siginfo, uint64) error { return errors.ErrUnsupported }
 
+func (b *epollBackend) read(fd int, buf []byte, tok uint64) error { return b.p.Read(fd, buf, tok) }
+
+func (b *epollBackend) write(fd int, bufs [][]byte, tok uint64) error {
+	return b.p.Write(fd, bufs, tok)
+}
+
+func (b *epollBackend) release(fd int) (int, error) {
+	b.p.Release(fd)
+	return fd, nil
+}
+
 func (b *epollBackend) cancel(tok uint64) error {
 	if err := b.p.Cancel(tok); err != nil && !errors.Is(err, unix.ENOENT) {
 		return err

@@ -161,6 +161,12 @@ func (b *uringBackend) waitid(pidfd int, info *siginfo, tok uint64) error {
 	return b.e.Waitid(pidfd, info, tok)
 }
 
+func (b *uringBackend) read(fd int, buf []byte, tok uint64) error { return b.e.Read(fd, buf, tok) }
+func (b *uringBackend) write(fd int, bufs [][]byte, tok uint64) error {
+	return b.e.Write(fd, bufs, tok)
+}
+func (b *uringBackend) release(fd int) (int, error) { return b.e.Release(fd) }
+
 func (b *uringBackend) cancel(tok uint64) error          { return b.e.Cancel(tok) }
 func (b *uringBackend) cancelFD(fd int) error            { return b.e.CancelFD(fd) }
 func (b *uringBackend) closeFD(fd int, tok uint64) error { return b.e.CloseFD(fd, tok) }

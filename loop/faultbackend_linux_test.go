@@ -445,6 +445,13 @@ func (w *faultBackend) spliceOut(fd, pipeR, n int, tok uint64) error {
 	return w.inner.spliceOut(fd, pipeR, n, tok)
 }
 
+// read, write and release pass through: the faults model sockets.
+func (w *faultBackend) read(fd int, buf []byte, tok uint64) error { return w.inner.read(fd, buf, tok) }
+func (w *faultBackend) write(fd int, bufs [][]byte, tok uint64) error {
+	return w.inner.write(fd, bufs, tok)
+}
+func (w *faultBackend) release(fd int) (int, error) { return w.inner.release(fd) }
+
 func (w *faultBackend) cancel(tok uint64) error {
 	w.flushDeferred(func(d deferredSend) bool { return d.tok == tok })
 	if r := w.recvs[tok]; r != nil {
