@@ -53,25 +53,47 @@ func streamSocket(op string, fd int, listening bool) (string, error) {
 	return network, nil
 }
 
-// Attach makes the connected stream socket fd (TCP or Unix) a connection
-// of the loop with handler h (EventMachine's EM.attach): PostInit runs
-// before it returns, then ReceiveData for what arrives, and Unbind once,
-// as for an accepted connection. The loop takes the descriptor: it sets it
-// non-blocking and close-on-exec and closes it when the connection
-// closes, so pass a duplicate (a net.Conn's File, unix.Dup) to keep one.
-// It stays a process fd on io_uring too.
+// Attach makes the connected stream socket fd (TCP or Unix), or the pipe
+// or FIFO end fd, a connection of the loop with handler h (EventMachine's
+// EM.attach): PostInit runs before it returns, then ReceiveData for what
+// arrives, and Unbind once, as for an accepted connection. The loop takes
+// the descriptor: it sets it non-blocking and close-on-exec and closes it
+// when the connection closes, so pass a duplicate (a net.Conn's File,
+// unix.Dup) to keep one. It stays a process fd on io_uring too.
+//
+// A pipe end is used in the directions its access mode allows (F_GETFL's
+// O_ACCMODE), with read(2) and write(2) semantics (io_uring READ and
+// WRITE). A read end delivers what is written into the pipe to
+// ReceiveData, and its Unbind reason is io.EOF once every writer has
+// closed (a HalfCloser gets ReceiveEOF first); its sending methods
+// (SendData, SendFile) return an error that matches conn.ErrClosed and
+// says the end cannot send. A write end sends what SendData and SendFile
+// queue; CloseAfterWriting and CloseWrite both close it once the queue is
+// written (Unbind(nil)), which is its reader's EOF; when the reader has
+// gone, the next write ends it with Unbind(*conn.OpError wrapping
+// syscall.EPIPE). The kernel raises SIGPIPE for that write too, which the
+// Go runtime ignores for descriptors other than 1 and 2 unless the program
+// asked for it with signal.Notify. A FIFO open for both does both.
+// LocalAddr and RemoteAddr are nil, and no socket option applies.
 //
 // Errors (fd untouched): ErrNilFunc for a nil h; ErrLoopStopped when the
 // loop is not running; an error wrapping unix.EBADF for a negative fd, and
-// errors naming fd when it is not a socket (ENOTSOCK from getsockopt), not
-// a stream socket, a listening one, or of another family. Call only from
-// the loop goroutine.
+// errors naming fd when it is neither a pipe nor a socket (ENOTSOCK from
+// getsockopt), not a stream socket, a listening one, or of another family.
+// Call only from the loop goroutine.
 func (l *Loop) Attach(fd int, h conn.Handler) (*conn.Conn, error) {
 	if h == nil {
 		return nil, ErrNilFunc
 	}
 	if !l.running.Load() || l.stopping || l.be == nil {
 		return nil, ErrLoopStopped
+	}
+	if isFIFO(fd) {
+		end, err := pipeEndOf("Attach", fd)
+		if err != nil {
+			return nil, err
+		}
+		return l.attachPipe(fd, end, h), nil
 	}
 	network, err := streamSocket("Attach", fd, false)
 	if err != nil {

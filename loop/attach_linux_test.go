@@ -90,7 +90,13 @@ func testAttach(t *testing.T, b loop.Backend) {
 
 	// Refused, and left open.
 	var p [2]int
-	require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC))
+	f, err := os.CreateTemp(t.TempDir(), "regular")
+	require.NoError(t, err)
+	p[0], err = unix.Dup(int(f.Fd())) // a regular file: neither socket nor pipe
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	p[1], err = unix.Dup(p[0])
+	require.NoError(t, err)
 	udp, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -101,7 +107,7 @@ func testAttach(t *testing.T, b loop.Backend) {
 	g.do(func(l *loop.Loop) {
 		h := conn.Base{}
 		_, err := l.Attach(p[0], h)
-		assert.ErrorIs(t, err, unix.ENOTSOCK, "a pipe")
+		assert.ErrorIs(t, err, unix.ENOTSOCK, "a regular file")
 		_, err = l.Attach(udp, h)
 		assert.ErrorContains(t, err, "not a stream socket")
 		_, err = l.Attach(listening, h)

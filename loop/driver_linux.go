@@ -17,7 +17,7 @@ func (s *sock) SendData(b []byte) error {
 		return conn.ErrNotStream
 	}
 	if s.closing() || s.wrClosed || s.closed() {
-		return conn.ErrClosed
+		return s.sendRefused()
 	}
 	if s.fl != nil && s.fl.hard > 0 && s.out.Len()+len(b) > s.fl.hard {
 		return conn.ErrOutboundFull
@@ -140,14 +140,14 @@ func (s *sock) SetOutboundLimits(low, high, hardCap int) error {
 }
 
 func (s *sock) LocalAddr() net.Addr {
-	if s.laddr == nil && s.fd >= 0 && !s.fdClosing() {
+	if s.laddr == nil && s.fd >= 0 && !s.fdClosing() && s.pipe == 0 {
 		s.loadAddrs()
 	}
 	return s.laddr
 }
 
 func (s *sock) RemoteAddr() net.Addr {
-	if s.raddr == nil && s.fd >= 0 && !s.fdClosing() && s.kind == sockStream && !s.connecting() {
+	if s.raddr == nil && s.fd >= 0 && !s.fdClosing() && s.kind == sockStream && !s.connecting() && s.pipe == 0 {
 		s.loadAddrs()
 	}
 	return s.raddr

@@ -95,6 +95,7 @@ var netConformance = []struct {
 	{"PopenErrors", testPopenErrors},
 	{"PopenMany", testPopenMany},
 	{"PopenStop", testPopenStop},
+	{"AttachPipe", testAttachPipe},
 }
 
 func TestNetConformance(t *testing.T) {

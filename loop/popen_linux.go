@@ -139,7 +139,7 @@ func (l *Loop) Popen(argv []string, h conn.Handler, opts PopenOptions) (*conn.Co
 	s := l.newSock(sockStream, fd, "unix")
 	s.flow().child = ch
 	ch.cs = s
-	return l.serveSock(s, h), nil
+	return l.openConn(s, h), nil
 }
 
 // ShellCommand returns the argv that runs script with /bin/sh -c, for

@@ -106,7 +106,7 @@ func (s *sock) ProxyTo(target connio.Driver, bufSize int, n int64) error {
 	if old := s.proxy(); old != nil {
 		l.proxyEnd(s, nil)
 	}
-	px := &proxyState{t: t, buf: bufSize, limit: n, splice: s.tls() == nil && t.tls() == nil}
+	px := &proxyState{t: t, buf: bufSize, limit: n, splice: s.tls() == nil && t.tls() == nil && s.pipe == 0 && t.pipe == 0}
 	fl := s.flow()
 	fl.px = px
 	fl.proxied = 0

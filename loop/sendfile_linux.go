@@ -24,7 +24,7 @@ func (s *sock) SendFile(path string, offset, n int64) error {
 		return conn.ErrNotStream
 	}
 	if s.closing() || s.wrClosed || s.closed() {
-		return conn.ErrClosed
+		return s.sendRefused()
 	}
 	if offset < 0 {
 		return fmt.Errorf("loop: SendFile: negative offset %d", offset)

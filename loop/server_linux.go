@@ -364,11 +364,12 @@ func (l *Loop) startConn(fd int, network string, factory func() conn.Handler) {
 // serveConn makes a connection of the connected stream socket fd with the
 // handler h, calls PostInit and starts reading.
 func (l *Loop) serveConn(fd int, network string, h conn.Handler) *conn.Conn {
-	return l.serveSock(l.newSock(sockStream, fd, network), h)
+	return l.openConn(l.newSock(sockStream, fd, network), h)
 }
 
-// serveSock is serveConn for a record already made.
-func (l *Loop) serveSock(s *sock, h conn.Handler) *conn.Conn {
+// openConn gives the stream connection s its handler h, runs PostInit and
+// starts receiving.
+func (l *Loop) openConn(s *sock, h conn.Handler) *conn.Conn {
 	s.h = h
 	s.c = connio.NewConn(s, h).(*conn.Conn)
 	s.lastAct = l.monotonic()

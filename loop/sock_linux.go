@@ -51,6 +51,8 @@ type sock struct {
 	resumeQ      bool // queued in net.resumed
 	sendInFlight bool
 	dirty        bool
+	pipe         pipeEnd // a pipe or FIFO (Attach): read and write, not recv and send
+	detached     bool    // Detach: the fd is its caller's, never closed here
 
 	network string // "tcp", "unix", "udp"
 	h       conn.Handler

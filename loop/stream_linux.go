@@ -159,11 +159,16 @@ func (l *Loop) submitSend(s *sock) {
 			limit -= int64(len(b))
 		}
 	}
-	err := l.be.send(s.fd, bufs, s.tok(opSend))
+	var err error
+	if s.pipe == 0 {
+		err = l.be.send(s.fd, bufs, s.tok(opSend))
+	} else {
+		err = l.be.write(s.fd, bufs, s.tok(opSend)) // completed as a send
+	}
 	clear(bufs)
 	l.net.sendBufs = bufs[:0]
 	if err != nil {
-		l.closeSock(s, l.opError("send", s, err))
+		l.closeSock(s, l.opError(s.sendOp(), s, err))
 		return
 	}
 	s.ops++
@@ -184,7 +189,7 @@ func (l *Loop) onSend(s *sock, c *completion) {
 			l.childInputGone(s, l.opError("send", s, unix.EPIPE))
 			return
 		}
-		l.closeSock(s, l.opError("send", s, errnoOf(res)))
+		l.closeSock(s, l.opError(s.sendOp(), s, errnoOf(res)))
 		return
 	}
 	s.out.Consume(int(res))
@@ -234,6 +239,14 @@ func (l *Loop) afterSend(s *sock) {
 	}
 	if s.shutPending {
 		s.shutPending = false
+		if s.pipe != 0 {
+			// No shutdown(2) for a pipe: a write end closes (its reader's
+			// EOF); a FIFO open for both just sends no more.
+			if s.pipe&pipeReads == 0 {
+				l.closeSock(s, nil)
+			}
+			return
+		}
 		if err := l.be.shutdownWrite(s.fd); err != nil {
 			l.closeSock(s, l.opError("shutdown", s, err))
 			return
@@ -316,6 +329,9 @@ func (l *Loop) updateRead(s *sock) {
 		if s.kind == sockDgram {
 			k = opRecvFrom
 			err = l.be.recvFrom(s.fd, s.dg.dbuf, s.tok(k))
+		} else if s.pipe != 0 {
+			k = opRecv // a pipe's read, completed as a receive
+			err = l.be.read(s.fd, l.getRecvBuf(), s.tok(k))
 		} else if l.singleShot() {
 			k = opRecv
 			err = l.be.recv(s.fd, l.getRecvBuf(), s.tok(k))
@@ -372,9 +388,9 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		s.recvArmed = false
 		s.recvCancel = false
 	}
-	if c.res > 0 && l.singleShot() {
-		// The loop's own buffer (recvSingleShot): back to the pool once
-		// delivered (held bytes are copies).
+	if c.res > 0 && (s.pipe != 0 || l.singleShot()) {
+		// The loop's own buffer (recvSingleShot, a pipe's read): back to the
+		// pool once delivered (held bytes are copies).
 		defer l.putRecvBuf(c.buf)
 	}
 	switch {
@@ -406,7 +422,7 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 			// errRetry): re-armed below if wanted (the buffers came back
 			// right after their dispatch).
 		default:
-			l.closeSock(s, l.opError("recv", s, err))
+			l.closeSock(s, l.opError(s.recvOp(), s, err))
 			return
 		}
 	}
