@@ -186,6 +186,36 @@ func (c *Conn) SetOutboundLimits(low, high, hardCap int) error {
 	return c.d.SetOutboundLimits(low, high, hardCap)
 }
 
+// Detach stops the loop's management of the connection without closing its
+// descriptor and returns it (EventMachine's detach): a process fd the
+// caller owns and must close, non-blocking and close-on-exec. For an
+// io_uring direct descriptor, which no system call takes, it is a process
+// fd installed for it (IORING_OP_FIXED_FD_INSTALL, Linux 6.8), and the
+// direct descriptor's slot is released. A detached pipe end is returned
+// the same way.
+//
+// Nothing is lost: bytes the loop has already taken from the kernel (a
+// receive in flight, which Detach cancels, and bytes held by Pause) go to
+// ReceiveData before Unbind, and bytes still in the kernel stay there for
+// the new owner, as does the peer's EOF. Unbind then runs once, with
+// ErrDetached (joined with the receive's error if it failed); after Detach
+// the connection sends nothing and Close does nothing. Start using the
+// descriptor once Unbind has run: until then a cancelled receive may still
+// be reading from it.
+//
+// Queued output is not sent on the caller's behalf, since that could wait
+// on the peer for ever: with any queued (OutboundSize() > 0, or a SendFile
+// pending), Detach fails with an error wrapping ErrCannotDetach; call it
+// from NotifyDrained(0, ...) to detach once the queue is sent.
+//
+// Errors (nothing changes): ErrClosed on a closed, closing or already
+// detached connection; ErrNotStream on a datagram socket; errors wrapping
+// ErrCannotDetach for queued output, a client still connecting, a TLS
+// connection (its session state lives in the loop) and a proxy's source or
+// target; an error from installing a direct descriptor's process fd
+// (EMFILE, say).
+func (c *Conn) Detach() (int, error) { return c.d.Detach() }
+
 // LocalAddr returns the local address (get_sockname).
 func (c *Conn) LocalAddr() net.Addr { return c.d.LocalAddr() }
 

@@ -32,6 +32,15 @@ var (
 	ErrNotDatagram = errors.New("conn: not a datagram socket")
 	ErrNotStream   = errors.New("conn: not a stream connection")
 
+	// ErrDetached is the Unbind reason of a connection whose descriptor
+	// Detach handed back.
+	ErrDetached = errors.New("conn: connection detached")
+
+	// ErrCannotDetach is wrapped by the errors of Detach on a connection
+	// that cannot hand its descriptor back yet or at all; the message says
+	// why.
+	ErrCannotDetach = errors.New("conn: cannot detach")
+
 	// ErrNotConnected is returned by GetSockOpt on a client whose socket
 	// does not exist yet (its host name is being resolved, or the ring is
 	// making it): ask again from ConnectionCompleted.

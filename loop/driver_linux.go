@@ -46,8 +46,8 @@ func (s *sock) sendRaw(b []byte) {
 }
 
 func (s *sock) Close(afterWriting bool) error {
-	if s.closed() {
-		return nil
+	if s.closed() || s.detached {
+		return nil // (a detached fd is its new owner's to close)
 	}
 	if s.fl != nil && len(s.fl.feeders) > 0 {
 		s.l.proxyTargetClosed(s) // nothing more may join the queue
@@ -186,7 +186,7 @@ func (s *sock) Counters() (in, out uint64) { return s.stats.BytesIn, s.stats.Byt
 func (s *sock) Owner() any { return s.l }
 
 func (s *sock) Control(fn func(fd int) error) error {
-	if s.closed() || s.fdClosing() {
+	if s.closed() || s.fdClosing() || s.detached {
 		return conn.ErrClosed
 	}
 	if s.fd < 0 {

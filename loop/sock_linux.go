@@ -436,8 +436,8 @@ func (l *Loop) maybeCloseFD(s *sock) {
 		return
 	}
 	s.advance(lifeFDClosing)
-	if s.fd < 0 || s.kind == sockWatch {
-		l.freeSock(s) // (a watched fd is its owner's to close)
+	if s.fd < 0 || s.kind == sockWatch || (s.detached && !engine.IsDirect(s.fd)) {
+		l.freeSock(s) // (a watched or detached fd is its owner's to close)
 		return
 	}
 	if err := l.be.closeFD(s.fd, s.tok(opClose)); err != nil {

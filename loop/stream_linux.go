@@ -108,7 +108,7 @@ func (l *Loop) flushSends() {
 			s.fl.held = nil
 			l.deliver(s, data)
 			l.putHeldBuf(data)
-			if s.rdEOF && s.heldLen() == 0 && !s.closed() {
+			if s.rdEOF && s.heldLen() == 0 && !s.closed() && !s.detached {
 				l.peerEOF(s) // the EOF came after these bytes
 			}
 		}
@@ -308,7 +308,7 @@ func (l *Loop) updateRead(s *sock) {
 	if s.rdEOF {
 		// Nothing more to receive; bytes held before the EOF still go to the
 		// handler on Resume (flushSends), then peerEOF.
-		if l.readable(s) && s.heldLen() > 0 && !s.resumeQ {
+		if l.readable(s) && s.heldLen() > 0 && !s.resumeQ && !s.detached {
 			s.resumeQ = true
 			l.net.resumed = append(l.net.resumed, s)
 		}
@@ -384,6 +384,10 @@ func (l *Loop) deliver(s *sock, data []byte) {
 }
 
 func (l *Loop) onRecv(s *sock, c *completion, final bool) {
+	if s.detached {
+		l.onDetachedRecv(s, c, final)
+		return
+	}
 	if final {
 		s.recvArmed = false
 		s.recvCancel = false

@@ -70,6 +70,9 @@ type Driver interface {
 	ProxyTo(target Driver, bufSize int, n int64) error
 	StopProxy() error
 	ProxiedBytes() uint64
+	// Detach hands the connection's descriptor back without closing it;
+	// Unbind follows once the bytes the loop already read are delivered.
+	Detach() (int, error)
 	// Control calls fn with a process fd for the connection's socket (for
 	// a client whose socket does not exist yet, later, before it connects).
 	Control(fn func(fd int) error) error
