@@ -96,6 +96,7 @@ var netConformance = []struct {
 	{"PopenMany", testPopenMany},
 	{"PopenStop", testPopenStop},
 	{"AttachPipe", testAttachPipe},
+	{"Detach", testDetach},
 }
 
 func TestNetConformance(t *testing.T) {
