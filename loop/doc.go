@@ -153,9 +153,12 @@
 //
 // [Loop.Attach] and [Loop.AttachServer] serve a connected or listening
 // stream socket made outside the loop (inherited, socket activation) as
-// the loop's own. [Loop.Watch] polls any descriptor for its owner, who
-// reads and writes it: a [WatchHandler] hears when it is readable or
-// writable.
+// the loop's own; Attach also takes a pipe or FIFO end, which it reads or
+// writes as its access mode allows. Conn.Detach goes the other way: a
+// stream connection hands its descriptor back unclosed, after delivering
+// what the loop had already read. [Loop.Watch] polls any descriptor for
+// its owner, who reads and writes it: a [WatchHandler] hears when it is
+// readable or writable.
 //
 // # Lightweight concurrency
 //
