@@ -211,8 +211,8 @@ func (c *Conn) SetOutboundLimits(low, high, hardCap int) error {
 // Errors (nothing changes): ErrClosed on a closed, closing or already
 // detached connection; ErrNotStream on a datagram socket; errors wrapping
 // ErrCannotDetach for queued output, a client still connecting, a TLS
-// connection (its session state lives in the loop) and a proxy's source or
-// target; an error from installing a direct descriptor's process fd
+// connection (its session state lives in the loop), a proxy's source or
+// target and a child process's connection (the loop's Popen); an error from installing a direct descriptor's process fd
 // (EMFILE, say).
 func (c *Conn) Detach() (int, error) { return c.d.Detach() }
 

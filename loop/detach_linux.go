@@ -35,6 +35,8 @@ func (s *sock) Detach() (int, error) {
 		return -1, conn.ErrClosed
 	case s.connecting():
 		return -1, fmt.Errorf("%w: the connect is in progress", conn.ErrCannotDetach)
+	case s.fl != nil && s.fl.child != nil:
+		return -1, fmt.Errorf("%w: a child process's connection (the loop reaps the child and reports its status at Unbind)", conn.ErrCannotDetach)
 	case s.tls() != nil:
 		return -1, fmt.Errorf("%w: a TLS connection (its session state lives in the loop)", conn.ErrCannotDetach)
 	case s.fl != nil && (s.fl.px != nil || s.fl.splicing != nil || s.fl.inPipe != nil || len(s.fl.feeders) > 0 || s.fl.pipeQ > 0):

@@ -170,7 +170,11 @@ func testPopenStatus(t *testing.T, b loop.Backend) {
 
 	// Killed by ours (the child ignores its input and runs on).
 	h = newChildHandler(t)
-	h.onInit = func(c *conn.Conn) { require.NoError(t, c.Signal(syscall.SIGKILL)) }
+	h.onInit = func(c *conn.Conn) {
+		_, err := c.Detach()
+		assert.ErrorIs(t, err, conn.ErrCannotDetach, "the loop reaps its children")
+		require.NoError(t, c.Signal(syscall.SIGKILL))
+	}
 	_, err = popen(t, g, []string{"sleep", "10"}, h, loop.PopenOptions{})
 	require.NoError(t, err)
 	e = childDone(t, h)
