@@ -9,9 +9,9 @@ import (
 // Stop's side of the connections: stop accepting, flush, then close.
 
 // closesPending reports work that must not wait for a blocking poll: Unbinds
-// due, or held data to deliver.
+// due (of connections or file watches), or held data to deliver.
 func (l *Loop) closesPending() bool {
-	return len(l.net.closing) > 0 || len(l.net.resumed) > 0
+	return len(l.net.closing) > 0 || len(l.net.resumed) > 0 || len(l.net.fileUnbinds) > 0
 }
 
 // stopServers stops every server (the first step of shutdown).

@@ -21,6 +21,8 @@ const (
 	sockPidfd // a WatchProcess: the watched process's pidfd
 	sockWatch // a Watch: a descriptor its owner reads and writes
 	sockChild // a Popen child's pidfd
+	// sockInotify is the inotify instance of the loop's WatchFile watches.
+	sockInotify
 )
 
 // sock is the loop's record of one socket: a server's listener, a stream
@@ -206,6 +208,9 @@ type netState struct {
 	heldBufs [][]byte          // free buffers for bytes held during a pause (see holdBytes)
 	pipes    []*proxyPipe      // free pipes for proxies (see getPipe)
 	allPipes map[*proxyPipe]struct{}
+
+	ino         *inotifyState // WatchFile's instance (watchfile_linux.go)
+	fileUnbinds []*FileWatch  // file watches whose Unbind is due
 }
 
 func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }
@@ -345,6 +350,8 @@ func (l *Loop) dispatch(c *completion) {
 			l.onWatchReady(s, c, false)
 		case sockChild:
 			l.onChildReady(s, c)
+		case sockInotify:
+			l.onInotifyReady(s, c)
 		default:
 			l.onProcessExit(s, c)
 		}
@@ -400,6 +407,9 @@ func (l *Loop) closeSock(s *sock, reason error) {
 	}
 	s.advance(lifeClosed)
 	s.reason = reason
+	if s.kind == sockInotify {
+		l.inotifyClosed(s) // its file watches end
+	}
 	if s.tls() != nil {
 		s.tlsClose()
 	}
@@ -468,6 +478,7 @@ func (l *Loop) runCloses() {
 		}
 	}
 	n.closing = n.closing[:0]
+	l.runFileUnbinds()
 }
 
 // sockaddrToAddr converts a kernel address to a net.Addr of network.

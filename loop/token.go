@@ -36,7 +36,7 @@ const (
 	opSocket    // a client's socket created as a direct descriptor
 	opSpliceIn  // a proxy's source: socket -> pipe
 	opSpliceOut // a proxy's target: pipe -> socket
-	opPoll      // a watched fd's readability (Watch; WatchProcess's pidfd)
+	opPoll      // a watched fd's readability (Watch; WatchProcess's pidfd; WatchFile's inotify fd)
 	opPollOut   // a watched fd's writability (Watch)
 	opWaitid    // a Popen child's exit (IORING_OP_WAITID)
 	opMaxKind   = opWaitid
