@@ -97,6 +97,10 @@ var netConformance = []struct {
 	{"PopenStop", testPopenStop},
 	{"AttachPipe", testAttachPipe},
 	{"Detach", testDetach},
+	{"WatchFile", testWatchFile},
+	{"WatchFileDir", testWatchFileDir},
+	{"WatchFileShared", testWatchFileShared},
+	{"WatchFileStop", testWatchFileStop},
 }
 
 func TestNetConformance(t *testing.T) {
