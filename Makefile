@@ -147,6 +147,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzCQEErr$$' -fuzztime $(call fuzztime,150000x) ./uring/
 	$(GO) test -run '^$$' -fuzz '^FuzzRESP$$' -fuzztime $(call fuzztime,100000x) ./examples/redis/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzztime,80000x) ./examples/httpd/
+	$(GO) test -run '^$$' -fuzz '^FuzzInotifyEvents$$' -fuzztime $(call fuzztime,100000x) ./loop/
 
 # Benchmarks run once so they compile and do not rot.
 bench-compile:
