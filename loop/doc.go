@@ -149,6 +149,13 @@
 // process, through a pidfd the loop polls like a socket; it leaves reaping
 // a child to whoever started it.
 //
+// # Files
+//
+// [Loop.WatchFile] tells a [FileWatcher] when a file or directory is
+// modified, moved or deleted (EventMachine's watch_file), and, for a
+// directory, which entry changed. Every watch of a loop shares one inotify
+// instance, polled like a socket and read on the loop goroutine.
+//
 // # Descriptors made elsewhere
 //
 // [Loop.Attach] and [Loop.AttachServer] serve a connected or listening
