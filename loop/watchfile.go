@@ -6,9 +6,10 @@ import "errors"
 // [Loop.WatchFile] (EventMachine's FileWatch callbacks). Every method runs
 // on the loop goroutine; a panic in one is handled as in any callback.
 //
-// Order: any number of FileModified and FileMoved calls, then, once the
-// watch ends, Unbind exactly once. FileDeleted, when it comes, is the last
-// call before Unbind.
+// Order: any number of FileModified and FileMoved calls (and
+// FileAttributesChanged, see FileAttributeWatcher), in the order the
+// kernel reported the changes, then, once the watch ends, Unbind exactly
+// once. FileDeleted, when it comes, is the last call before Unbind.
 type FileWatcher interface {
 	// FileModified: the watched file's contents changed (IN_MODIFY: a
 	// write, an append, a truncation). For a watched directory: an entry
