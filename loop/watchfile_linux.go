@@ -14,14 +14,12 @@ import (
 
 // File watches (WatchFile) share one inotify instance per loop, made by
 // the first watch and closed when the last one ends or the loop stops.
-// Its descriptor is a socket record of kind sockInotify, so it is polled,
-// cancelled and closed like any other: armInotify asks the engine for its
-// readability (IORING_OP_POLL_ADD on io_uring, readiness on epoll), and
-// onInotifyReady then reads the events with read(2) on the loop goroutine
-// (the descriptor is non-blocking) and hands them to handleInotifyEvents.
-// With an engine read operation, reading on the ring is a change to these
-// two functions only: submit the read of ino.buf in armInotify, pass the
-// completion's bytes to handleInotifyEvents in onInotifyReady.
+// Its descriptor is a socket record of kind sockInotify, so it is read,
+// cancelled and closed like any other: armInotify submits one read of its
+// events into ino.buf (IORING_OP_READ on io_uring, where the ring waits for
+// events and the loop makes no system call; read(2) on readiness on
+// epoll), and onInotifyReady hands what it read to handleInotifyEvents and
+// reads again.
 //
 // The kernel gives two watches of one inode (one path watched twice, or
 // two hard links) the same watch descriptor: the watches of a descriptor
@@ -38,17 +36,12 @@ const inotifyMask = unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_CREATE | unix.IN_D
 // inotifyModified are the events FileModified reports.
 const inotifyModified = unix.IN_MODIFY | unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO
 
-// inotifyReadsPerPoll bounds the reads of one readiness, so a flood of
-// events cannot hold the loop in one phase: what is left is read after
-// the next poll, which finds the descriptor ready at once.
-const inotifyReadsPerPoll = 16
-
 // inotifyState is the loop's inotify instance.
 type inotifyState struct {
 	s      *sock // the instance's descriptor (sockInotify)
 	wds    map[int32]*inotifyWD
 	buf    []byte // the events of one read
-	armed  bool   // a poll is in flight
+	armed  bool   // a read is in flight
 	closed bool   // closeInotify ran: no more events are read or delivered
 }
 
@@ -145,7 +138,7 @@ func (w *FileWatch) Stop() {
 }
 
 // inotify returns the loop's inotify instance, making it and arming its
-// poll if there is none.
+// read if there is none.
 func (l *Loop) inotify() (*inotifyState, error) {
 	if ino := l.net.ino; ino != nil {
 		return ino, nil
@@ -169,13 +162,15 @@ func (l *Loop) inotify() (*inotifyState, error) {
 	return ino, nil
 }
 
-// armInotify asks the engine to report when the instance has events to
-// read: a one-shot poll of its descriptor.
+// armInotify submits a read of the instance's events into ino.buf, which
+// the engine owns until its completion: IORING_OP_READ on io_uring (the
+// ring waits for events, no system call of ours), read(2) on readiness on
+// epoll.
 func (l *Loop) armInotify(ino *inotifyState) error {
 	if ino.armed || ino.closed {
 		return nil
 	}
-	if err := l.be.pollFD(ino.s.fd, unix.POLLIN, ino.s.tok(opPoll)); err != nil {
+	if err := l.be.read(ino.s.fd, ino.buf, ino.s.tok(opPoll)); err != nil {
 		return err
 	}
 	ino.s.ops++
@@ -183,39 +178,28 @@ func (l *Loop) armInotify(ino *inotifyState) error {
 	return nil
 }
 
-// onInotifyReady handles the poll of the inotify descriptor: it reads and
-// delivers the events queued, and polls again.
+// onInotifyReady handles the read of the inotify descriptor: it delivers
+// the events read, and reads again.
 func (l *Loop) onInotifyReady(s *sock, c *completion) {
 	ino := l.net.ino
 	if ino == nil || ino.s != s || ino.closed {
 		return // an instance closed since: its watches have ended
 	}
 	ino.armed = false
-	if c.res < 0 {
-		l.report(fmt.Errorf("loop: WatchFile: poll: %w", errnoOf(c.res)))
+	switch {
+	case errRetry(c.res) || c.res == -int32(unix.EINTR):
+	case c.res < 0:
+		l.report(fmt.Errorf("loop: WatchFile: read: %w", errnoOf(c.res)))
 		l.closeInotify(ino)
 		return
-	}
-	for range inotifyReadsPerPoll {
-		n, err := unix.Read(s.fd, ino.buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil {
-			l.report(fmt.Errorf("loop: WatchFile: %w", os.NewSyscallError("read", err)))
-			l.closeInotify(ino)
-			return
-		}
-		l.handleInotifyEvents(ino, ino.buf[:n])
+	default:
+		l.handleInotifyEvents(ino, ino.buf[:c.res])
 		if ino.closed {
 			return
 		}
 	}
 	if err := l.armInotify(ino); err != nil {
-		l.report(fmt.Errorf("loop: WatchFile: poll: %w", err))
+		l.report(fmt.Errorf("loop: WatchFile: read: %w", err))
 		l.closeInotify(ino)
 	}
 }
@@ -346,7 +330,7 @@ func (l *Loop) maybeCloseInotify(ino *inotifyState) {
 }
 
 // closeInotify closes the instance: every watch left on it ends (Unbind
-// queued), and the descriptor is closed once its poll is reaped.
+// queued), and the descriptor is closed once its read is reaped.
 func (l *Loop) closeInotify(ino *inotifyState) {
 	if ino.closed {
 		return
