@@ -154,7 +154,8 @@
 // [Loop.WatchFile] tells a [FileWatcher] when a file or directory is
 // modified, moved or deleted (EventMachine's watch_file), and, for a
 // directory, which entry changed. Every watch of a loop shares one inotify
-// instance, polled like a socket and read on the loop goroutine.
+// instance, read on the ring like a socket (readiness and read(2) on
+// epoll).
 //
 // # Descriptors made elsewhere
 //
