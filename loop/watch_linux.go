@@ -66,6 +66,14 @@ func (w *Watch) Stop() {
 }
 
 // arm submits the polls the settings want and are not in flight.
+//
+// They are one-shot polls, armed again after each call, not multishot
+// ones: a multishot poll reports wake-ups, not readiness, so a handler
+// that leaves bytes unread would not be called again, and keeping
+// EventMachine's level-triggered notify_readable on it would take a
+// poll(2) per call. A one-shot poll re-armed is one SQE that goes with
+// the loop's next io_uring_enter, and the kernel checks readiness when it
+// is armed.
 func (w *Watch) arm() {
 	if w.stopped || w.s.closed() {
 		return
