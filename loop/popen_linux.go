@@ -29,49 +29,6 @@ import (
 // siginfo is waitid(2)'s siginfo_t.
 type siginfo = unix.Siginfo
 
-// Defaults of PopenOptions.
-const (
-	// DefaultTermAfter is how long a child may run on after its connection
-	// was closed by this side before it gets SIGTERM (EventMachine's 0.5 s).
-	DefaultTermAfter = 500 * time.Millisecond
-	// DefaultKillAfter is how long it may run on after SIGTERM before it
-	// gets SIGKILL (EventMachine's 1 s).
-	DefaultKillAfter = time.Second
-	// DefaultSystemMaxOutput bounds the output System collects.
-	DefaultSystemMaxOutput = 64 << 20
-)
-
-// PopenOptions configures Popen and System. The zero value runs the
-// program in this process's directory and environment, with its standard
-// error going to this process's (as EventMachine's popen does).
-type PopenOptions struct {
-	// Dir is the child's working directory ("": this process's).
-	Dir string
-	// Env is the child's environment (nil: this process's).
-	Env []string
-	// MergeStderr sends the child's standard error into the connection
-	// with its output (2>&1).
-	MergeStderr bool
-	// Stderr is the child's standard error when MergeStderr is false (nil:
-	// this process's own). To read it from the loop, pass the write end of
-	// an os.Pipe, and Attach its read end after Popen returns; close the
-	// write end then.
-	Stderr *os.File
-	// TermAfter is how long the child may run on once its connection was
-	// closed by this side (Close, CloseAfterWriting, a timeout, an error,
-	// Stop) before it gets SIGTERM: 0 means DefaultTermAfter, a negative
-	// value never (except at Stop). When the child itself closed its
-	// output, the loop waits for its exit without signals.
-	TermAfter time.Duration
-	// KillAfter is how long it may run on after SIGTERM before SIGKILL (0:
-	// DefaultKillAfter).
-	KillAfter time.Duration
-	// MaxOutput bounds the bytes System collects (0:
-	// DefaultSystemMaxOutput); past it the child gets SIGKILL and the
-	// Deferrable fails. Popen ignores it.
-	MaxOutput int
-}
-
 // child is a child process started by Popen: its pidfd's record (ps), and
 // its connection's (cs) until the Unbind is delivered.
 type child struct {
@@ -141,11 +98,6 @@ func (l *Loop) Popen(argv []string, h conn.Handler, opts PopenOptions) (*conn.Co
 	ch.cs = s
 	return l.openConn(s, h), nil
 }
-
-// ShellCommand returns the argv that runs script with /bin/sh -c, for
-// Popen and System: the shell parses it, so quote what comes from
-// elsewhere.
-func ShellCommand(script string) []string { return []string{"/bin/sh", "-c", script} }
 
 // startChild starts argv on one end of a socketpair and watches its exit:
 // it returns the loop's end, non-blocking and close-on-exec.
@@ -431,16 +383,6 @@ func (s *sock) SignalChild(sig syscall.Signal) error {
 	return nil
 }
 
-// SystemResult is what System's Deferrable succeeds with (EventMachine's
-// EM.system block arguments).
-type SystemResult struct {
-	// Output is everything the child wrote to its standard output (and
-	// standard error, with MergeStderr).
-	Output []byte
-	// Status is how it ended.
-	Status conn.ExitStatus
-}
-
 // System runs argv as Popen does, with its standard input closed at once,
 // and returns a Deferrable that succeeds with its output and exit status
 // once it has exited and closed its output (EventMachine's EM.system):
@@ -464,10 +406,6 @@ func (l *Loop) System(argv []string, opts PopenOptions) (*Deferrable[SystemResul
 	_ = c.CloseWrite()
 	return d, nil
 }
-
-// ErrOutputLimit is the failure of a System whose child wrote more than its
-// PopenOptions.MaxOutput.
-var ErrOutputLimit = errors.New("loop: child output over the limit")
 
 // systemHandler collects a System child's output.
 type systemHandler struct {

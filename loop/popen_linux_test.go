@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringmachine/ringmachine/conn"
 	"github.com/ringmachine/ringmachine/loop"
@@ -180,6 +181,29 @@ func testPopenStatus(t *testing.T, b loop.Backend) {
 	e = childDone(t, h)
 	assert.Equal(t, syscall.SIGKILL, e.status.Signal)
 	reaped(t, e.pid)
+
+	// Standard error apart, read by the loop through an attached pipe.
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	errOut := newChildHandler(t)
+	h = newChildHandler(t)
+	g.do(func(l *loop.Loop) {
+		_, err := l.Popen(loop.ShellCommand("echo out; echo err >&2; exit 2"), h, loop.PopenOptions{Stderr: pw})
+		require.NoError(t, err)
+		require.NoError(t, pw.Close()) // the child has its copy
+		rfd, err := unix.Dup(int(pr.Fd()))
+		require.NoError(t, err)
+		_, err = l.Attach(rfd, errOut)
+		require.NoError(t, err)
+	})
+	require.NoError(t, pr.Close())
+	e = childDone(t, h)
+	assert.Equal(t, "out\n", string(e.out))
+	assert.Equal(t, 2, e.status.Code)
+	eo := childDone(t, errOut)
+	assert.Equal(t, "err\n", string(eo.out))
+	assert.Equal(t, io.EOF, eo.reason)
+	assert.Zero(t, eo.pid, "the pipe is no child's connection")
 
 	// System.
 	res := make(chan any, 1)
