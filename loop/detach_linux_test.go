@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmachine/ringmachine/conn"
+	"github.com/ringmachine/ringmachine/internal/testutil"
 	"github.com/ringmachine/ringmachine/loop"
 )
 
@@ -26,19 +27,6 @@ func numbered(n int) []byte {
 		binary.BigEndian.PutUint32(b[i:], uint32(i/4))
 	}
 	return b[:n]
-}
-
-// requireSame compares got with want, reporting the first difference.
-func requireSame(t *testing.T, want, got []byte, what string) {
-	t.Helper()
-	if bytes.Equal(want, got) {
-		return
-	}
-	i := 0
-	for i < len(want) && i < len(got) && want[i] == got[i] {
-		i++
-	}
-	t.Fatalf("%s: got %d bytes, want %d; first difference at offset %d", what, len(got), len(want), i)
 }
 
 // testDetach: a connection detached in the middle of a stream hands its
@@ -102,7 +90,7 @@ func testDetach(t *testing.T, b loop.Backend) {
 	require.NoError(t, err)
 	require.NoError(t, <-wrote)
 	t.Logf("%d bytes before Unbind, %d read from the descriptor", before.Len(), len(rest))
-	requireSame(t, sent, append(before.Bytes(), rest...), "delivered then read")
+	testutil.RequireSameBytes(t, sent, append(before.Bytes(), rest...), "delivered then read")
 
 	_, err = f.Write([]byte("from the new owner"))
 	require.NoError(t, err)

@@ -586,7 +586,7 @@ func proxyFaults(t *testing.T, b loop.Backend, tlsSrc bool, size int) {
 	g := <-got
 	require.NoError(t, <-wrote)
 	require.Equal(t, len(payload), len(g), "bytes at the target")
-	assert.True(t, bytes.Equal(payload, g), "first difference at %d", firstDifference(payload, g))
+	assert.True(t, bytes.Equal(payload, g), "first difference at %d", testutil.FirstDiff(payload, g))
 	p.do(func(*conn.Conn, *conn.Conn) { assert.Equal(t, "PROXY please\n", header.String()) }) // the loop's buffer
 	require.NoError(t, p.g.stop())
 }

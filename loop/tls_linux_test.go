@@ -88,24 +88,10 @@ func tlsRoundTrip(c net.Conn, payload []byte) error {
 	if err := <-errc; err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	if i := firstDifference(payload, got); i >= 0 {
+	if i := testutil.FirstDiff(payload, got); i >= 0 {
 		return fmt.Errorf("echo differs from byte %d of %d", i, len(payload))
 	}
 	return nil
-}
-
-// firstDifference returns the first index where a and b differ, -1 if
-// they are equal.
-func firstDifference(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	if len(a) != len(b) {
-		return min(len(a), len(b))
-	}
-	return -1
 }
 
 // testTLSServer: a Go crypto/tls client against a TLS echo server whose

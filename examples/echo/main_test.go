@@ -240,7 +240,7 @@ func TestEchoTLS(t *testing.T) {
 			_, err := io.ReadFull(cl, got)
 			require.NoError(t, err, "client %d", i)
 			require.NoError(t, <-werr, "client %d", i)
-			require.True(t, bytes.Equal(stream, got), "client %d: the echo differs at byte %d", i, firstDiff(stream, got))
+			require.True(t, bytes.Equal(stream, got), "client %d: the echo differs at byte %d", i, testutil.FirstDiff(stream, got))
 		}
 		require.NoError(t, stop(), "a cancelled context stops the server cleanly")
 		// The server closed our connections on the way out, with TLS's
@@ -251,15 +251,6 @@ func TestEchoTLS(t *testing.T) {
 			cl.Close()
 		}
 	})
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 // TestEchoTLSPlaintextClient: a client that speaks no TLS to the TLS echo

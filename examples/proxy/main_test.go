@@ -110,18 +110,9 @@ func roundTrip(addr string, payload []byte) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	if !bytes.Equal(got, payload) {
-		return fmt.Errorf("got %d bytes back, want %d (first difference at %d)", len(got), len(payload), firstDiff(got, payload))
+		return fmt.Errorf("got %d bytes back, want %d (first difference at %d)", len(got), len(payload), testutil.FirstDiff(got, payload))
 	}
 	return nil
-}
-
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return min(len(a), len(b))
 }
 
 // TestProxyEcho: 32 clients at once, 1 MiB each in odd-sized writes, every

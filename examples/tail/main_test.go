@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,27 +20,9 @@ import (
 // wait bounds every wait: generous for -race on a loaded machine.
 const wait = 15 * time.Second
 
-// lockedBuffer is an output the test reads while tail writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // tailRun is tail running in the background.
 type tailRun struct {
-	out, errOut *lockedBuffer
+	out, errOut *testutil.LockedBuffer
 	done        chan error
 	cancel      context.CancelFunc
 }
@@ -50,7 +31,7 @@ type tailRun struct {
 // A cleanup stops it.
 func startTail(t *testing.T, args ...string) *tailRun {
 	t.Helper()
-	r := &tailRun{out: new(lockedBuffer), errOut: new(lockedBuffer), done: make(chan error, 1)}
+	r := &tailRun{out: new(testutil.LockedBuffer), errOut: new(testutil.LockedBuffer), done: make(chan error, 1)}
 	old := stderr
 	stderr = r.errOut
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,24 +45,6 @@ func ChildMain(env string, files uint64, run func(ctx context.Context, stdout io
 	return 0, true
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // AcceptErrors checks that an example server reports accept failures and
 // keeps serving. It runs this test binary as the server in a child process
 // (its TestMain must call ChildMain with the same env and files), on
@@ -80,7 +60,7 @@ func AcceptErrors(t *testing.T, env string, files int, listening *regexp.Regexp,
 	t.Helper()
 	srv := exec.Command(os.Args[0], "-test.run=^$")
 	srv.Env = append(os.Environ(), env+"=-addr 127.0.0.1:0")
-	var errs lockedBuffer
+	var errs LockedBuffer
 	srv.Stderr = &errs
 	out, err := srv.StdoutPipe()
 	if err != nil {
