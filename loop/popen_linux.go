@@ -78,7 +78,8 @@ type child struct {
 // for a missing program, fs.ErrPermission for one not executable) and
 // os.Stat's for a Dir that is missing (fs.ErrNotExist) or not a directory
 // (ENOTDIR), and os.StartProcess's, each naming argv[0]; socketpair's
-// (EMFILE). Call only from the loop goroutine.
+// (EMFILE); one matching errors.ErrUnsupported on a kernel that gives no
+// pidfd (before Linux 5.4). Call only from the loop goroutine.
 func (l *Loop) Popen(argv []string, h conn.Handler, opts PopenOptions) (*conn.Conn, error) {
 	if h == nil {
 		return nil, ErrNilFunc
@@ -126,6 +127,10 @@ func (l *Loop) startChild(argv []string, opts PopenOptions) (int, *child, error)
 	}
 	ours, theirs := fds[0], os.NewFile(uintptr(fds[1]), "popen")
 	defer theirs.Close() // the child has its copies
+	if err := unix.SetNonblock(ours, true); err != nil {
+		unix.Close(ours)
+		return -1, nil, fmt.Errorf("loop: Popen %s: %w", argv[0], os.NewSyscallError("fcntl", err))
+	}
 	stderr := opts.Stderr
 	if opts.MergeStderr {
 		stderr = theirs
@@ -143,15 +148,17 @@ func (l *Loop) startChild(argv []string, opts PopenOptions) (int, *child, error)
 		unix.Close(ours)
 		return -1, nil, fmt.Errorf("loop: Popen: %w", err)
 	}
+	if pidfd < 0 {
+		// A kernel without CLONE_PIDFD (before 5.2): no way to reap the
+		// child without blocking or a signal handler.
+		_ = p.Kill()
+		_, _ = p.Wait()
+		unix.Close(ours)
+		return -1, nil, fmt.Errorf("loop: Popen %s: the kernel gives no pidfd (Linux 5.4 needed): %w", argv[0], errors.ErrUnsupported)
+	}
 	ch := &child{pid: p.Pid, termAfter: opts.TermAfter, killAfter: opts.KillAfter}
 	// The loop reaps the child through pidfd; os's own handle goes.
 	_ = p.Release()
-	if err := unix.SetNonblock(ours, true); err != nil {
-		unix.Close(ours)
-		killNow(pidfd)
-		unix.Close(pidfd)
-		return -1, nil, fmt.Errorf("loop: Popen %s: %w", argv[0], os.NewSyscallError("fcntl", err))
-	}
 	ch.ps = l.newSock(sockChild, pidfd, "pidfd")
 	ch.ps.flow().child = ch
 	if err := l.waitChild(ch); err != nil {
