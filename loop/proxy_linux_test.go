@@ -479,6 +479,10 @@ func testProxyErrors(t *testing.T, b loop.Backend) {
 			_ = d.Close()
 		}
 		assert.NoError(t, src.ProxyTo(dst, 0))
+		for _, c := range []*conn.Conn{src, dst} {
+			_, err := c.Detach()
+			assert.ErrorIs(t, err, conn.ErrCannotDetach, "Detach of a proxy's source or target")
+		}
 		assert.Error(t, src.StartTLS(&tls.Config{}), "StartTLS on a proxy's source")
 		assert.Error(t, dst.StartTLS(&tls.Config{}), "StartTLS on a proxy's target")
 		assert.NoError(t, dst.CloseWrite())
