@@ -30,6 +30,15 @@ import "net"
 // ErrClosed, as after CloseAfterWriting. (EventMachine closes at once and drops
 // those replies.) A handler that wants to keep writing after the peer's EOF,
 // as a proxy forwarding a half-close does, implements HalfCloser.
+//
+// Peer that stops reading. A send that fails with EPIPE (the peer closed,
+// or shut down its reading side, with bytes of ours unread) does not close
+// the connection at once: what is queued is dropped, SendData returns
+// ErrClosed, and the connection reads on until the peer's EOF, so the
+// bytes the peer sent before it left all reach ReceiveData; Unbind then
+// gets the *OpError wrapping EPIPE (or the receive's ECONNRESET, which a
+// Unix socket reports once those bytes are read). TLS connections and
+// proxy targets close at once.
 type Handler interface {
 	// PostInit runs when the connection object exists: for a server right
 	// after accept, for a client right after Connect returns (before the

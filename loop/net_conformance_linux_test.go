@@ -101,6 +101,7 @@ var netConformance = []struct {
 	{"WatchFileDir", testWatchFileDir},
 	{"WatchFileShared", testWatchFileShared},
 	{"WatchFileStop", testWatchFileStop},
+	{"PeerStopsReading", testPeerStopsReading},
 }
 
 func TestNetConformance(t *testing.T) {

@@ -45,7 +45,6 @@ type child struct {
 
 	unbindDue bool  // the connection is closed: Unbind waits for the exit
 	reason    error // its reason
-	inputErr  error // the child stopped reading its input (EPIPE on a send)
 	term      Timer // SIGTERM, then SIGKILL, after a local close
 	stopAt    int64 // Stop: when the shutdown began to end the child
 }
@@ -281,9 +280,6 @@ func (l *Loop) childClosed(s *sock) {
 	ch := s.fl.child
 	ch.unbindDue = true
 	ch.reason = s.reason
-	if ch.inputErr != nil && (s.reason == nil || s.reason == io.EOF) {
-		ch.reason = ch.inputErr
-	}
 	if ch.exited {
 		l.unbindChild(ch)
 		return
@@ -314,23 +310,6 @@ func (l *Loop) unbindChild(ch *child) {
 	}
 	h, c := s.h, s.c
 	l.call(func() { h.Unbind(c, r) })
-}
-
-// childInputGone handles a send to a child that no longer reads (EPIPE):
-// what is queued is dropped and the connection keeps reading, so none of
-// the child's output is lost; its Unbind reason is that error.
-func (l *Loop) childInputGone(s *sock, err error) {
-	ch := s.fl.child
-	if ch.inputErr == nil {
-		ch.inputErr = err
-	}
-	s.out.Reset()
-	l.dropFiles(s)
-	s.wrClosed = true
-	s.shutPending = false
-	if s.rdEOF || s.drain {
-		l.closeSock(s, io.EOF)
-	}
 }
 
 // stopChildren signals, during Stop, the children still running as their

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"time"
@@ -159,6 +160,8 @@ type flowState struct {
 	fw *Watch        // a sockWatch's watch (watch_linux.go)
 
 	child *child // a Popen connection's child, or a sockChild's (popen_linux.go)
+
+	sendErr error // EPIPE from a send: the Unbind reason once the peer's EOF comes (peerStoppedReading)
 }
 
 // tls returns s's TLS session, nil without StartTLS.
@@ -406,6 +409,9 @@ func (l *Loop) closeSock(s *sock, reason error) {
 		return
 	}
 	s.advance(lifeClosed)
+	if reason == io.EOF && s.fl != nil && s.fl.sendErr != nil {
+		reason = s.fl.sendErr // the peer had stopped reading (peerStoppedReading)
+	}
 	s.reason = reason
 	if s.kind == sockInotify {
 		l.inotifyClosed(s) // its file watches end

@@ -185,8 +185,8 @@ func (l *Loop) onSend(s *sock, c *completion) {
 		res = 0 // nothing was written: afterSend sends it all again
 	}
 	if res < 0 {
-		if res == -int32(unix.EPIPE) && s.fl != nil && s.fl.child != nil {
-			l.childInputGone(s, l.opError("send", s, unix.EPIPE))
+		if res == -int32(unix.EPIPE) && s.kind == sockStream && s.tls() == nil && (s.fl == nil || len(s.fl.feeders) == 0) {
+			l.peerStoppedReading(s, l.opError(s.sendOp(), s, unix.EPIPE))
 			return
 		}
 		l.closeSock(s, l.opError(s.sendOp(), s, errnoOf(res)))
@@ -199,6 +199,34 @@ func (l *Loop) onSend(s *sock, c *completion) {
 		s.lastAct = l.monotonic()
 	}
 	l.afterSend(s)
+}
+
+// peerStoppedReading handles a send that failed with EPIPE: the peer
+// reads no more (it closed, or shut down its reading side), but what it
+// sent before may still be in the socket, unread; a Unix socket's peer
+// that writes its last output and exits without reading is the common
+// case. What is queued is dropped, no more sends are accepted, and the
+// connection reads on until the peer's EOF, so none of the peer's bytes
+// are lost; the EPIPE error is then the Unbind reason. (Closing at once
+// lost that output.) TLS connections and proxy targets close at once as
+// before: their queues are not the handler's alone.
+func (l *Loop) peerStoppedReading(s *sock, err error) {
+	fl := s.flow()
+	if fl.sendErr == nil {
+		fl.sendErr = err
+	}
+	s.out.Reset()
+	l.dropFiles(s)
+	s.wrClosed = true
+	s.shutPending = false
+	if s.rdEOF || s.drain {
+		l.closeSock(s, err)
+		return
+	}
+	if s.aboveHigh {
+		s.aboveHigh = false // the queue that paused reading is gone
+		l.updateRead(s)
+	}
 }
 
 // afterSend continues, finishes or closes after a send completed.
