@@ -201,3 +201,25 @@ func BenchmarkDeferRoundTrip(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkLockedGosched: what one yield of a busy loop costs
+// (Options.YieldEvery): runtime.Gosched by a goroutine locked to its thread,
+// as the loop's is, which hands the P to another thread and back. Pinned to
+// one CPU (taskset -c 0) that is two context switches on that CPU; on two
+// CPUs it is a wake-up of a thread on the other. GOMAXPROCS is raised from
+// 1 to 2 as Run raises it.
+func BenchmarkLockedGosched(b *testing.B) {
+	if runtime.GOMAXPROCS(0) == 1 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for b.Loop() {
+			runtime.Gosched()
+		}
+	}()
+	<-done
+}

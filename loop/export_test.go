@@ -43,3 +43,7 @@ func SetGOMAXPROCSForTest(n int) (restore func()) {
 		procs.mu.Unlock()
 	}
 }
+
+// Yields reports how many times the loop yielded its P (Options.YieldEvery,
+// or for readied Defer workers). Call it on the loop goroutine.
+func (l *Loop) Yields() int { return l.yields }

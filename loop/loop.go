@@ -58,6 +58,8 @@ type Loop struct {
 	stopping   bool // shutdown has begun: no new Defer, servers, connections
 	base       time.Time
 	now        int64 // cached monotonic nanoseconds since base
+	lastYield  int64 // l.now-scale time of the last yield or idle wait (Options.YieldEvery)
+	yields     int   // how many times the loop yielded (tests)
 	timerHeap  timers.Heap[*Timer]
 	nTimers    int // pending timers, for MaxTimers
 	expired    []*timers.Entry[*Timer]
@@ -252,6 +254,7 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	l.pool = p
 	l.base = time.Now()
 	l.now = 0
+	l.lastYield = 0
 
 	l.call(func() { fn(l) })
 	l.runCloses()
@@ -416,13 +419,18 @@ func (l *Loop) pollIO() {
 	if d, ok := l.timerHeap.NextDeadline(); ok {
 		timeout = max(time.Duration(d-l.monotonic()), 0)
 	}
-	if timeout != 0 && l.readiedWorkers {
+	switch {
+	case timeout != 0 && l.readiedWorkers:
 		// Submit readied a pool worker (or a TLS handshake goroutine) onto
 		// this P's run queue; if we block in the kernel now, the worker
 		// waits until another thread steals it or sysmon retakes the P (up
 		// to milliseconds). Yielding first hands the P over at once:
 		// measured 3x faster Defer round trips (BenchmarkDeferRoundTrip).
-		runtime.Gosched()
+		l.yield()
+	case l.opts.YieldEvery > 0 && l.now-l.lastYield >= int64(l.opts.YieldEvery):
+		// Busy for a whole interval without a reschedule: yield before
+		// sysmon takes the P in a system call (Options.YieldEvery).
+		l.yield()
 	}
 	l.readiedWorkers = false
 	if timeout != 0 {
@@ -434,10 +442,19 @@ func (l *Loop) pollIO() {
 		}
 	}
 	l.clockStale = timeout != 0
+	var before int64
+	if timeout != 0 {
+		before = l.monotonic()
+	}
 	err := l.be.poll(timeout, l.dispatchFn)
 	l.clockStale = false
 	l.sleeping.Store(false)
 	l.updateTime()
+	if timeout != 0 && l.now-before >= int64(l.opts.YieldEvery) {
+		// Idle for a whole interval: the busy stretch starts now, so the
+		// work that woke the loop is not delayed by a yield.
+		l.lastYield = l.now
+	}
 	// Any wake-up in flight has been consumed or will make the next poll
 	// return at once; either way the queues are read after this store.
 	l.wakeSig.Store(false)
@@ -445,6 +462,14 @@ func (l *Loop) pollIO() {
 		l.fail(fmt.Errorf("loop: %s backend: %w", l.be.kind(), err))
 	}
 	l.runCloses()
+}
+
+// yield lets the Go scheduler run other goroutines on the loop's P, and
+// marks the start of a new busy stretch.
+func (l *Loop) yield() {
+	l.yields++
+	runtime.Gosched()
+	l.lastYield = l.monotonic()
 }
 
 // monotonic returns nanoseconds since base on the monotonic clock.

@@ -105,6 +105,23 @@ type Options struct {
 	// (README, "One CPU").
 	FixedGOMAXPROCS bool
 
+	// YieldEvery is how long a busy loop runs before it lets the Go
+	// scheduler have its P (runtime.Gosched) once, on its way into the next
+	// I/O wait (default DefaultYieldEvery; negative means never). A loop
+	// that waits in the kernel and wakes to work again never parks, so the
+	// runtime sees one goroutine running without a reschedule: every 10 ms
+	// its sysmon thread retakes the loop's P in the middle of a system call
+	// and then polls at its shortest interval (20 µs) for a millisecond or
+	// more. Those wake-ups and the context switches they cause cost a busy
+	// loop about 16 % of its throughput on one CPU (bench/README.md
+	// "Per-request costs"). A yield costs about 4 µs on a pinned CPU and
+	// 13 to 14 µs when a thread on another CPU takes the P
+	// (BenchmarkLockedGosched), and delays only the output queued in that
+	// iteration. A loop that blocked in its wait for a whole
+	// interval or more is not busy: it does not yield, so a server seeing
+	// a request now and then pays nothing.
+	YieldEvery time.Duration
+
 	// DebugPoisonReceive, for tests, overwrites the bytes passed to
 	// ReceiveData (and ReceiveDatagram) with 0xDB once the callback returns,
 	// so a handler that keeps the slice instead of copying it sees garbage.
@@ -423,6 +440,10 @@ const (
 	DefaultListenBacklog  = 1024
 )
 
+// DefaultYieldEvery is Options.YieldEvery's default: a busy loop yields its P
+// to the Go scheduler at most every 2 ms.
+const DefaultYieldEvery = 2 * time.Millisecond
+
 // validate checks o and fills defaults.
 func (o *Options) validate() error {
 	if o.Backend > Epoll {
@@ -433,6 +454,9 @@ func (o *Options) validate() error {
 	}
 	if o.PoolSize == 0 {
 		o.PoolSize = DefaultPoolSize
+	}
+	if o.YieldEvery == 0 {
+		o.YieldEvery = DefaultYieldEvery
 	}
 	if o.MaxTimers < 0 {
 		return fmt.Errorf("loop: negative MaxTimers %d", o.MaxTimers)

@@ -21,8 +21,10 @@
 // RLIMIT_NOFILE of them and none takes a descriptor of the process;
 // -process-fds makes them ordinary descriptors (loop.URingOptions.ProcessFDs);
 // -fixed-gomaxprocs leaves GOMAXPROCS at 1 on one CPU
-// (loop.Options.FixedGOMAXPROCS) and -min-wait D gathers completions for up
-// to D per wait (loop.URingOptions.MinWait), each for its A/B.
+// (loop.Options.FixedGOMAXPROCS), -yield-every D sets how often a busy
+// reactor yields to the Go scheduler (loop.Options.YieldEvery; -1ns: never)
+// and -min-wait D gathers completions for up to D per wait
+// (loop.URingOptions.MinWait), each for its A/B.
 //
 // A client that sends without reading what comes back holds at most about
 // 256 KiB of echoed bytes: above that (the high watermark of
@@ -129,6 +131,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	loops := fs.Int("loops", 1, "number of reactors, each with its own SO_REUSEPORT listener (0: one per core)")
 	processFDs := fs.Bool("process-fds", false, "io_uring: hold connections as process descriptors instead of direct descriptors in the rings (URingOptions.ProcessFDs)")
 	fixedProcs := fs.Bool("fixed-gomaxprocs", false, "leave GOMAXPROCS at 1 on one CPU (Options.FixedGOMAXPROCS)")
+	yieldEvery := fs.Duration("yield-every", 0, "how often a busy reactor yields to the Go scheduler (Options.YieldEvery; 0: the default, negative: never)")
 	minWait := fs.Duration("min-wait", 0, "io_uring: gather completions for up to this long per wait (URingOptions.MinWait; 0: off)")
 	tlsCert := fs.String("tls-cert", "", "echo over TLS with this PEM certificate `file` (with -tls-key)")
 	tlsKey := fs.String("tls-key", "", "the PEM private key `file` of -tls-cert")
@@ -169,7 +172,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		}
 		fmt.Fprintln(stderr, "echo:", err)
 	}
-	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, FixedGOMAXPROCS: *fixedProcs, URing: loop.URingOptions{ProcessFDs: *processFDs, MinWait: *minWait}})
+	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, FixedGOMAXPROCS: *fixedProcs, YieldEvery: *yieldEvery, URing: loop.URingOptions{ProcessFDs: *processFDs, MinWait: *minWait}})
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ func TestEcho(t *testing.T) {
 	// come back over process descriptors instead of direct ones.
 	t.Run("process-fds", func(t *testing.T) { testEcho(t, "-loops", "2", "-process-fds") })
 	t.Run("fixed-gomaxprocs", func(t *testing.T) { testEcho(t, "-fixed-gomaxprocs") })
+	t.Run("yield-never", func(t *testing.T) { testEcho(t, "-yield-every", "-1ns") })
 }
 
 func testEcho(t *testing.T, args ...string) {
