@@ -13,6 +13,9 @@
 # 2 s in the middle. Needs root (cgroup, perf). Examples:
 #
 #   RINGMACHINE_BACKEND=epoll bench/percall.sh epoll bench/bin/rm-echo -loops 1
+#
+# USER_SPLIT=1 also samples the server (perf record) and prints the share of
+# its CPU spent in user space, and that share in µs per request.
 #   bench/percall.sh gnet bench/bin/peer -impl gnet -proto echo
 set -eu
 name=$1
@@ -50,7 +53,15 @@ ev=raw_syscalls:sys_enter,context-switches,task-clock
 for s in read write sendmsg recvfrom writev epoll_wait epoll_ctl futex nanosleep io_uring_enter tgkill; do
 	ev=$ev,syscalls:sys_enter_$s
 done
+pr=""
+if [ -n "${USER_SPLIT:-}" ]; then
+	# Sampled alongside: the share of the server's CPU spent in user space.
+	pr=$(mktemp)
+	perf record -q -e cpu-clock -F 4000 -o "$pr" -p $pid -- sleep 2 >/dev/null 2>&1 &
+	prpid=$!
+fi
 perf stat -x, -e "$ev" -p $pid -- sleep 2 2>"$pf"
+[ -n "$pr" ] && wait $prpid
 wait $lgpid
 rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2)
 echo "== $name: $rps req/s"
@@ -59,4 +70,12 @@ awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {
 	v = $1 / (rps * 2); unit = "/req"
 	if ($3 == "task-clock") { v *= 1000; unit = "µs CPU/req" }
 	printf "  %-34s %12.0f  %8.3f %s\n", $3, $1, v, unit }' "$pf"
+if [ -n "$pr" ]; then
+	# user µs/req = CPU µs/req x the share of samples outside the kernel.
+	perf report -q -i "$pr" --no-children --sort dso -g none 2>/dev/null |
+		awk -v rps="$rps" -v tc="$(awk -F, '$3 == "task-clock" { print $1 }' "$pf")" '
+			{ p = $1; sub(/%/, "", p); if ($2 != "[kernel.kallsyms]") u += p }
+			END { printf "  %-34s %12.1f  %8.3f µs/req\n", "user-space share (%)", u, u / 100 * tc * 1000 / (rps * 2) }'
+	rm -f "$pr"
+fi
 rm -f "$lg" "$pf"

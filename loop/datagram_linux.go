@@ -97,7 +97,7 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 	}
 	if c.res >= 0 {
 		s.stats.BytesOut += uint64(c.res)
-		s.lastAct = l.monotonic()
+		s.lastAct = l.now
 	} else if err := errnoOf(c.res); err != unix.ECANCELED {
 		// Reported like a failure at submission, so both backends tell the
 		// handler the same (io_uring fails some sends earlier than epoll).
@@ -141,7 +141,7 @@ func (l *Loop) onRecvFrom(s *sock, c *completion) {
 	}
 	if c.res >= 0 {
 		s.stats.BytesIn += uint64(len(c.buf))
-		s.lastAct = l.monotonic()
+		s.lastAct = l.now
 		if !l.wantRead(s) {
 			// Paused while the receive was in flight: keep the datagram for
 			// Resume, as stream bytes are kept (both backends).

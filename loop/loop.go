@@ -53,7 +53,7 @@ type Loop struct {
 	// Loop-goroutine state.
 	be         backend
 	dispatchFn func(*completion) // l.dispatch, bound once: a method value allocates
-	clockStale bool              // the wait of pollIO ran since now was refreshed (see dispatch)
+	clockStale bool              // a poll ran since now was refreshed (see dispatch)
 	pool       *pool.Pool
 	stopping   bool // shutdown has begun: no new Defer, servers, connections
 	base       time.Time
@@ -441,7 +441,12 @@ func (l *Loop) pollIO() {
 			timeout = 0
 		}
 	}
-	l.clockStale = timeout != 0
+	// The first completion refreshes the time (see dispatch), whether or
+	// not the wait blocked: handlers that read Now or arm timers, and the
+	// activity stamps of connections (inactivity timeouts), then read the
+	// cached time instead of the clock, once per poll rather than per
+	// completion.
+	l.clockStale = true
 	var before int64
 	if timeout != 0 {
 		before = l.monotonic()

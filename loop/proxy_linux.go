@@ -314,7 +314,7 @@ func (l *Loop) onSpliceIn(s *sock, c *completion) {
 	case c.res > 0:
 		n := int(c.res)
 		s.stats.BytesIn += uint64(n)
-		s.lastAct = l.monotonic()
+		s.lastAct = l.now
 		px.moved += int64(n)
 		if s.fl.px == px || s.fl.px == nil {
 			s.fl.proxied += uint64(n) // not if a new proxy has begun since
@@ -428,7 +428,7 @@ func (l *Loop) onSpliceOut(t *sock, c *completion) {
 	t.fl.pipeQ -= int(c.res)
 	t.stats.BytesOut += uint64(c.res)
 	if c.res > 0 {
-		t.lastAct = l.monotonic()
+		t.lastAct = l.now
 	}
 	if f.n <= 0 {
 		t.files[0] = nil

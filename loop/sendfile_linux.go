@@ -82,7 +82,7 @@ func (l *Loop) onSendFile(s *sock, c *completion) {
 	f.off += int64(c.res)
 	f.n -= int64(c.res)
 	s.stats.BytesOut += uint64(c.res)
-	s.lastAct = l.monotonic()
+	s.lastAct = l.now
 	if f.n <= 0 || c.res == 0 { // done, or the file shrank
 		f.f.Close()
 		s.files[0] = nil

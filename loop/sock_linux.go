@@ -73,7 +73,7 @@ type sock struct {
 	sentSeq int64 // bytes of out sent so far
 	outSeq  int64 // bytes of out written so far
 
-	lastAct int64
+	lastAct int64       // l.now of the last byte in or out (inactivity timeouts)
 	inact   *inactivity // allocated by the first SetInactivityTimeout
 
 	laddr, raddr net.Addr
@@ -302,7 +302,7 @@ func (l *Loop) ConnectionCount() int { return l.net.nconns }
 // dispatch handles one completion reported by the backend.
 func (l *Loop) dispatch(c *completion) {
 	if l.clockStale {
-		// The first completion after a wait: handlers that read Now or arm
+		// The first completion of a poll: handlers that read Now or arm
 		// timers must not measure from before the wait (libuv refreshes its
 		// time right after epoll_wait too). Once per poll, not per completion.
 		l.clockStale = false

@@ -196,7 +196,7 @@ func (l *Loop) onSend(s *sock, c *completion) {
 	s.sentSeq += int64(res)
 	s.stats.BytesOut += uint64(res)
 	if res > 0 {
-		s.lastAct = l.monotonic()
+		s.lastAct = l.now
 	}
 	l.afterSend(s)
 }
@@ -391,7 +391,7 @@ func (l *Loop) updateRead(s *sock) {
 // deliver hands data to the handler, then poisons it if asked to.
 func (l *Loop) deliver(s *sock, data []byte) {
 	s.stats.BytesIn += uint64(len(data))
-	s.lastAct = l.monotonic()
+	s.lastAct = l.now
 	if s.tls() != nil {
 		l.tlsFeed(s, data)
 		return
