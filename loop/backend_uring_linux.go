@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/ringmachine/ringmachine/internal/connio"
 	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
@@ -12,7 +13,18 @@ var (
 	_ backend     = (*uringBackend)(nil)
 	_ msgRinger   = (*uringBackend)(nil)
 	_ directMover = (*uringBackend)(nil)
+	_ chunkSource = (*uringBackend)(nil)
 )
+
+// sendChunks returns the engine's pinned send slabs: outbound chunks taken
+// from them go to SEND without a runtime.Pinner call per send, which
+// profiles of the echo server put at 2 to 3 % of its CPU.
+func (b *uringBackend) sendChunks() connio.ChunkSource {
+	if s := b.e.SendSlabs(); s != nil {
+		return s
+	}
+	return nil
+}
 
 // uringBackend adapts the io_uring engine to the backend contract.
 type uringBackend struct {
@@ -48,6 +60,9 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		MinWait:        cfg.minWait,
 		MinWaitBatch:   cfg.minWaitBatch,
 		SpliceWorker:   cfg.spliceWorker,
+		// Outbound chunks come from pinned slabs (see sendChunks).
+		SendSlabChunk:  connio.ChunkSize,
+		SendSlabChunks: outboundChunksMax,
 	})
 	if err != nil {
 		return nil, err

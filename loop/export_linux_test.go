@@ -110,3 +110,13 @@ func SetTestHookNoWaitid() (restore func()) {
 type noWaitid struct{ backend }
 
 func (noWaitid) waitid(int, *siginfo, uint64) error { return errors.ErrUnsupported }
+
+// PinnedSendBuffers reports the send buffers the io_uring backend pinned
+// per operation, outside its pinned send slabs (0 on epoll). Call on the
+// loop goroutine.
+func (l *Loop) PinnedSendBuffers() int {
+	if b, ok := l.be.(*uringBackend); ok {
+		return b.e.Stats().PinnedSendBuffers
+	}
+	return 0
+}

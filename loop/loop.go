@@ -229,6 +229,7 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		be = h(be)
 	}
 	l.be = be
+	l.useBackendChunks(be)
 	l.inbox.open(-1, false)
 	if mr, ok := be.(msgRinger); ok && l.group != nil {
 		dm, ok := be.(directMover)

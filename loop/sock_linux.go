@@ -219,6 +219,25 @@ type netState struct {
 func (s *sock) tok(k opKind) uint64 { return makeToken(k, s.slot, s.gen) }
 
 // newSock allocates a record in the slot table.
+// outboundChunksMax bounds the outbound chunks a loop keeps for reuse: 4 MiB
+// of 16 KiB chunks (and as many in the io_uring engine's pinned send slabs).
+const outboundChunksMax = 256
+
+// chunkSource is implemented by backends whose sends want outbound chunks
+// from memory of their own (the io_uring engine's pinned send slabs).
+type chunkSource interface {
+	sendChunks() connio.ChunkSource
+}
+
+// useBackendChunks makes outbound chunks come from be's memory when it has
+// some (chunkSource), for this run.
+func (l *Loop) useBackendChunks(be backend) {
+	l.net.chunks.Src = nil
+	if cs, ok := be.(chunkSource); ok {
+		l.net.chunks.Src = cs.sendChunks()
+	}
+}
+
 func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
 	n := &l.net
 	var slot uint32
@@ -232,7 +251,7 @@ func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
 	}
 	s := &sock{l: l, slot: slot, gen: n.gens[slot], kind: kind, life: lifeOpen, fd: fd, network: network}
 	if n.chunks.Max == 0 {
-		n.chunks.Max = 256 // 4 MiB of 16 KiB chunks at most
+		n.chunks.Max = outboundChunksMax
 	}
 	if l.opts.URing.SendZC == 0 || l.be.kind() != URing {
 		// With zero-copy sends the kernel reads sent chunks until a

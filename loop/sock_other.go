@@ -18,14 +18,15 @@ type netState struct{}
 
 var errNoNet = fmt.Errorf("loop: networking needs Linux: %w", errors.ErrUnsupported)
 
-func (l *Loop) dispatch(*completion) {}
-func (l *Loop) runCloses()           {}
-func (l *Loop) flushSends()          {}
-func (l *Loop) closesPending() bool  { return false }
-func (l *Loop) stopServers() error   { return nil }
-func (l *Loop) shutdownConns() error { return nil }
-func (l *Loop) closePipes()          {}
-func (l *Loop) report(err error)     { l.handlePanic(err) }
+func (l *Loop) dispatch(*completion)     {}
+func (l *Loop) useBackendChunks(backend) {}
+func (l *Loop) runCloses()               {}
+func (l *Loop) flushSends()              {}
+func (l *Loop) closesPending() bool      { return false }
+func (l *Loop) stopServers() error       { return nil }
+func (l *Loop) shutdownConns() error     { return nil }
+func (l *Loop) closePipes()              {}
+func (l *Loop) report(err error)         { l.handlePanic(err) }
 
 // ConnectionCount reports the open connections: always 0 off Linux.
 func (l *Loop) ConnectionCount() int { return 0 }

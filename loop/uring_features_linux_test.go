@@ -281,3 +281,70 @@ func TestZeroCopyCloseNonReader(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, freed, "the closed connection's record is freed although its peer never read")
 }
+
+// TestURingSendSlabs: on io_uring a connection's outbound chunks come from
+// the engine's pinned send slabs, so request/response traffic pins no send
+// buffer; a queue larger than the slabs (16 MiB echoed to a client that
+// reads only once it has written everything) spills into chunks of the Go
+// heap, pinned per send, and every byte still comes back in order.
+func TestURingSendSlabs(t *testing.T) {
+	testutil.RequireURing(t)
+	testutil.CheckLeaks(t)
+	l, err := loop.New(loop.Options{Backend: loop.URing})
+	require.NoError(t, err)
+	var pinsSmall, pinsBig int
+	err = l.Run(func(l *loop.Loop) {
+		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return coreEcho{} })
+		if !assert.NoError(t, err) {
+			l.Stop()
+			return
+		}
+		addr := srv.Addr().String()
+		go func() {
+			defer l.Stop()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer c.Close()
+			require.NoError(t, c.SetDeadline(time.Now().Add(60*time.Second)))
+			r := rand.New(rand.NewPCG(3, 4))
+			msg, got := make([]byte, 64), make([]byte, 64)
+			for range 200 {
+				for i := range msg {
+					msg[i] = byte(r.Uint32())
+				}
+				_, err := c.Write(msg)
+				require.NoError(t, err)
+				_, err = io.ReadFull(c, got)
+				require.NoError(t, err)
+				require.Equal(t, msg, got)
+			}
+			pins := make(chan int)
+			l.NextTick(func() { pins <- l.PinnedSendBuffers() })
+			pinsSmall = <-pins
+
+			big := make([]byte, 16<<20)
+			for i := range big {
+				big[i] = byte(r.Uint32())
+			}
+			_, err = c.Write(big)
+			require.NoError(t, err)
+			back := make([]byte, len(big))
+			_, err = io.ReadFull(c, back)
+			require.NoError(t, err)
+			if !bytes.Equal(big, back) {
+				i := 0
+				for big[i] == back[i] {
+					i++
+				}
+				t.Errorf("echo differs from byte %d on", i)
+			}
+			l.NextTick(func() { pins <- l.PinnedSendBuffers() })
+			pinsBig = <-pins
+		}()
+	})
+	require.NoError(t, err)
+	assert.Zero(t, pinsSmall, "round trips pin no send buffer")
+	assert.Positive(t, pinsBig, "a queue beyond the slabs pins its heap chunks")
+}

@@ -27,12 +27,29 @@ type Outbound struct {
 // queue after every send does not allocate a chunk per write. It holds at
 // most Max chunks. Not safe for concurrent use.
 type ChunkCache struct {
-	Max  int
+	Max int
+	// Src, when set, supplies chunks before the cache's own: the io_uring
+	// engine's pinned send slabs, whose chunks need no pin per send. Its
+	// chunks go back to it; it must hand out chunks of ChunkSize bytes.
+	Src  ChunkSource
 	free [][]byte
+}
+
+// ChunkSource supplies empty chunks of capacity ChunkSize (Get returns nil
+// when it has none left) and takes back its own (Put reports false for a
+// chunk that is not).
+type ChunkSource interface {
+	Get() []byte
+	Put(b []byte) bool
 }
 
 func (c *ChunkCache) get() []byte {
 	if c != nil {
+		if c.Src != nil {
+			if b := c.Src.Get(); b != nil {
+				return b
+			}
+		}
 		if k := len(c.free); k > 0 {
 			b := c.free[k-1]
 			c.free[k-1] = nil
@@ -44,6 +61,9 @@ func (c *ChunkCache) get() []byte {
 }
 
 func (c *ChunkCache) put(b []byte) {
+	if c != nil && c.Src != nil && c.Src.Put(b) {
+		return
+	}
 	if c != nil && cap(b) == ChunkSize && len(c.free) < c.Max {
 		c.free = append(c.free, b[:0])
 	}

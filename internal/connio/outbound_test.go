@@ -91,3 +91,69 @@ func TestOutboundChunkCache(t *testing.T) {
 	q.Reset()
 	assert.Zero(t, q.Len())
 }
+
+// fakeSource hands out its own chunks, at most len(own) at a time.
+type fakeSource struct {
+	own  [][]byte
+	free [][]byte
+	puts int
+}
+
+func newFakeSource(n int) *fakeSource {
+	s := &fakeSource{}
+	for range n {
+		c := make([]byte, 0, connio.ChunkSize)
+		s.own = append(s.own, c)
+		s.free = append(s.free, c)
+	}
+	return s
+}
+
+func (s *fakeSource) Get() []byte {
+	if len(s.free) == 0 {
+		return nil
+	}
+	c := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	return c
+}
+
+func (s *fakeSource) Put(b []byte) bool {
+	for _, c := range s.own {
+		if &c[:1][0] == &b[:1][0] {
+			s.puts++
+			s.free = append(s.free, c)
+			return true
+		}
+	}
+	return false
+}
+
+// TestChunkCacheSource: chunks come from the cache's Src while it has any,
+// then from the Go heap; consumed chunks go back where they came from; every
+// byte comes out as written.
+func TestChunkCacheSource(t *testing.T) {
+	src := newFakeSource(2)
+	cache := &connio.ChunkCache{Max: 8, Src: src}
+	var q connio.Outbound
+	q.SetCache(cache)
+	data := make([]byte, 3*connio.ChunkSize+100) // four chunks
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	q.Write(data)
+	assert.Empty(t, src.free, "the source's chunks are taken first")
+	var got []byte
+	for q.Len() > 0 {
+		p := q.Pending(nil)[0]
+		got = append(got, p...)
+		q.Consume(len(p))
+	}
+	assert.True(t, bytes.Equal(data, got))
+	assert.Equal(t, 2, src.puts, "the source's chunks go back to it, the heap's to the cache")
+	assert.Len(t, src.free, 2)
+	q.Write([]byte("again"))
+	assert.Len(t, src.free, 1, "and are taken first again")
+	q.Reset()
+	assert.Len(t, src.free, 2, "Reset gives them back too")
+}

@@ -119,6 +119,14 @@ type Options struct {
 	// calling splice(2) on the caller's thread once a POLL_ADD reports the
 	// socket ready (the default).
 	SpliceWorker bool
+	// SendSlabChunk, when positive, gives the engine slabs of send memory
+	// pinned once ([Engine.SendSlabs]): chunks of this many bytes, at most
+	// SendSlabChunks of them (default 256), allocated 64 at a time as they
+	// are needed. A send whose buffers lie in them pins nothing for the
+	// operation; any other buffer is pinned from submission to completion.
+	SendSlabChunk int
+	// SendSlabChunks caps the chunks of SendSlabChunk.
+	SendSlabChunks int
 }
 
 // DirectBase is the first fd value that names a direct descriptor: fd =
@@ -150,4 +158,7 @@ type Stats struct {
 	FreshRecvCancels int
 	// RecvBuffers is how many buffers the provided-buffer ring holds now.
 	RecvBuffers int
+	// PinnedSendBuffers counts the send payload buffers pinned for their
+	// operation: those outside the send slabs (Options.SendSlabChunk).
+	PinnedSendBuffers int
 }

@@ -45,7 +45,8 @@ type Engine struct {
 	woff   bool
 	efbuf  *[8]byte // target of the in-flight eventfd read, pinned
 	pin    runtime.Pinner
-	armed  bool // the eventfd read is in flight
+	slabs  *uring.Slabs // Options.SendSlabChunk: send memory pinned once
+	armed  bool         // the eventfd read is in flight
 
 	ops int // caller operations whose final completion is not delivered
 
@@ -108,8 +109,19 @@ type Engine struct {
 // missing feature or an Options.Taskrun tier the kernel refuses; an error
 // wrapping unix.EINVAL for negative options.
 func New(opts Options) (*Engine, error) {
-	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 || opts.DirectFiles < 0 || opts.MinWait < 0 || opts.MinWaitBatch < 0 {
+	if opts.Entries < 0 || opts.RecvBufferSize < 0 || opts.RecvBuffers < 0 || opts.RecvBuffersMax < 0 || opts.SendZC < 0 || opts.DirectFiles < 0 || opts.MinWait < 0 || opts.MinWaitBatch < 0 || opts.SendSlabChunk < 0 || opts.SendSlabChunks < 0 {
 		return nil, fmt.Errorf("engine: negative option in %+v: %w", opts, unix.EINVAL)
+	}
+	var slabs *uring.Slabs
+	if opts.SendSlabChunk > 0 {
+		if opts.SendSlabChunks == 0 {
+			opts.SendSlabChunks = 256
+		}
+		const perSlab = 64
+		var err error
+		if slabs, err = uring.NewSlabs(opts.SendSlabChunk, perSlab, (opts.SendSlabChunks+perSlab-1)/perSlab); err != nil {
+			return nil, fmt.Errorf("engine: send slabs: %w", err)
+		}
 	}
 	if opts.Entries == 0 {
 		opts.Entries = DefaultEntries
@@ -152,7 +164,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.Join(fmt.Errorf("engine: buffer ring: %w", err), unix.Close(efd), r.Close())
 	}
 	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
-		byUD: make(map[uint64]uint32), opts: opts}
+		byUD: make(map[uint64]uint32), opts: opts, slabs: slabs}
 	e.zcMsg = p.Supported(uring.OpSendmsgZC)
 	e.waitid = p.Supported(uring.OpWaitid)
 	if opts.DirectFiles > 0 && directOps(p) {
@@ -183,6 +195,12 @@ func checkRing(r *uring.Ring) (*uring.Probe, error) {
 	}
 	return p, nil
 }
+
+// SendSlabs returns the engine's pinned send memory (nil without
+// Options.SendSlabChunk): chunks from its Get, given back with Put once no
+// send uses them, go to [Engine.Send] without a pin per operation. It is
+// closed with the engine.
+func (e *Engine) SendSlabs() *uring.Slabs { return e.slabs }
 
 // RingFD returns the ring's fd when the kernel has IORING_OP_MSG_RING
 // (Linux 5.18), the target other engines pass to [Engine.MsgRing]; -1
@@ -536,8 +554,9 @@ func (e *Engine) Close() error {
 		errs = append(errs, err)
 	}
 	// The ring is gone: the kernel holds no reference to efbuf, the rows'
-	// memory or the pipes any more.
+	// memory, the send slabs or the pipes any more.
 	e.pin.Unpin()
+	e.slabs.Close()
 	for i := range e.rows {
 		if m := e.rows[i].mem; m != nil {
 			m.release()

@@ -768,3 +768,71 @@ func acceptOneDirect(t *testing.T, e *Engine) (net.Listener, net.Conn, int) {
 	require.NotZero(t, direct)
 	return ln, c, direct
 }
+
+// TestSendSlabs: a send whose buffers lie in the send slabs pins nothing of
+// its own; a buffer of the Go heap is pinned for the send, alone or beside a
+// slab chunk; every byte arrives in order either way. Without slabs every
+// send buffer is pinned.
+func TestSendSlabs(t *testing.T) {
+	for _, slabs := range []bool{true, false} {
+		t.Run(fmt.Sprint("slabs=", slabs), func(t *testing.T) {
+			o := Options{}
+			if slabs {
+				o.SendSlabChunk, o.SendSlabChunks = 4096, 8
+			}
+			e := open(t, o)
+			a, b := tcpPair(t)
+			chunk := func(fill byte, n int) []byte {
+				var c []byte
+				if slabs {
+					c = e.SendSlabs().Get()
+					require.NotNil(t, c)
+					require.True(t, e.SendSlabs().Contains(c[:1]))
+				} else {
+					assert.Nil(t, e.SendSlabs())
+					c = make([]byte, 0, 4096)
+				}
+				for i := 0; i < n; i++ {
+					c = append(c, fill+byte(i))
+				}
+				return c
+			}
+			heapBuf := bytes.Repeat([]byte{0xEE}, 1000)
+			one, two := chunk(1, 3000), chunk(100, 2000)
+			cases := []struct {
+				name string
+				bufs [][]byte
+				pins int // with slabs
+			}{
+				{"slab", [][]byte{one}, 0},
+				{"slab-part", [][]byte{one[1000:2500]}, 0},
+				{"slabs", [][]byte{one, two}, 0},
+				{"heap", [][]byte{heapBuf}, 1},
+				{"slab+heap", [][]byte{two, heapBuf, one[:10]}, 1},
+			}
+			var want []byte
+			for _, tc := range cases {
+				before := e.Stats().PinnedSendBuffers
+				n := 0
+				for _, p := range tc.bufs {
+					n += len(p)
+					want = append(want, p...)
+				}
+				require.NoError(t, e.Send(a, tc.bufs, 7))
+				c, _ := waitFor(t, e, 7)
+				require.Equal(t, int32(n), c.Res, tc.name)
+				pins := len(tc.bufs)
+				if slabs {
+					pins = tc.pins
+				}
+				assert.Equal(t, pins, e.Stats().PinnedSendBuffers-before, tc.name)
+			}
+			assert.True(t, bytes.Equal(want, readAll(t, b, len(want))), "bytes in order")
+			if slabs {
+				assert.True(t, e.SendSlabs().Put(one[:0]))
+				require.NoError(t, e.Close())
+				assert.False(t, e.SendSlabs().Contains(two), "closed with the engine")
+			}
+		})
+	}
+}

@@ -216,27 +216,29 @@ func (e *Engine) prepSendOp(s *uring.SQE, idx uint32) {
 			if n == len(m.bufs[first]) || !e.zcMsg {
 				p := m.bufs[first]
 				// Memory: the kernel reads p until the notification CQE;
-				// m.bufs keeps it reachable and the pin in place until the
-				// row is freed, after the notification.
-				m.pinHere(&p[0])
+				// m.bufs keeps it reachable and the pin (or the slab's) in
+				// place until the row is freed, after the notification.
+				e.pinSend(m, p)
 				s.PrepSendZC(fd, p, unix.MSG_NOSIGNAL, 0)
 				return
 			}
-			fillMsg(m, m.bufs)
+			e.fillSendMsg(m)
 			s.PrepSendmsgZC(fd, &m.msg, unix.MSG_NOSIGNAL)
 			return
 		}
 	}
 	if p, ok := singleBuf(m.bufs); ok {
 		// One buffer (a small reply, the common case): SEND spares the
-		// kernel the msghdr copy and iovec import, and us two of three pins.
+		// kernel the msghdr copy and iovec import, and us two of three pins,
+		// or all three when p is in the send slabs.
 		// Memory: the kernel reads p until the CQE; m.bufs keeps it
-		// reachable and the pin in place until the row is freed.
-		m.pinHere(&p[0])
+		// reachable and the pin (or the slab's) in place until the row is
+		// freed.
+		e.pinSend(m, p)
 		s.PrepSend(fd, p, unix.MSG_NOSIGNAL)
 		return
 	}
-	fillMsg(m, m.bufs)
+	e.fillSendMsg(m)
 	s.PrepSendmsg(fd, &m.msg, unix.MSG_NOSIGNAL)
 }
 
@@ -336,9 +338,28 @@ func (e *Engine) SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error {
 	return nil
 }
 
+// pinSend pins p, a send's payload, unless it lies in the send slabs,
+// which are pinned until the engine closes.
+func (e *Engine) pinSend(m *opMem, p []byte) {
+	if !e.slabs.Contains(p) {
+		m.pinHere(&p[0])
+		e.stats.PinnedSendBuffers++
+	}
+}
+
+// fillSendMsg is fillMsg for a send's m.bufs, whose buffers in the send
+// slabs need no pin of their own.
+func (e *Engine) fillSendMsg(m *opMem) {
+	e.stats.PinnedSendBuffers += fillMsgSkip(m, m.bufs, e.slabs)
+}
+
 // fillMsg points m.msg at bufs through m.iov, pinning every address the
 // kernel will read.
-func fillMsg(m *opMem, bufs [][]byte) {
+func fillMsg(m *opMem, bufs [][]byte) { fillMsgSkip(m, bufs, nil) }
+
+// fillMsgSkip is fillMsg but for the buffers that lie in pinned (already
+// pinned until the engine closes); it returns how many buffers it pinned.
+func fillMsgSkip(m *opMem, bufs [][]byte, pinned *uring.Slabs) (pins int) {
 	m.iov = m.iov[:0]
 	for _, p := range bufs {
 		if len(p) == 0 {
@@ -348,8 +369,12 @@ func fillMsg(m *opMem, bufs [][]byte) {
 		v.SetLen(len(p))
 		m.iov = append(m.iov, v)
 		// Memory: the kernel reads p until the final CQE; m.bufs keeps it
-		// reachable and the pin in place until the row is freed.
-		m.pin.Pin(&p[0])
+		// reachable and the pin (or the slab's) in place until the row is
+		// freed.
+		if !pinned.Contains(p) {
+			m.pin.Pin(&p[0])
+			pins++
+		}
 	}
 	m.msg = unix.Msghdr{}
 	if len(m.iov) > 0 {
@@ -359,6 +384,7 @@ func fillMsg(m *opMem, bufs [][]byte) {
 	}
 	// Pins the record m (msg, sa and ts included).
 	m.pinHere(m)
+	return pins
 }
 
 // singleBuf returns the only non-empty buffer of bufs, if there is exactly one.
