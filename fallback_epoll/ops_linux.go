@@ -227,7 +227,7 @@ func (p *Poller) connect(o *op) {
 // the socket is read until it returns 0. For other descriptors (pipes,
 // datagram sockets) a short read promises nothing.
 func (p *Poller) shortReadDrains(fd int) bool {
-	fs := p.fds[fd]
+	fs := p.fds.get(fd)
 	if fs == nil || fs.hup {
 		return false
 	}

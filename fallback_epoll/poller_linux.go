@@ -124,7 +124,7 @@ type Poller struct {
 	wakeMu sync.RWMutex
 	closed bool // written under wakeMu; read by Wake under it
 
-	fds      map[int]*fdState
+	fds      fdTable
 	ops      map[uint64]*op
 	nextFD   int32  // last fdState.seq handed out
 	nextOp   uint64 // last op.seq handed out
@@ -190,7 +190,6 @@ func New(opts Options) (*Poller, error) {
 		epfd:   epfd,
 		evfd:   evfd,
 		opts:   opts,
-		fds:    make(map[int]*fdState),
 		ops:    make(map[uint64]*op),
 		events: make([]unix.EpollEvent, opts.MaxEvents),
 	}
@@ -217,7 +216,7 @@ func (p *Poller) Close() error {
 	if err := unix.Close(p.epfd); err != nil {
 		errs = append(errs, os.NewSyscallError("close", err))
 	}
-	p.fds, p.ops, p.runq, p.later, p.done, p.arena, p.freeOps = nil, nil, nil, nil, nil, nil, nil
+	p.fds, p.ops, p.runq, p.later, p.done, p.arena, p.freeOps = fdTable{}, nil, nil, nil, nil, nil, nil
 	p.finals = 0
 	return errors.Join(errs...)
 }
@@ -317,7 +316,7 @@ func (p *Poller) Release(fd int) {
 	if p.closed {
 		return
 	}
-	if fs := p.fds[fd]; fs != nil {
+	if fs := p.fds.get(fd); fs != nil {
 		fs.sticky = false
 		if len(fs.readers) == 0 && len(fs.writers) == 0 {
 			p.dropFD(fs)
@@ -431,7 +430,7 @@ func (p *Poller) CancelFD(fd int) (int, error) {
 	if p.closed {
 		return 0, ErrClosed
 	}
-	fs := p.fds[fd]
+	fs := p.fds.get(fd)
 	if fs == nil {
 		return 0, opError("cancel", fd, unix.ENOENT)
 	}
@@ -451,7 +450,7 @@ func (p *Poller) CloseFD(fd int, userData uint64) error {
 	if err := p.checkSubmit("close", fd, userData); err != nil {
 		return err
 	}
-	if fs := p.fds[fd]; fs != nil {
+	if fs := p.fds.get(fd); fs != nil {
 		if len(fs.readers) > 0 || len(fs.writers) > 0 {
 			return opError("close", fd, unix.EBUSY)
 		}
@@ -576,7 +575,7 @@ func (p *Poller) handleEvents(events []unix.EpollEvent) (woken bool) {
 			woken = true
 			continue
 		}
-		fs := p.fds[fd]
+		fs := p.fds.get(fd)
 		if fs == nil || !fs.registered || fs.seq != ev.Pad {
 			p.stale++
 			continue
@@ -601,6 +600,49 @@ func (p *Poller) handleEvents(events []unix.EpollEvent) (woken bool) {
 		}
 	}
 	return woken
+}
+
+// fdTable maps fds to their records: a slice indexed by fd for the fds
+// below fdTableLow (a lookup per readiness event and several per operation,
+// where a map's hashing showed in profiles), a map for any fd above.
+type fdTable struct {
+	low  []*fdState
+	high map[int]*fdState
+}
+
+// fdTableLow bounds the slice of an fdTable: 8 MiB of pointers at most.
+const fdTableLow = 1 << 20
+
+func (t *fdTable) get(fd int) *fdState {
+	if uint(fd) < uint(len(t.low)) {
+		return t.low[fd]
+	}
+	if fd < fdTableLow {
+		return nil
+	}
+	return t.high[fd]
+}
+
+func (t *fdTable) set(fd int, fs *fdState) {
+	if fd >= fdTableLow {
+		if t.high == nil {
+			t.high = make(map[int]*fdState)
+		}
+		t.high[fd] = fs
+		return
+	}
+	if fd >= len(t.low) {
+		t.low = append(t.low, make([]*fdState, max(fd+1, 2*len(t.low), 64)-len(t.low))...)
+	}
+	t.low[fd] = fs
+}
+
+func (t *fdTable) del(fd int) {
+	if fd >= fdTableLow {
+		delete(t.high, fd)
+	} else if fd < len(t.low) {
+		t.low[fd] = nil
+	}
 }
 
 // checkSubmit validates a submission common to all operations.
@@ -642,11 +684,11 @@ func (p *Poller) submit(spec op, name string) error {
 	if spec.bufs != nil {
 		o.bufs = append(bufs, spec.bufs...)
 	}
-	fs := p.fds[o.fd]
+	fs := p.fds.get(o.fd)
 	if fs == nil {
 		p.nextFD++
 		fs = &fdState{fd: o.fd, seq: p.nextFD}
-		p.fds[o.fd] = fs
+		p.fds.set(o.fd, fs)
 	}
 	p.nextOp++
 	o.seq = p.nextOp
@@ -719,7 +761,7 @@ func (p *Poller) finish(o *op, res int32) {
 func (p *Poller) finishWith(o *op, c Completion) {
 	o.ended = true
 	delete(p.ops, o.userData)
-	if fs := p.fds[o.fd]; fs != nil {
+	if fs := p.fds.get(o.fd); fs != nil {
 		fs.readers = removeOp(fs.readers, o)
 		fs.writers = removeOp(fs.writers, o)
 		if len(fs.readers) == 0 && len(fs.writers) == 0 && !fs.sticky {
@@ -742,7 +784,7 @@ func (p *Poller) finishWith(o *op, c Completion) {
 // that a later close(2) by the caller and reuse of the number cannot leave a
 // stale registration behind.
 func (p *Poller) dropFD(fs *fdState) {
-	delete(p.fds, fs.fd)
+	p.fds.del(fs.fd)
 	if fs.registered {
 		fs.registered = false
 		// ENOENT/EBADF: the caller closed the fd already; nothing to undo.
@@ -757,7 +799,7 @@ func (p *Poller) dropFD(fs *fdState) {
 // next edge queues o again. If the fd cannot be registered (a regular file,
 // say), o ends with that error.
 func (p *Poller) wouldBlock(o *op) {
-	fs := p.fds[o.fd]
+	fs := p.fds.get(o.fd)
 	if o.kind.writes() {
 		fs.writable = false
 	} else {
