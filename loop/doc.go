@@ -108,10 +108,12 @@
 //     goroutine. Ticks queued meanwhile run in the next iteration, so a
 //     self-rescheduling tick cannot starve I/O or timers.
 //  2. I/O (pollIO): flush pending sends (one send per connection carrying
-//     all its queued bytes), submit pending operations and wait — not at all if ticks
-//     are pending, otherwise until the earliest timer or a wake-up (an
-//     eventfd that NextTick, Defer results and Stop write, once per
-//     wake-up) — then dispatch the completions.
+//     all its queued bytes), yield the goroutine's P to the Go scheduler if
+//     the loop has been busy for Options.YieldEvery, submit pending
+//     operations and wait — not at all if ticks are pending, otherwise
+//     until the earliest timer or a wake-up (an eventfd that NextTick,
+//     Defer results and Stop write, once per wake-up) — then dispatch the
+//     completions, the first of which refreshes the cached time.
 //  3. Timers (runTimers): refresh the loop's cached time ([Loop.Now]) and run
 //     every timer due by then, in deadline order, ties in insertion order. A
 //     timer added during this phase (even with delay 0), and a periodic timer
