@@ -2,11 +2,14 @@ package loop_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,6 +285,17 @@ func TestZeroCopyCloseNonReader(t *testing.T) {
 	assert.True(t, freed, "the closed connection's record is freed although its peer never read")
 }
 
+// countingEcho echoes and counts the bytes it received.
+type countingEcho struct {
+	conn.Base
+	n *atomic.Int64
+}
+
+func (h *countingEcho) ReceiveData(c *conn.Conn, data []byte) {
+	h.n.Add(int64(len(data)))
+	_ = c.SendData(data)
+}
+
 // TestURingSendSlabs: on io_uring a connection's outbound chunks come from
 // the engine's pinned send slabs, so request/response traffic pins no send
 // buffer; a queue larger than the slabs (16 MiB echoed to a client that
@@ -293,8 +307,9 @@ func TestURingSendSlabs(t *testing.T) {
 	l, err := loop.New(loop.Options{Backend: loop.URing})
 	require.NoError(t, err)
 	var pinsSmall, pinsBig int
+	var received atomic.Int64
 	err = l.Run(func(l *loop.Loop) {
-		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return coreEcho{} })
+		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return &countingEcho{n: &received} })
 		if !assert.NoError(t, err) {
 			l.Stop()
 			return
@@ -302,7 +317,17 @@ func TestURingSendSlabs(t *testing.T) {
 		addr := srv.Addr().String()
 		go func() {
 			defer l.Stop()
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			// A small, fixed receive buffer (set before the handshake,
+			// so autotuning never grows it) keeps the echo in the
+			// server's queue rather than in the kernel.
+			d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				err := rc.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
+				})
+				return errors.Join(err, serr)
+			}}
+			c, err := d.Dial("tcp", addr)
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -330,6 +355,12 @@ func TestURingSendSlabs(t *testing.T) {
 			}
 			_, err = c.Write(big)
 			require.NoError(t, err)
+			// Read nothing back before the server has read it all: its
+			// queue then holds all but what the kernel buffers took
+			// (a few MiB), well past the slabs' 4 MiB.
+			want := int64(200*len(msg) + len(big))
+			require.Eventually(t, func() bool { return received.Load() == want },
+				30*time.Second, time.Millisecond, "the server reads the whole upload")
 			back := make([]byte, len(big))
 			_, err = io.ReadFull(c, back)
 			require.NoError(t, err)
