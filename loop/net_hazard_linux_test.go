@@ -236,7 +236,10 @@ func TestHazardSQFull(t *testing.T) {
 		const n = 1500
 		var conns []*conn.Conn
 		echoed := 0
-		_, err := runLoop(t, b, loop.Options{}, 60*time.Second, func(l *loop.Loop) {
+		// A backlog above n: with the default (1,024) the 1,500
+		// simultaneous connects overflow the accept queue and the
+		// dropped SYNs retry only after a second.
+		_, err := runLoop(t, b, loop.Options{ListenBacklog: 4096}, 60*time.Second, func(l *loop.Loop) {
 			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 				return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
 			})
