@@ -6,7 +6,7 @@ GO        ?= go
 GIOURING  := -tags giouring -ldflags=-checklinkname=0
 BENCHTIME ?= 1s
 
-.PHONY: run test fmt-check vet static build cross test-race test-examples-epoll test-process-fds test-giouring test-stress test-hazard test-fuzz bench-compile bench-module bench-go bench
+.PHONY: run test fmt-check vet static build cross test-race test-examples-epoll test-process-fds test-giouring test-stress test-hazard hazard-a hazard-b test-fuzz bench-compile bench-module bench-go bench
 
 # The echo server on port 10000 (RINGMACHINE_BACKEND=uring|epoll to choose).
 # make run ADDR=host:port moves the example server off the default port.
@@ -89,53 +89,62 @@ test-process-fds:
 test-stress:
 	$(GO) test -tags stress -count=1 -timeout 30m -run '^TestStress' ./...
 
-# The hazard, tiny-ring, cross-talk, churn, fault-injection, half-close,
-# EAGAIN and paused-flood tests, run over and over: a race that fails one run in 20 passes N runs in a row with
-# probability 0.95^N, so N = 60 catches it 1 - 0.95^60 = 95.4 % of the time
-# (59 is the least that reaches 95 %). TestFaultEcho draws a fresh seed
-# each run besides its fixed ones, so its 60 runs also try 60 new fault
-# schedules (4 min on 2 cores). TestResetChurn* run 10,000 and 4,000
-# connection cycles a pass, about 5 s: 20 passes (1.6 min) catch a
+# The hazard, tiny-ring, cross-talk, fault-injection, half-close, EAGAIN
+# and paused-flood tests, run over and over: a race that fails one run in
+# 20 passes N runs in a row with probability 0.95^N, so N = 60 catches it
+# 1 - 0.95^60 = 95.4 % of the time (59 is the least that reaches 95 %).
+# TestFaultEcho draws a fresh seed each run besides its fixed ones, so its
+# 60 runs also try 60 new fault schedules. TestResetChurn* run 10,000 and
+# 4,000 connection cycles a pass, about 5 s: 20 passes catch a
 # one-pass-in-20 failure 1 - 0.95^20 = 64 % of the time and a
-# one-cycle-in-100,000 race (their issue's rate) 1 - (1 - 1e-5)^280,000 =
-# 94 % of the time; CHURN_COUNT=60 makes the first 95 % too, at 5 min. The
-# engine conformance table (internal/enginetest: peer resets, tiny buffers,
-# poll-first receives and direct descriptors on both engines' rows, 12 s a
-# pass; its direct peer-reset test loops 200 times inside each pass) and the
+# one-cycle-in-100,000 race (the rate they were written for) 1 - (1 -
+# 1e-5)^280,000 = 94 % of the time; CHURN_COUNT=60 makes the first 95 % too.
+# The engine conformance table (internal/enginetest: peer resets, tiny
+# buffers, poll-first receives and direct descriptors on both engines' rows;
+# its direct peer-reset test loops 200 times inside each pass) and the
 # io_uring engine's own tests run ENGINE_COUNT times. The cross-talk,
 # half-close and poll-first reset-churn tests also run CHURN_COUNT times on
 # io_uring process fds (the default above is direct descriptors, whose
 # stranded-receive check differs: a hang-up watch instead of poll(2)). The
 # group hand-off tests (messages racing a stopping target, moved direct
-# descriptors and their slot promises) run CHURN_COUNT times (1 s a pass), and
-# so do the paused TLS echo and the TLS fault-injection echo; the proxy rows
-# whose timing varies (two proxies at once, stops and closes racing splices,
-# the fault-injected proxies; 2 s a pass) run PROXY_COUNT times, and so do
-# the peers that leave while their input is still being sent (a child, a
-# Unix socket): without the EPIPE handling their last output was lost in
-# 4 runs of 5 or more. The whole of make test
-# took 19.6 min with them at 20 passes and the process-fd suite under -race
-# (2026-11-30, 2 cores); at 5 passes, and that suite without -race (the
-# default suite already runs the same code under it), it stays well under
-# CI's 20 minutes.
+# descriptors and their slot promises) run CHURN_COUNT times, and so do the
+# paused TLS echo and the TLS fault-injection echo; the proxy rows whose
+# timing varies (two proxies at once, stops and closes racing splices, the
+# fault-injected proxies) run PROXY_COUNT times, and so do the peers that
+# leave while their input is still being sent (a child, a Unix socket):
+# without the EPIPE handling their last output was lost in 4 runs of 5 or
+# more.
+#
+# The runs go in two halves at once (make -j2; each half's output is
+# printed when it ends), split so that each takes about as long: one test
+# process uses 1.2-1.5 of the 2 cores, much of the engine table and the
+# hand-off tests wait on timers, and two processes at once also vary the
+# schedules the races see. `time make test-hazard` took 417 s that way
+# against 693 s with the same runs one after another (2026-12-02, 2 cores).
 HAZARD_COUNT ?= 60
 CHURN_COUNT  ?= 20
 ENGINE_COUNT ?= 3
 PROXY_COUNT  ?= 10
 test-hazard:
-	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestChurn|TestNoCrossTalk|TestFaultEcho|TestHalfClose|TestSendRetriesEAGAIN|TestPausedFloodAllocates)' ./loop/
+	@$(MAKE) --no-print-directory -j2 --output-sync=target hazard-a hazard-b
+
+hazard-a:
+	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestNoCrossTalk|TestSendRetriesEAGAIN)' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
+	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/
+
+hazard-b:
+	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestFaultEcho|TestHalfClose|TestPausedFloodAllocates)' ./loop/
 	$(GO) test -count=$(ENGINE_COUNT) -timeout 20m ./internal/enginetest/ ./uring/engine/
 	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestNoCrossTalk|TestHalfClose|TestResetChurnPollFirst)' ./loop/
-	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/TLSServer$$' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestTLSFaultEcho$$' ./loop/
 	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/Proxy(32MB|Order|AfterHeader|Stop|StopInFlight|TargetUnbound|TargetClosedInFlight|ToN|HalfClose|TLS)$$|^TestProxyFaults$$' ./loop/
 	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/(PopenIgnoresInput|PeerStopsReading)$$' ./loop/
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
-# executions sized to 5-15 s each on 2 cores (seven targets: 100 s with
-# the builds); FUZZTIME=30s (or 1000000x) overrides them all. A count, not a
+# executions sized to 4-10 s each on 2 cores, the build included (eight
+# targets, about 75 s); FUZZTIME=30s (or 1000000x) overrides them all. A count, not a
 # duration: with -fuzztime as a duration, Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" as a failure at the deadline with no
 # failing input (go.dev/issue/75804, fixed in Go 1.27); it did once here, on
@@ -144,14 +153,14 @@ test-hazard:
 FUZZTIME ?=
 fuzztime = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 test-fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAddr$$' -fuzztime $(call fuzztime,150000x) ./conn/
-	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(call fuzztime,150000x) ./conn/
-	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderModes$$' -fuzztime $(call fuzztime,150000x) ./conn/
-	$(GO) test -run '^$$' -fuzz '^FuzzHeap$$' -fuzztime $(call fuzztime,100000x) ./timers/
-	$(GO) test -run '^$$' -fuzz '^FuzzCQEErr$$' -fuzztime $(call fuzztime,150000x) ./uring/
-	$(GO) test -run '^$$' -fuzz '^FuzzRESP$$' -fuzztime $(call fuzztime,100000x) ./examples/redis/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzztime,80000x) ./examples/httpd/
-	$(GO) test -run '^$$' -fuzz '^FuzzInotifyEvents$$' -fuzztime $(call fuzztime,100000x) ./loop/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAddr$$' -fuzztime $(call fuzztime,75000x) ./conn/
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReader$$' -fuzztime $(call fuzztime,75000x) ./conn/
+	$(GO) test -run '^$$' -fuzz '^FuzzLineReaderModes$$' -fuzztime $(call fuzztime,75000x) ./conn/
+	$(GO) test -run '^$$' -fuzz '^FuzzHeap$$' -fuzztime $(call fuzztime,50000x) ./timers/
+	$(GO) test -run '^$$' -fuzz '^FuzzCQEErr$$' -fuzztime $(call fuzztime,75000x) ./uring/
+	$(GO) test -run '^$$' -fuzz '^FuzzRESP$$' -fuzztime $(call fuzztime,50000x) ./examples/redis/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(call fuzztime,40000x) ./examples/httpd/
+	$(GO) test -run '^$$' -fuzz '^FuzzInotifyEvents$$' -fuzztime $(call fuzztime,50000x) ./loop/
 
 # Benchmarks run once so they compile and do not rot.
 bench-compile:

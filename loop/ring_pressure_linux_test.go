@@ -140,6 +140,9 @@ func TestNoCrossTalk(t *testing.T) {
 						defer loop.SetTestRingEntries(sq)()
 					}
 					testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+						if b == loop.Epoll && sq != 0 {
+							t.Skip("the same as sq0 on epoll: the SQ size is io_uring's")
+						}
 						testutil.CheckLeaks(t)
 						opts := loop.Options{Backend: b, RecvBuffers: bb.n, RecvBufferSize: size, URing: loop.URingOptions{RecvBuffersMax: bb.max}}
 						_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
