@@ -119,8 +119,9 @@ test-stress:
 # printed when it ends), split so that each takes about as long: one test
 # process uses 1.2-1.5 of the 2 cores, much of the engine table and the
 # hand-off tests wait on timers, and two processes at once also vary the
-# schedules the races see. `time make test-hazard` took 417 s that way
-# against 693 s with the same runs one after another (2026-12-02, 2 cores).
+# schedules the races see. `time make test-hazard` took 377-417 s in three
+# runs that way against 693 s with the same runs one after another
+# (2026-12-02, 2 cores).
 HAZARD_COUNT ?= 60
 CHURN_COUNT  ?= 20
 ENGINE_COUNT ?= 3
@@ -143,8 +144,9 @@ hazard-b:
 	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/(PopenIgnoresInput|PeerStopsReading)$$' ./loop/
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
-# executions sized to 4-10 s each on 2 cores, the build included (eight
-# targets, about 75 s); FUZZTIME=30s (or 1000000x) overrides them all. A count, not a
+# executions sized to 2-17 s each on 2 cores, the build included (eight
+# targets: 44-59 s by `time make test-fuzz`, 2026-12-02); FUZZTIME=30s
+# (or 1000000x) overrides them all. A count, not a
 # duration: with -fuzztime as a duration, Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" as a failure at the deadline with no
 # failing input (go.dev/issue/75804, fixed in Go 1.27); it did once here, on
