@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-request costs of one echo server under capped load: system calls by
+# Per-request costs of one echo (or HTTP) server under capped load: system calls by
 # kind, context switches and CPU time per request, counted by `perf stat` on
 # the server process while bench/bin/loadgen drives it.
 #
@@ -10,13 +10,22 @@
 # in a cgroup capped at QUOTA % of that CPU (default 30), so the server, not
 # the load tool, is the bottleneck; loadgen runs on CPU 1 with CONNS
 # connections (64) of SIZE-byte messages (64) for 4 s, and perf counts the
-# 2 s in the middle. Needs root (cgroup, perf). Examples:
+# 2 s in the middle. LOAD=wrk drives an HTTP server with wrk instead (one
+# thread, CONNS connections, plaintext GET /; wrk's whole run is the req/s).
+# Needs root (cgroup, perf). Examples:
 #
 #   RINGMACHINE_BACKEND=epoll bench/percall.sh epoll bench/bin/rm-echo -loops 1
+#   bench/percall.sh gnet bench/bin/peer -impl gnet -proto echo
+#   LOAD=wrk bench/percall.sh httpd bench/bin/rm-httpd -loops 1
 #
 # USER_SPLIT=1 also samples the server (perf record) and prints the share of
 # its CPU spent in user space, and that share in µs per request.
-#   bench/percall.sh gnet bench/bin/peer -impl gnet -proto echo
+#
+# CLOCK_READS=1 (Go servers) also counts the server's clock reads with
+# uprobes on runtime.nanotime1 (one vDSO clock_gettime: time.Since, the
+# runtime's own reads) and time.now (two: wall and monotonic, time.Now).
+# A uprobe costs a few µs, so req/s and CPU figures of such a run are not
+# comparable with others; the counts per request are.
 set -eu
 name=$1
 shift
@@ -46,13 +55,24 @@ done
 sleep 0.3
 lg=$(mktemp)
 pf=$(mktemp)
-taskset -c 1 bench/bin/loadgen -addr 127.0.0.1:$port -c "${CONNS:-64}" -s "${SIZE:-64}" -d 4s -warmup 500ms >"$lg" 2>&1 &
+if [ "${LOAD:-loadgen}" = wrk ]; then
+	taskset -c 1 wrk -t1 -c"${CONNS:-64}" -d4s "http://127.0.0.1:$port/" >"$lg" 2>&1 &
+else
+	taskset -c 1 bench/bin/loadgen -addr 127.0.0.1:$port -c "${CONNS:-64}" -s "${SIZE:-64}" -d 4s -warmup 500ms >"$lg" 2>&1 &
+fi
 lgpid=$!
 sleep 1
 ev=raw_syscalls:sys_enter,context-switches,task-clock
 for s in read write sendmsg recvfrom writev epoll_wait epoll_ctl futex nanosleep io_uring_enter tgkill; do
 	ev=$ev,syscalls:sys_enter_$s
 done
+if [ -n "${CLOCK_READS:-}" ]; then
+	bin=$(command -v "$1")
+	grp=rmclock$$
+	perf probe -q -x "$bin" -a "$grp:nanotime1=runtime.nanotime1" -a "$grp:time_now=time.now" >/dev/null 2>&1
+	trap 'kill $pid 2>/dev/null || true; perf probe -q -d "$grp:*" >/dev/null 2>&1 || true' EXIT
+	ev=$ev,$grp:nanotime1,$grp:time_now
+fi
 pr=""
 if [ -n "${USER_SPLIT:-}" ]; then
 	# Sampled alongside: the share of the server's CPU spent in user space.
@@ -63,7 +83,11 @@ fi
 perf stat -x, -e "$ev" -p $pid -- sleep 2 2>"$pf"
 [ -n "$pr" ] && wait $prpid
 wait $lgpid
-rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2)
+if [ "${LOAD:-loadgen}" = wrk ]; then
+	rps=$(awk '/^Requests\/sec/ { print $2 }' "$lg")
+else
+	rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2)
+fi
 echo "== $name: $rps req/s"
 # task-clock is in ms: per request it is shown in µs.
 awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {

@@ -502,17 +502,21 @@ func (p *Poller) Wait(timeout time.Duration, dst []Completion) (int, error) {
 	// Step 2: optimistic attempts and carried-over work.
 	p.runQueue(limit)
 
-	var deadline time.Time
+	var deadline time.Duration // since clockBase: one clock read, where time.Now takes two
 	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
+		deadline = time.Since(clockBase) + timeout
 	}
+	first := true
 	for len(p.done) < limit {
 		block := len(p.done) == 0 && len(p.later) == 0 && timeout != 0
 		// Step 3: poll.
 		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
 			ms := 0
 			if block {
-				ms = waitMillis(timeout, deadline)
+				// The first wait is the whole timeout, without a second
+				// clock read; an interrupted or repeated one, what is left.
+				ms = waitMillis(timeout, deadline, first)
+				first = false
 			}
 			return unix.EpollWait(p.epfd, p.events, ms)
 		})
@@ -527,7 +531,7 @@ func (p *Poller) Wait(timeout time.Duration, dst []Completion) (int, error) {
 		}
 		// Only readiness without completions (a spurious EAGAIN, an event
 		// for a direction nobody waits on): keep waiting out the timeout.
-		if timeout > 0 && !time.Now().Before(deadline) {
+		if timeout > 0 && time.Since(clockBase) >= deadline {
 			break
 		}
 	}
@@ -536,17 +540,24 @@ func (p *Poller) Wait(timeout time.Duration, dst []Completion) (int, error) {
 
 // waitMillis converts the time left until deadline (timeout < 0: forever)
 // to an epoll_wait timeout, rounding up so a deadline never fires early.
-func waitMillis(timeout time.Duration, deadline time.Time) int {
+// whole: the wait starts now, so all of timeout is left.
+func waitMillis(timeout, deadline time.Duration, whole bool) int {
 	if timeout < 0 {
 		return -1
 	}
-	left := time.Until(deadline)
+	left := timeout
+	if !whole {
+		left = deadline - time.Since(clockBase)
+	}
 	if left <= 0 {
 		return 0
 	}
 	ms := (left + time.Millisecond - 1) / time.Millisecond
 	return int(min(ms, math.MaxInt32))
 }
+
+// clockBase is the origin of Wait's deadlines.
+var clockBase = time.Now()
 
 // deliver moves up to len(dst) pending completions to dst, keeping the rest
 // in order.

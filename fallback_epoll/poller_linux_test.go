@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -107,6 +108,40 @@ func TestWaitTimeout(t *testing.T) {
 		assert.Zero(t, n)
 		assert.GreaterOrEqual(t, time.Since(start), d, "a deadline must never fire early")
 	}
+}
+
+// TestWaitSignals: signals delivered to the waiting thread every 10 ms for
+// 1 s interrupt a 300 ms Wait (EINTR) over and over. It must wait out what
+// is left of its time after each: not end early, and not start its whole
+// timeout again (it would then last until the signals stop).
+func TestWaitSignals(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p := newPoller(t, epoll.Options{})
+	const timeout, signalling = 300 * time.Millisecond, time.Second
+	pid, tid := unix.Getpid(), unix.Gettid()
+	done := make(chan int)
+	go func() {
+		sent := 0
+		for end := time.Now().Add(signalling); time.Now().Before(end); sent++ {
+			// SIGURG: the Go runtime's preemption signal, which it ignores
+			// when it has nothing to preempt.
+			if unix.Tgkill(pid, tid, unix.SIGURG) != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		done <- sent
+	}()
+	start := time.Now()
+	n, err := p.Wait(timeout, make([]epoll.Completion, 4))
+	elapsed := time.Since(start)
+	sent := <-done
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Greater(t, sent, 10)
+	assert.GreaterOrEqual(t, elapsed, timeout, "the wait ended early")
+	assert.Less(t, elapsed, signalling, "the wait restarted its whole timeout after a signal")
 }
 
 func TestAcceptMultishot(t *testing.T) {

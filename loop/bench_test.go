@@ -223,3 +223,28 @@ func BenchmarkLockedGosched(b *testing.B) {
 	}()
 	<-done
 }
+
+// BenchmarkClockRead is the cost of the loop's clock reads on this machine:
+// time.Since (one vDSO clock_gettime, what Loop.monotonic and the engines'
+// deadlines use) and time.Now (two: wall and monotonic time). bench/README
+// ("Clock reads per iteration") counts how many a loop iteration makes.
+func BenchmarkClockRead(b *testing.B) {
+	base := time.Now()
+	b.Run("since", func(b *testing.B) {
+		var d time.Duration
+		for b.Loop() {
+			d += time.Since(base)
+		}
+		clockSink = d
+	})
+	b.Run("now", func(b *testing.B) {
+		var t time.Time
+		for b.Loop() {
+			t = time.Now()
+		}
+		clockSink = time.Duration(t.UnixNano())
+	})
+}
+
+// clockSink keeps BenchmarkClockRead's reads from being optimised away.
+var clockSink time.Duration

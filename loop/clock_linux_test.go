@@ -48,3 +48,33 @@ func TestClockFreshInHandlers(t *testing.T) {
 		require.NoError(t, g.stop())
 	})
 }
+
+// TestTimerAfterSlowCallback: a tick callback runs for 400 ms while a 300 ms
+// timer is pending. The loop must measure its next wait from the time after
+// the callback, so the overdue timer fires at once (about 400 ms after it
+// was armed); a wait measured from the time read before the callback ran
+// would sleep another 300 ms (700 ms).
+func TestTimerAfterSlowCallback(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		testutil.CheckLeaks(t)
+		const after, busy = 300 * time.Millisecond, 400 * time.Millisecond
+		g := startLoop(t, b, loop.Options{})
+		fired := make(chan time.Duration, 1)
+		require.NoError(t, g.l.NextTick(func() {
+			armed := time.Now()
+			_, err := g.l.AddTimer(after, func() { fired <- time.Since(armed) })
+			assert.NoError(t, err)
+			// The next iteration's tick phase: the timer phase in between
+			// reads the clock, then this callback makes it stale.
+			assert.NoError(t, g.l.NextTick(func() { time.Sleep(busy) }))
+		}))
+		select {
+		case d := <-fired:
+			assert.GreaterOrEqual(t, d, busy, "the timer fired during the callback")
+			assert.Less(t, d, busy+after/2, "the timer waited its whole delay again after the callback")
+		case <-time.After(wait):
+			t.Fatal("the timer did not fire")
+		}
+		require.NoError(t, g.stop())
+	})
+}

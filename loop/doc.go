@@ -113,7 +113,10 @@
 //     operations and wait — not at all if ticks are pending, otherwise
 //     until the earliest timer or a wake-up (an eventfd that NextTick,
 //     Defer results and Stop write, once per wake-up) — then dispatch the
-//     completions, the first of which refreshes the cached time.
+//     completions, the first of which refreshes the cached time (a wait
+//     without completions refreshes it on return). The wait's timeout is
+//     measured from the time the timer phase read, or from a fresh read if
+//     a tick or timer callback ran since: two clock reads per iteration.
 //  3. Timers (runTimers): refresh the loop's cached time ([Loop.Now]) and run
 //     every timer due by then, in deadline order, ties in insertion order. A
 //     timer added during this phase (even with delay 0), and a periodic timer

@@ -64,6 +64,12 @@ type Loop struct {
 	nTimers    int // pending timers, for MaxTimers
 	expired    []*timers.Entry[*Timer]
 	hooks      []func()
+
+	// nowUsed is set when a callback ran (call) since now was last read:
+	// pollIO then reads the clock before computing its timeout. Otherwise
+	// the time runTimers read is still current and pollIO reuses it.
+	nowUsed   bool
+	waitStart int64 // l.now before a poll that may block; -1: it does not (see refreshAfterWait)
 	// readiedWorkers is set when the loop readied another goroutine during
 	// this iteration: Defer handed work to the pool, or a TLS handshake
 	// started or got bytes (see pollIO).
@@ -416,9 +422,15 @@ func (l *Loop) pollIO() {
 	if l.inbox.short.Load() {
 		l.topUpInbox()
 	}
+	if l.nowUsed {
+		// Callbacks ran since the timer phase read the clock: a timeout
+		// measured from then would wait their run time too long.
+		l.updateTime()
+	}
 	timeout := time.Duration(-1)
-	if d, ok := l.timerHeap.NextDeadline(); ok {
-		timeout = max(time.Duration(d-l.monotonic()), 0)
+	deadline, timed := l.timerHeap.NextDeadline()
+	if timed {
+		timeout = max(time.Duration(deadline-l.now), 0)
 	}
 	switch {
 	case timeout != 0 && l.readiedWorkers:
@@ -433,6 +445,10 @@ func (l *Loop) pollIO() {
 		// sysmon takes the P in a system call (Options.YieldEvery).
 		l.yield()
 	}
+	if timed && l.lastYield == l.now {
+		// Yielded (which read the clock): the timeout runs from now.
+		timeout = max(time.Duration(deadline-l.now), 0)
+	}
 	l.readiedWorkers = false
 	if timeout != 0 {
 		// Publish that we may block, then look at the queue once more: a
@@ -446,20 +462,18 @@ func (l *Loop) pollIO() {
 	// not the wait blocked: handlers that read Now or arm timers, and the
 	// activity stamps of connections (inactivity timeouts), then read the
 	// cached time instead of the clock, once per poll rather than per
-	// completion.
+	// completion. A poll without completions refreshes it on return.
+	// l.now is current here (read above or by the timer phase), so it is
+	// also when the wait began.
 	l.clockStale = true
-	var before int64
+	l.waitStart = -1
 	if timeout != 0 {
-		before = l.monotonic()
+		l.waitStart = l.now
 	}
 	err := l.be.poll(timeout, l.dispatchFn)
-	l.clockStale = false
 	l.sleeping.Store(false)
-	l.updateTime()
-	if timeout != 0 && l.now-before >= int64(l.opts.YieldEvery) {
-		// Idle for a whole interval: the busy stretch starts now, so the
-		// work that woke the loop is not delayed by a yield.
-		l.lastYield = l.now
+	if l.clockStale {
+		l.refreshAfterWait()
 	}
 	// Any wake-up in flight has been consumed or will make the next poll
 	// return at once; either way the queues are read after this store.
@@ -475,17 +489,34 @@ func (l *Loop) pollIO() {
 func (l *Loop) yield() {
 	l.yields++
 	runtime.Gosched()
-	l.lastYield = l.monotonic()
+	l.updateTime() // the yield may have lasted: the wait starts now
+	l.lastYield = l.now
 }
 
 // monotonic returns nanoseconds since base on the monotonic clock.
 func (l *Loop) monotonic() int64 { return int64(time.Since(l.base)) }
 
 // updateTime refreshes the cached loop time.
-func (l *Loop) updateTime() { l.now = l.monotonic() }
+func (l *Loop) updateTime() {
+	l.now = l.monotonic()
+	l.nowUsed = false
+}
+
+// refreshAfterWait refreshes the cached time once per poll, when the wait
+// returned (at its first completion, or after it if none came). A wait that
+// blocked for a whole YieldEvery interval ends the busy stretch: the work
+// that woke the loop is not delayed by a yield.
+func (l *Loop) refreshAfterWait() {
+	l.clockStale = false
+	l.updateTime()
+	if l.waitStart >= 0 && l.now-l.waitStart >= int64(l.opts.YieldEvery) {
+		l.lastYield = l.now
+	}
+}
 
 // call runs fn, recovering a panic into the error handler.
 func (l *Loop) call(fn func()) {
+	l.nowUsed = true
 	defer func() {
 		if v := recover(); v != nil {
 			if d, ok := v.(deferredPanic); ok { // a Defer op's panic, re-raised here

@@ -324,8 +324,7 @@ func (l *Loop) dispatch(c *completion) {
 		// The first completion of a poll: handlers that read Now or arm
 		// timers must not measure from before the wait (libuv refreshes its
 		// time right after epoll_wait too). Once per poll, not per completion.
-		l.clockStale = false
-		l.updateTime()
+		l.refreshAfterWait()
 	}
 	k, slot, gen := splitToken(c.tok)
 	if k == opDropFD {

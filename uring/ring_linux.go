@@ -56,10 +56,17 @@ type Ring struct {
 	// not locals, because arg.TS holds the address of ts hidden in a uint64: nothing would
 	// keep a stack local in place or alive once the call returns. The Ring is heap-allocated
 	// by New and never moves.
-	arg      getEventsArg
-	ts       Timespec
-	deadline time.Time // when the current timed wait ends, to resume it after EINTR
+	arg getEventsArg
+	ts  Timespec
+
+	// deadline is when the current timed wait ends, to resume it after EINTR, as
+	// monotonic time since clockBase (one clock read, where time.Now takes two); 0: the
+	// wait has no time limit.
+	deadline time.Duration
 }
+
+// clockBase is the origin of Ring.deadline.
+var clockBase = time.Now()
 
 // unsupportedFlags are setup flags that need ring handling this package does not do.
 const unsupportedFlags = SetupIOPoll | SetupSQPoll | SetupSQAff | SetupSQE128 | SetupCQE32 |
@@ -394,7 +401,7 @@ func (r *Ring) SubmitAndWait(waitNr uint32, timeout time.Duration) (int, error) 
 		return r.enter(toSubmit, waitNr, EnterGetEvents, false)
 	default:
 		r.ts.Set(timeout)
-		r.deadline = time.Now().Add(timeout)
+		r.deadline = time.Since(clockBase) + timeout
 		return r.enter(toSubmit, waitNr, EnterGetEvents, true)
 	}
 }
@@ -427,10 +434,10 @@ func (r *Ring) SubmitAndWaitMin(waitNr uint32, timeout, minWait time.Duration) (
 	if timeout < 0 {
 		r.arg.TS = 0 // no overall timeout
 		defer r.pointTS()
-		r.deadline = time.Time{}
+		r.deadline = 0
 	} else {
 		r.ts.Set(timeout)
-		r.deadline = time.Now().Add(timeout)
+		r.deadline = time.Since(clockBase) + timeout
 	}
 	return r.enter(toSubmit, waitNr, EnterGetEvents, true)
 }
@@ -467,8 +474,8 @@ func (r *Ring) enter(toSubmit, minComplete uint32, flags EnterFlags, timed bool)
 		case unix.ETIME:
 			return 0, nil
 		case unix.EINTR:
-			if timed && !r.deadline.IsZero() {
-				left := time.Until(r.deadline)
+			if timed && r.deadline != 0 {
+				left := r.deadline - time.Since(clockBase)
 				if left <= 0 {
 					return 0, nil
 				}

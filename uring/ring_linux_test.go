@@ -193,6 +193,41 @@ func TestSubmitAndWaitTimeout(t *testing.T) {
 	assert.Less(t, time.Since(start), time.Second)
 }
 
+// TestSubmitAndWaitSignals: signals delivered to the waiting thread every
+// 10 ms for 1 s interrupt a 300 ms timed wait (EINTR) over and over. The
+// wait must go on for what is left of its time: not end early, and not start
+// its whole timeout again after each signal (it would then last until the
+// signals stop).
+func TestSubmitAndWaitSignals(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := newRing(t, 8, nil)
+	const timeout, signalling = 300 * time.Millisecond, time.Second
+	pid, tid := unix.Getpid(), unix.Gettid()
+	done := make(chan int)
+	go func() {
+		sent := 0
+		for end := time.Now().Add(signalling); time.Now().Before(end); sent++ {
+			// SIGURG: the Go runtime's preemption signal, which it ignores
+			// when it has nothing to preempt.
+			if unix.Tgkill(pid, tid, unix.SIGURG) != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		done <- sent
+	}()
+	start := time.Now()
+	n, err := r.SubmitAndWait(1, timeout)
+	elapsed := time.Since(start)
+	sent := <-done
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Greater(t, sent, 10)
+	assert.GreaterOrEqual(t, elapsed, timeout, "the wait ended early")
+	assert.Less(t, elapsed, signalling, "the wait restarted its whole timeout after a signal")
+}
+
 func TestProbe(t *testing.T) {
 	r := newRing(t, 8, nil)
 	p, err := r.Probe()
