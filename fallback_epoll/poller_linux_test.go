@@ -17,6 +17,7 @@ import (
 
 	epoll "github.com/ringmachine/ringmachine/fallback_epoll"
 	"github.com/ringmachine/ringmachine/internal/leakcheck"
+	"github.com/ringmachine/ringmachine/internal/sigtest"
 )
 
 func TestCompletion(t *testing.T) {
@@ -119,20 +120,7 @@ func TestWaitSignals(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	p := newPoller(t, epoll.Options{})
 	const timeout, signalling = 300 * time.Millisecond, time.Second
-	pid, tid := unix.Getpid(), unix.Gettid()
-	done := make(chan int)
-	go func() {
-		sent := 0
-		for end := time.Now().Add(signalling); time.Now().Before(end); sent++ {
-			// SIGURG: the Go runtime's preemption signal, which it ignores
-			// when it has nothing to preempt.
-			if unix.Tgkill(pid, tid, unix.SIGURG) != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		done <- sent
-	}()
+	done := sigtest.Interrupt(unix.Gettid(), 10*time.Millisecond, signalling)
 	start := time.Now()
 	n, err := p.Wait(timeout, make([]epoll.Completion, 4))
 	elapsed := time.Since(start)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringmachine/ringmachine/internal/leakcheck"
+	"github.com/ringmachine/ringmachine/internal/sigtest"
 )
 
 func TestNewReportsGrantedSetup(t *testing.T) {
@@ -203,20 +204,7 @@ func TestSubmitAndWaitSignals(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	r := newRing(t, 8, nil)
 	const timeout, signalling = 300 * time.Millisecond, time.Second
-	pid, tid := unix.Getpid(), unix.Gettid()
-	done := make(chan int)
-	go func() {
-		sent := 0
-		for end := time.Now().Add(signalling); time.Now().Before(end); sent++ {
-			// SIGURG: the Go runtime's preemption signal, which it ignores
-			// when it has nothing to preempt.
-			if unix.Tgkill(pid, tid, unix.SIGURG) != nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		done <- sent
-	}()
+	done := sigtest.Interrupt(unix.Gettid(), 10*time.Millisecond, signalling)
 	start := time.Now()
 	n, err := r.SubmitAndWait(1, timeout)
 	elapsed := time.Since(start)

@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"loop":                {"conn", "internal/connio", "timers", "pool", "uring/engine", "fallback_epoll"},
 	"internal/testutil":   {"loop", "internal/leakcheck"},
 	"internal/leakcheck":  nil,
+	"internal/sigtest":    nil,
 	"internal/archtest":   nil,
 }
 
@@ -58,7 +59,7 @@ var external = map[string][]string{
 // the package itself (external test packages), the test-only helpers and
 // testify.
 var (
-	testProject = []string{"internal/testutil", "internal/leakcheck"}
+	testProject = []string{"internal/testutil", "internal/leakcheck", "internal/sigtest"}
 	// conn's runnable examples need a loop to run a connection on.
 	testOnlyProject = map[string][]string{"conn": {"loop"}}
 	testExternal    = []string{"github.com/stretchr/testify/assert", "github.com/stretchr/testify/require"}
