@@ -195,6 +195,7 @@ type backendConfig struct {
 	submitPerOp    bool          // io_uring: one io_uring_enter per SQE
 	directFiles    int           // io_uring: slots of the direct descriptor table (0: none)
 	minWait        time.Duration // io_uring: a wait's minimum (0: none)
+	recvBundle     bool          // io_uring: multishot receives take bundles of buffers
 	minWaitBatch   int           // io_uring: completions a minimum wait gathers
 	spliceWorker   bool          // io_uring: proxies splice on io-wq workers
 }

@@ -59,6 +59,7 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		DirectFiles:    cfg.directFiles,
 		MinWait:        cfg.minWait,
 		MinWaitBatch:   cfg.minWaitBatch,
+		RecvBundle:     cfg.recvBundle,
 		SpliceWorker:   cfg.spliceWorker,
 		// Outbound chunks come from pinned slabs (see sendChunks).
 		SendSlabChunk:  connio.ChunkSize,

@@ -73,6 +73,15 @@ func (l *Loop) ZeroCopySends() int {
 	return 0
 }
 
+// RecvBundles reports the receive completions that filled several
+// buffers (URingOptions.RecvBundle; 0 on epoll). Call on the loop goroutine.
+func (l *Loop) RecvBundles() int {
+	if b, ok := l.be.(*uringBackend); ok {
+		return b.e.Stats().RecvBundles
+	}
+	return 0
+}
+
 // LiveRecords reports the socket records not freed yet (listeners
 // included). Call on the loop goroutine.
 func (l *Loop) LiveRecords() int { return l.net.live }

@@ -28,7 +28,9 @@ type featureCase struct {
 //   - submit: one io_uring_enter per iteration vs one per operation
 //     (URingOptions.Submit);
 //   - direct: connections as process fds (URingOptions.ProcessFDs) vs
-//     io_uring direct descriptors at 64 B and 4 KB.
+//     io_uring direct descriptors at 64 B and 4 KB;
+//   - bundle: multishot receives of one buffer per completion vs receive
+//     bundles (RecvMultishotBundle) at 64 B and 64 KB.
 //
 // Compare the sides of one feature within one run (README "io_uring
 // feature A/B"); run with -benchtime 20x -count 3 or more.
@@ -71,6 +73,10 @@ func BenchmarkURingFeatures(b *testing.B) {
 		{"direct", []int{64, 4096}, []featureCase{
 			{"process-fds", with(func(o *loop.Options) { o.URing.ProcessFDs = true })},
 			{"direct", u},
+		}},
+		{"bundle", []int{64, 65536}, []featureCase{
+			{"off", u},
+			{"on", with(func(o *loop.Options) { o.URing.Recv = loop.RecvMultishotBundle })},
 		}},
 	}
 	for _, g := range groups {

@@ -70,8 +70,8 @@ func (h *coreClient) Unbind(_ *conn.Conn, reason error) {
 // client on the same loop sends size random bytes to an echo server at addr
 // and compares what comes back, checking one ConnectionCompleted and one
 // Unbind(nil), nothing in flight after Stop. It returns the zero-copy sends
-// the loop submitted.
-func echoOnce(t *testing.T, opts loop.Options, addr string, size int) (zcSends int) {
+// the loop submitted and its receives that filled several buffers.
+func echoOnce(t *testing.T, opts loop.Options, addr string, size int) (zcSends, recvBundles int) {
 	t.Helper()
 	payload := make([]byte, size)
 	r := rand.New(rand.NewPCG(5, uint64(size)))
@@ -104,6 +104,7 @@ func echoOnce(t *testing.T, opts loop.Options, addr string, size int) (zcSends i
 				}
 				l.NextTick(func() {
 					zcSends = l.ZeroCopySends()
+					recvBundles = l.RecvBundles()
 					l.Stop()
 				})
 			}()
@@ -124,7 +125,7 @@ func echoOnce(t *testing.T, opts loop.Options, addr string, size int) (zcSends i
 	assert.NoError(t, h.reason)
 	assert.True(t, bytes.Equal(payload, h.got), "echo differs: got %d of %d bytes", len(h.got), len(payload))
 	serverUnbinds.Wait()
-	return zcSends
+	return zcSends, recvBundles
 }
 
 func TestCoreEcho1MB(t *testing.T) {

@@ -128,38 +128,63 @@ func TestRecvBuffersGrow(t *testing.T) {
 // receive-buffer count (fixed, or growing) and buffer size: a byte that reaches
 // the wrong connection, or comes back twice, late or not at all, fails it. A
 // buffer handed out while still in use (the buffer-ring tail hazard) shows here
-// as one connection's bytes on another.
+// as one connection's bytes on another. On io_uring the 4-entry and default SQs
+// also run with receive bundles (RecvMultishotBundle), whose completions carry
+// several buffers named by their ring positions.
 func TestNoCrossTalk(t *testing.T) {
 	type bufs struct{ n, max int }
 	for _, sq := range []int{4, 16, 0} {
 		for _, bb := range []bufs{{2, 2}, {8, 8}, {4, 64}} {
 			for _, size := range []int{512, 4096} {
-				name := fmt.Sprintf("sq%d/bufs%d-%d/size%d", sq, bb.n, bb.max, size)
-				t.Run(name, func(t *testing.T) {
-					if sq != 0 {
-						defer loop.SetTestRingEntries(sq)()
+				for _, bundle := range []bool{false, true} {
+					if bundle && sq == 16 {
+						continue
 					}
-					testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
-						if b == loop.Epoll && sq != 0 {
-							t.Skip("the same as sq0 on epoll: the SQ size is io_uring's")
-						}
-						testutil.CheckLeaks(t)
-						opts := loop.Options{Backend: b, RecvBuffers: bb.n, RecvBufferSize: size, URing: loop.URingOptions{RecvBuffersMax: bb.max}}
-						_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
-							srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
-								return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
-							})
-							require.NoError(t, err)
-							addr := srv.Addr().String()
-							go func() {
-								defer func() { _ = l.NextTick(l.Stop) }()
-								pumpEcho(t, addr, 24, 96<<10)
-							}()
-						})
-						require.NoError(t, err)
+					name := fmt.Sprintf("sq%d/bufs%d-%d/size%d", sq, bb.n, bb.max, size)
+					if bundle {
+						name += "/bundle"
+					}
+					t.Run(name, func(t *testing.T) {
+						noCrossTalk(t, sq, bb.n, bb.max, size, bundle)
 					})
-				})
+				}
 			}
 		}
 	}
+}
+
+// noCrossTalk is one case of TestNoCrossTalk.
+func noCrossTalk(t *testing.T, sq, bufs, bufsMax, size int, bundle bool) {
+	if sq != 0 {
+		defer loop.SetTestRingEntries(sq)()
+	}
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		if b == loop.Epoll && (sq != 0 || bundle) {
+			t.Skip("the same as sq0 on epoll: the SQ size and bundles are io_uring's")
+		}
+		testutil.CheckLeaks(t)
+		opts := loop.Options{Backend: b, RecvBuffers: bufs, RecvBufferSize: size, URing: loop.URingOptions{RecvBuffersMax: bufsMax}}
+		if bundle {
+			opts.URing.Recv = loop.RecvMultishotBundle
+		}
+		bundles := 0
+		_, err := runLoop(t, b, opts, 60*time.Second, func(l *loop.Loop) {
+			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
+				return &hazardFunc{recv: func(c *conn.Conn, data []byte) { _ = c.SendData(data) }}
+			})
+			require.NoError(t, err)
+			_ = l.AddShutdownHook(func() { bundles = l.RecvBundles() })
+			addr := srv.Addr().String()
+			go func() {
+				defer func() { _ = l.NextTick(l.Stop) }()
+				pumpEcho(t, addr, 24, 96<<10)
+			}()
+		})
+		require.NoError(t, err)
+		if bundle {
+			assert.Positive(t, bundles, "receives that filled several buffers")
+		} else {
+			assert.Zero(t, bundles)
+		}
+	})
 }

@@ -36,6 +36,9 @@ var uringFeatureModes = []featureCase{
 	{"minwait=2ms,batch=4", loop.Options{URing: loop.URingOptions{MinWait: 2 * time.Millisecond, MinWaitBatch: 4}}},
 	{"process-fds", loop.Options{URing: loop.URingOptions{ProcessFDs: true}}},
 	{"process-fds+sendzc=1", loop.Options{URing: loop.URingOptions{ProcessFDs: true, SendZC: 1}}},
+	{"recv=multishot-bundle", loop.Options{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle}}},
+	{"recv=multishot-bundle+small-buffers", loop.Options{RecvBufferSize: 512, RecvBuffers: 8, URing: loop.URingOptions{Recv: loop.RecvMultishotBundle, RecvBuffersMax: 64}}},
+	{"recv=multishot-bundle+process-fds", loop.Options{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle, ProcessFDs: true}}},
 	{"all-off", loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot, SendZC: 1, Setup: loop.SetupNoTaskrunFlags, Submit: loop.SubmitPerOp}}},
 }
 
@@ -57,11 +60,17 @@ func TestURingFeatureModes(t *testing.T) {
 					testutil.CheckLeaks(t)
 					opts := m.opts
 					opts.Backend = loop.URing
-					zc := echoOnce(t, opts, tc.addr, tc.size)
+					zc, bundles := echoOnce(t, opts, tc.addr, tc.size)
 					if m.opts.URing.SendZC > 0 && strings.HasPrefix(tc.name, "tcp") {
 						assert.Positive(t, zc, "no zero-copy send")
 					} else {
 						assert.Zero(t, zc, "zero-copy sends")
+					}
+					switch {
+					case m.opts.URing.Recv != loop.RecvMultishotBundle:
+						assert.Zero(t, bundles, "receive bundles")
+					case m.opts.RecvBufferSize == 512:
+						assert.Positive(t, bundles, "no receive filled several buffers")
 					}
 				})
 			}
@@ -85,7 +94,7 @@ func TestURingMinWaitReachesEngine(t *testing.T) {
 
 func TestURingOptionsValidate(t *testing.T) {
 	for _, o := range []loop.Options{
-		{URing: loop.URingOptions{Recv: loop.RecvSingleShot + 1}},
+		{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle + 1}},
 		{URing: loop.URingOptions{SendZC: -1}},
 		{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags + 1}},
 		{URing: loop.URingOptions{Submit: loop.SubmitPerOp + 1}},

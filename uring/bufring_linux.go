@@ -38,6 +38,12 @@ type BufRing struct {
 	closed  bool
 
 	provided uint32 // buffers handed to the kernel so far: IDs [0, provided)
+
+	// For receive bundles (TrackBundles): the buffer ID added at every ring position
+	// (the 16-bit positions the kernel counts its head and our tail in), and the position
+	// each ID was last added at. nil when not tracking.
+	hist []uint16
+	pos  []uint16
 }
 
 // NewBufRing maps entries buffers of bufSize bytes and registers them as buffer group
@@ -166,7 +172,67 @@ func (b *BufRing) Add(id uint16) {
 	e.Addr = addr
 	e.Len = uint32(b.bufSize)
 	e.BID = id
+	if b.hist != nil {
+		b.hist[b.tail] = id
+		b.pos[id] = b.tail
+	}
 	b.tail++
+}
+
+// TrackBundles makes the ring remember which buffer it added at each position, so that
+// [BufRing.BundleIDs] can name every buffer of a receive bundle (IORING_RECVSEND_BUNDLE,
+// Linux 6.10): its CQE names only the first buffer, and the others are the ones the
+// kernel took from the ring positions after it, whatever their IDs. It costs 128 KiB (a
+// buffer ID for each of the 65,536 positions) plus two bytes per buffer.
+//
+// Call it before any buffer is given back (Add, Recycle, Grow): it returns an error
+// wrapping unix.EINVAL afterwards, when the positions of the first buffers are no longer
+// known, and [ErrClosed] on a closed ring. A second call does nothing.
+func (b *BufRing) TrackBundles() error {
+	switch {
+	case b.closed:
+		return ErrClosed
+	case b.hist != nil:
+		return nil
+	case uint32(b.tail) != b.provided:
+		return fmt.Errorf("uring: tracking bundles of a buffer ring after %d buffers were given back: %w", uint32(b.tail)-b.provided, unix.EINVAL)
+	}
+	b.hist = make([]uint16, 1<<16)
+	b.pos = make([]uint16, b.entries)
+	for p := range b.tail {
+		id := b.ring[p&b.mask].BID
+		b.hist[p] = id
+		b.pos[id] = p
+	}
+	return nil
+}
+
+// BundleIDs appends to dst the IDs of the n buffers of a receive bundle whose CQE names
+// buffer first ([CQE.BufferID]): first, then the buffers added after it, in ring order.
+// For a bundle of Res bytes, n is Res divided by [BufRing.BufSize], rounded up: the
+// kernel fills each buffer before the next. The IDs come from the ring's record of the
+// last 65,536 buffers added, so collect them before that many more are given back.
+//
+// Errors (dst returned unchanged): unix.EINVAL without [BufRing.TrackBundles], for an ID
+// out of range or n outside 1..Entries, or when the positions after first were not all
+// filled yet (the CQE does not match this ring); [ErrClosed] on a closed ring.
+func (b *BufRing) BundleIDs(first uint16, n int, dst []uint16) ([]uint16, error) {
+	switch {
+	case b.closed:
+		return dst, ErrClosed
+	case b.hist == nil:
+		return dst, fmt.Errorf("uring: buffer ring bundle IDs without TrackBundles: %w", unix.EINVAL)
+	case uint32(first) >= b.entries || n < 1 || n > int(b.entries):
+		return dst, fmt.Errorf("uring: bundle of %d buffers from buffer %d of a %d-entry ring: %w", n, first, b.entries, unix.EINVAL)
+	}
+	p := b.pos[first]
+	if b.hist[p] != first || int(b.tail-p) < n {
+		return dst, fmt.Errorf("uring: bundle of %d buffers from buffer %d at ring position %d (tail %d): not in the ring: %w", n, first, p, b.tail, unix.EINVAL)
+	}
+	for i := range uint16(n) {
+		dst = append(dst, b.hist[p+i])
+	}
+	return dst, nil
 }
 
 // Advance publishes the buffers queued by Add to the kernel (liburing

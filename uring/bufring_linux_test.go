@@ -2,6 +2,7 @@ package uring
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -204,4 +205,116 @@ func TestBufRingAddThenSubmitSelectsNothing(t *testing.T) {
 	id, _ := c.BufferID()
 	assert.Equal(t, held[0], id)
 	assert.Equal(t, "zzzz", string(br.Buffer(id, int(c.Res))))
+}
+
+// TestBufRingRecvBundle: a multishot receive with IORING_RECVSEND_BUNDLE
+// fills several 32-byte buffers per CQE, which names only the first. The
+// buffers go back in a shuffled order, so after the first rounds a bundle's
+// buffer IDs are no longer consecutive: only the ring's record of what it
+// added where (BundleIDs) names them. Every byte must come back in order.
+func TestBufRingRecvBundle(t *testing.T) {
+	r := newRing(t, 8, nil)
+	if !r.Features().Has(FeatRecvsendBundle) {
+		t.Skip("no IORING_FEAT_RECVSEND_BUNDLE (Linux 6.10)")
+	}
+	const size = 32
+	br := newBufRing(t, r, 5, 16, size)
+	require.NoError(t, br.TrackBundles())
+	a, b := tcpPair(t)
+	arm := func() {
+		s := sqe(t, r)
+		s.PrepRecvMultishot(b, 0)
+		s.SetBufGroup(br.Group())
+		s.SetIOPrio(RecvsendBundle)
+		s.SetUserData(4)
+	}
+	arm()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var sent, got []byte
+	var ids []uint16
+	bundles := 0
+	for round := range 300 {
+		chunk := make([]byte, 1+rng.IntN(16*size-1))
+		for i := range chunk {
+			chunk[i] = byte(len(sent) + i + len(sent)/251)
+		}
+		_, err := unix.Write(a, chunk)
+		require.NoError(t, err)
+		sent = append(sent, chunk...)
+		var held []uint16
+		for len(got) < len(sent) {
+			c := reap(t, r, 1)[0]
+			require.Equal(t, uint64(4), c.UserData)
+			if c.Res == -int32(unix.ENOBUFS) {
+				// Every buffer is held: give them back, then re-arm.
+				require.False(t, c.More())
+				for _, id := range held {
+					br.Add(id)
+				}
+				br.Advance()
+				held = held[:0]
+				arm()
+				continue
+			}
+			require.NoError(t, c.Err(), "round %d", round)
+			require.Positive(t, c.Res, "round %d", round)
+			first, ok := c.BufferID()
+			require.True(t, ok)
+			n := (int(c.Res) + size - 1) / size
+			if n > 1 {
+				bundles++
+			}
+			ids, err = br.BundleIDs(first, n, ids[:0])
+			require.NoError(t, err)
+			left := int(c.Res)
+			for _, id := range ids {
+				k := min(left, size)
+				got = append(got, br.Buffer(id, k)...)
+				left -= k
+			}
+			held = append(held, ids...)
+			if !c.More() {
+				arm()
+			}
+		}
+		rng.Shuffle(len(held), func(i, j int) { held[i], held[j] = held[j], held[i] })
+		for _, id := range held {
+			br.Add(id)
+		}
+		br.Advance()
+		require.Equal(t, sent, got, "round %d", round)
+	}
+	assert.Greater(t, bundles, 100, "receives that filled more than one buffer")
+}
+
+func TestBufRingBundleIDs(t *testing.T) {
+	r := newRing(t, 8, nil)
+	br := newBufRing(t, r, 6, 8, 16)
+	_, err := br.BundleIDs(0, 1, nil)
+	assert.ErrorIs(t, err, unix.EINVAL, "without TrackBundles")
+	require.NoError(t, br.TrackBundles())
+	require.NoError(t, br.TrackBundles(), "a second call")
+	ids, err := br.BundleIDs(2, 3, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []uint16{2, 3, 4}, ids, "as first provided")
+
+	// Give buffers back in a fixed scrambled order for more than 65,536
+	// positions: the record wraps with the kernel's 16-bit ring positions.
+	order := []uint16{5, 0, 7, 2, 6, 1, 3, 4}
+	for i := range 70000 {
+		br.Add(order[i%len(order)])
+	}
+	ids, err = br.BundleIDs(7, 4, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []uint16{7, 2, 6, 1}, ids)
+	_, err = br.BundleIDs(4, 2, nil)
+	assert.ErrorIs(t, err, unix.EINVAL, "past the last buffer added")
+	_, err = br.BundleIDs(8, 1, nil)
+	assert.ErrorIs(t, err, unix.EINVAL, "an ID out of range")
+	_, err = br.BundleIDs(0, 0, nil)
+	assert.ErrorIs(t, err, unix.EINVAL, "an empty bundle")
+
+	late := newBufRing(t, r, 7, 8, 16)
+	late.Recycle(0)
+	assert.ErrorIs(t, late.TrackBundles(), unix.EINVAL, "after a buffer went back")
 }

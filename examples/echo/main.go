@@ -23,8 +23,9 @@
 // -fixed-gomaxprocs leaves GOMAXPROCS at 1 on one CPU
 // (loop.Options.FixedGOMAXPROCS), -yield-every D sets how often a busy
 // reactor yields to the Go scheduler (loop.Options.YieldEvery; -1ns: never)
-// and -min-wait D gathers completions for up to D per wait
-// (loop.URingOptions.MinWait), each for its A/B.
+// -min-wait D gathers completions for up to D per wait
+// (loop.URingOptions.MinWait) and -recv-bundle receives bundles of buffers
+// (loop.RecvMultishotBundle), each for its A/B.
 //
 // A client that sends without reading what comes back holds at most about
 // 256 KiB of echoed bytes: above that (the high watermark of
@@ -133,6 +134,7 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 	fixedProcs := fs.Bool("fixed-gomaxprocs", false, "leave GOMAXPROCS at 1 on one CPU (Options.FixedGOMAXPROCS)")
 	yieldEvery := fs.Duration("yield-every", 0, "how often a busy reactor yields to the Go scheduler (Options.YieldEvery; 0: the default, negative: never)")
 	minWait := fs.Duration("min-wait", 0, "io_uring: gather completions for up to this long per wait (URingOptions.MinWait; 0: off)")
+	bundle := fs.Bool("recv-bundle", false, "io_uring: receive bundles of buffers (loop.RecvMultishotBundle)")
 	tlsCert := fs.String("tls-cert", "", "echo over TLS with this PEM certificate `file` (with -tls-key)")
 	tlsKey := fs.String("tls-key", "", "the PEM private key `file` of -tls-cert")
 	if err := fs.Parse(args); err != nil {
@@ -172,7 +174,11 @@ func run(ctx context.Context, stdout io.Writer, args []string) error {
 		}
 		fmt.Fprintln(stderr, "echo:", err)
 	}
-	g, err := loop.NewGroup(*loops, loop.Options{ErrorHandler: onError, FixedGOMAXPROCS: *fixedProcs, YieldEvery: *yieldEvery, URing: loop.URingOptions{ProcessFDs: *processFDs, MinWait: *minWait}})
+	opts := loop.Options{ErrorHandler: onError, FixedGOMAXPROCS: *fixedProcs, YieldEvery: *yieldEvery, URing: loop.URingOptions{ProcessFDs: *processFDs, MinWait: *minWait}}
+	if *bundle {
+		opts.URing.Recv = loop.RecvMultishotBundle
+	}
+	g, err := loop.NewGroup(*loops, opts)
 	if err != nil {
 		return err
 	}

@@ -114,6 +114,13 @@ type Options struct {
 	MinWait time.Duration
 	// MinWaitBatch is the completions a MinWait wait gathers at most.
 	MinWaitBatch int
+	// RecvBundle submits multishot receives with IORING_RECVSEND_BUNDLE
+	// (Linux 6.10; ignored before, see [Engine.RecvBundle]): one CQE then
+	// carries as many provided buffers as the socket had bytes for, instead
+	// of one CQE per buffer. Wait still reports one completion per buffer,
+	// in order, each with its own Buf, so callers see no difference but
+	// where the stream is split.
+	RecvBundle bool
 	// SpliceWorker makes SpliceIn and SpliceOut issue IORING_OP_SPLICE,
 	// which the kernel always runs on an io-wq worker thread, instead of
 	// calling splice(2) on the caller's thread once a POLL_ADD reports the
@@ -161,4 +168,8 @@ type Stats struct {
 	// PinnedSendBuffers counts the send payload buffers pinned for their
 	// operation: those outside the send slabs (Options.SendSlabChunk).
 	PinnedSendBuffers int
+	// RecvBundles counts the receive CQEs that filled more than one
+	// provided buffer (Options.RecvBundle), and BundledBuffers the buffers
+	// they filled.
+	RecvBundles, BundledBuffers int
 }

@@ -68,6 +68,13 @@ type Engine struct {
 	br    *uring.BufRing
 	held  []uint16
 	grown bool // the ring grew during this Wait (at most once per Wait)
+	// pending are completions that did not fit in the last Wait's dst: the
+	// buffers of a receive bundle beyond its room, and everything reaped
+	// after them. The next Wait reports them first, and hands out their
+	// buffers (held) only then.
+	pending       []pendingCompletion
+	pendingFinals int      // completions in pending that end an operation (InFlight)
+	ids           []uint16 // scratch for a bundle's buffer IDs
 
 	// stash are CQEs a synchronous call took out of the ring before their
 	// turn (Addrs); the next Wait reports them first.
@@ -147,6 +154,9 @@ func New(opts Options) (*Engine, error) {
 	if !r.Features().Has(uring.FeatMinTimeout) {
 		opts.MinWait = 0 // before 6.12: plain waits
 	}
+	if !r.Features().Has(uring.FeatRecvsendBundle) {
+		opts.RecvBundle = false // before 6.10: a buffer per CQE
+	}
 	if opts.MinWaitBatch == 0 {
 		opts.MinWaitBatch = 32
 	}
@@ -162,6 +172,11 @@ func New(opts Options) (*Engine, error) {
 	br, err := r.NewBufRingProvided(bufGroup, uint16(opts.RecvBuffersMax), opts.RecvBufferSize, uint16(opts.RecvBuffers))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("engine: buffer ring: %w", err), unix.Close(efd), r.Close())
+	}
+	if opts.RecvBundle {
+		if err := br.TrackBundles(); err != nil {
+			return nil, errors.Join(fmt.Errorf("engine: buffer ring: %w", err), br.Close(), unix.Close(efd), r.Close())
+		}
 	}
 	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
 		byUD: make(map[uint64]uint32), opts: opts, slabs: slabs}
@@ -244,7 +259,7 @@ func (e *Engine) Wake() error {
 
 // InFlight reports the operations submitted whose final completion Wait
 // has not returned yet. Zero after Close.
-func (e *Engine) InFlight() int { return e.ops }
+func (e *Engine) InFlight() int { return e.ops + e.pendingFinals }
 
 // armWake queues the read on the eventfd that Wake completes.
 func (e *Engine) armWake() bool {
@@ -299,7 +314,7 @@ func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
 		}
 		e.armWake()
 	}
-	if e.r.CQReady() > 0 || len(e.stash) > 0 {
+	if e.r.CQReady() > 0 || len(e.stash) > 0 || len(e.pending) > 0 {
 		timeout = 0 // completions wait already: submit, do not block
 	}
 	if e.opts.MinWait >= time.Microsecond && timeout != 0 {
@@ -329,18 +344,39 @@ func (e *Engine) recycle() {
 }
 
 // reap turns available CQEs into completions in dst, at most len(dst): a
-// CQE gives at most one completion, so it takes no more CQEs than dst has
-// room for and the rest wait in the kernel's queue.
+// CQE gives one completion (but for a receive bundle, see splitBundle), so it
+// takes no more CQEs than dst has room for and the rest wait in the kernel's
+// queue.
 func (e *Engine) reap(dst []Completion) int {
 	n := 0
+	if len(e.pending) > 0 {
+		// Completions that did not fit last time come before any CQE.
+		k := min(len(e.pending), len(dst))
+		for i, p := range e.pending[:k] {
+			dst[i] = p.c
+			if p.bid >= 0 {
+				e.held = append(e.held, uint16(p.bid))
+			}
+			if endsOp(&p.c) {
+				e.pendingFinals--
+			}
+		}
+		n = k
+		rest := copy(e.pending, e.pending[k:])
+		clear(e.pending[rest:])
+		e.pending = e.pending[:rest]
+		if rest > 0 {
+			return n
+		}
+	}
 	if len(e.stash) > 0 {
 		// CQEs taken out of the ring by a synchronous call (Addrs) first,
 		// in their order.
-		k := min(len(e.stash), len(dst))
-		n = e.handle(dst, e.stash[:k])
+		k := min(len(e.stash), len(dst)-n)
+		n += e.handle(dst[n:], e.stash[:k])
 		rest := copy(e.stash, e.stash[k:])
 		e.stash = e.stash[:rest]
-		if rest > 0 {
+		if rest > 0 || len(e.pending) > 0 {
 			return n
 		}
 	}
@@ -348,67 +384,130 @@ func (e *Engine) reap(dst []Completion) int {
 		want := min(len(e.cqes), len(dst)-n)
 		k := e.r.PeekCQEs(e.cqes[:want])
 		n += e.handle(dst[n:], e.cqes[:k])
-		if k < want {
+		if k < want || len(e.pending) > 0 {
 			break
 		}
 	}
 	return n
 }
 
+// pendingCompletion is a completion waiting for the next Wait, with the
+// provided buffer it hands out (bid, or -1).
+type pendingCompletion struct {
+	c   Completion
+	bid int32
+}
+
 // handle turns cqes (at most len(dst)) into completions in dst and returns
-// how many.
+// how many; those that do not fit (after a receive bundle) wait in pending.
 func (e *Engine) handle(dst []Completion, cqes []uring.CQE) int {
 	n := 0
 	for i := range cqes {
 		c := &cqes[i]
-		if c.UserData < MsgTokens {
+		var d Completion
+		bid := int32(-1)
+		switch {
+		case c.UserData < MsgTokens:
 			// The caller's token: accept, multishot receive, close,
 			// a message's own completion.
 			if !c.More() {
 				e.ops--
 			}
-			if e.complete(&dst[n], c) {
-				n++
+			if e.opts.RecvBundle && c.Res > int32(e.br.BufSize()) && c.Flags&uring.CQEFlagBuffer != 0 {
+				n = e.splitBundle(dst, n, c)
+				continue
 			}
-			continue
-		}
-		if c.UserData < Reserved {
+			bid = e.complete(&d, c)
+		case c.UserData < Reserved:
 			// A message from another ring: no operation of ours.
-			dst[n] = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
-			n++
+			d = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
+		case c.UserData == tokIgnore:
 			continue
-		}
-		switch c.UserData {
-		case tokIgnore:
-			continue
-		case tokWake:
+		case c.UserData == tokWake:
 			e.armed = false
 			continue
-		}
-		if c.UserData&^(1<<48-1) == tokWatch {
+		case c.UserData&^(1<<48-1) == tokWatch:
 			e.onWatch(c)
 			continue
+		default:
+			if !e.onRow(&d, c) {
+				continue
+			}
 		}
-		if e.onRow(&dst[n], c) {
-			n++
-		}
+		n = e.emit(dst, n, &d, bid)
 	}
 	return n
 }
 
-// complete fills d from the CQE of a pass-through operation.
-func (e *Engine) complete(d *Completion, c *uring.CQE) bool {
+// emit puts d in dst[n] and returns n+1, handing out its provided buffer
+// (bid >= 0), or, when dst is full or completions already wait, queues it
+// for the next Wait and returns n.
+func (e *Engine) emit(dst []Completion, n int, d *Completion, bid int32) int {
+	if n < len(dst) && len(e.pending) == 0 {
+		dst[n] = *d
+		if bid >= 0 {
+			e.held = append(e.held, uint16(bid))
+		}
+		return n + 1
+	}
+	e.pending = append(e.pending, pendingCompletion{c: *d, bid: bid})
+	if endsOp(d) {
+		e.pendingFinals++ // counted in flight until reported
+	}
+	return n
+}
+
+// endsOp reports whether reporting d ends an operation: a final completion
+// under a caller's token (not a message from another ring).
+func endsOp(d *Completion) bool { return !d.More() && d.UserData < MsgTokens }
+
+// complete fills d from the CQE of a pass-through operation and returns the
+// provided buffer it carries, or -1.
+func (e *Engine) complete(d *Completion, c *uring.CQE) int32 {
 	*d = Completion{UserData: c.UserData, Res: c.Res, Flags: c.Flags}
 	if c.Res == -int32(unix.ENOBUFS) {
 		e.growRecvBuffers()
 	}
-	if id, ok := c.BufferID(); ok {
-		e.held = append(e.held, id)
-		if c.Res > 0 {
-			d.Buf = e.br.Buffer(id, int(c.Res))
-		}
+	id, ok := c.BufferID()
+	if !ok {
+		return -1
 	}
-	return true
+	if c.Res > 0 {
+		d.Buf = e.br.Buffer(id, int(c.Res))
+	}
+	return int32(id)
+}
+
+// splitBundle emits the completions of a receive bundle's CQE (Res bytes in
+// several provided buffers, the first named by the CQE): one per buffer, in
+// ring order, each full but the last, all with FlagMore but the last, which
+// has the CQE's flags. It returns the new n (see emit).
+func (e *Engine) splitBundle(dst []Completion, n int, c *uring.CQE) int {
+	first, _ := c.BufferID()
+	size := e.br.BufSize()
+	k := (int(c.Res) + size - 1) / size
+	ids, err := e.br.BundleIDs(first, k, e.ids[:0])
+	e.ids = ids[:0]
+	if err != nil {
+		// The CQE names buffers the ring did not hand out in this order: a
+		// broken invariant between the kernel and the engine. Fail the
+		// operation rather than deliver bytes from unknown buffers.
+		d := Completion{UserData: c.UserData, Res: -int32(unix.EIO), Flags: c.Flags}
+		return e.emit(dst, n, &d, -1)
+	}
+	e.stats.RecvBundles++
+	e.stats.BundledBuffers += k
+	left := int(c.Res)
+	for i, id := range ids {
+		m := min(left, size)
+		left -= m
+		d := Completion{UserData: c.UserData, Res: int32(m), Flags: c.Flags | FlagMore, Buf: e.br.Buffer(id, m)}
+		if i == len(ids)-1 {
+			d.Flags = c.Flags
+		}
+		n = e.emit(dst, n, &d, int32(id))
+	}
+	return n
 }
 
 // growRecvBuffers doubles the provided buffers, once per Wait, up to
@@ -576,8 +675,8 @@ func (e *Engine) Close() error {
 	}
 	e.spliceFDs = nil
 	e.pipes = nil
-	e.fresh, e.late, e.held = nil, nil, nil
-	e.ops, e.sqes, e.armed = 0, 0, false
+	e.fresh, e.late, e.held, e.pending = nil, nil, nil, nil
+	e.ops, e.sqes, e.armed, e.pendingFinals = 0, 0, false, 0
 	e.wakeMu.Lock()
 	e.woff = true
 	e.wakeMu.Unlock()
@@ -586,6 +685,10 @@ func (e *Engine) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// RecvBundle reports whether multishot receives use bundles
+// (Options.RecvBundle, and the kernel has IORING_FEAT_RECVSEND_BUNDLE).
+func (e *Engine) RecvBundle() bool { return e.opts.RecvBundle }
 
 // MinWait reports the minimum wait in effect (Options.MinWait, or 0 when
 // off or the kernel lacks IORING_FEAT_MIN_TIMEOUT).

@@ -836,3 +836,99 @@ func TestSendSlabs(t *testing.T) {
 		})
 	}
 }
+
+// TestRecvBundle: with receive bundles, one CQE carries several 256-byte
+// buffers. Wait reports one completion per buffer, in order; with room for
+// only five per Wait, the rest of a bundle (and what follows it) waits for
+// the next Wait, whose buffers must not go back to the kernel before they
+// are reported. 16 sockets stream 48 KiB each while the ring runs out of
+// buffers and grows: every byte must arrive, in order.
+func TestRecvBundle(t *testing.T) {
+	e := open(t, Options{RecvBundle: true, RecvBufferSize: 256, RecvBuffers: 16, RecvBuffersMax: 64})
+	if !e.RecvBundle() {
+		t.Skip("no receive bundles (Linux 6.10)")
+	}
+	const socks, size = 16, 48 << 10
+	var ins, outs [socks]int
+	want := make([][]byte, socks)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range socks {
+		ins[i], outs[i] = tcpPair(t)
+		want[i] = make([]byte, size)
+		for j := range want[i] {
+			want[i][j] = byte(rng.Uint32())
+		}
+		require.NoError(t, e.RecvMultishot(ins[i], uint64(i)))
+	}
+	writes := make(chan error, 1)
+	go func() {
+		// Random-sized writes across the sockets, so data keeps arriving
+		// while the engine recycles buffers.
+		rng := rand.New(rand.NewPCG(5, 6))
+		var off [socks]int
+		for left := socks; left > 0; {
+			i := rng.IntN(socks)
+			if off[i] == size {
+				continue
+			}
+			n := min(1+rng.IntN(4096), size-off[i])
+			k, err := unix.Write(outs[i], want[i][off[i]:off[i]+n])
+			if err == unix.EAGAIN {
+				time.Sleep(100 * time.Microsecond)
+				continue
+			}
+			if err != nil {
+				writes <- err
+				return
+			}
+			if off[i] += k; off[i] == size {
+				left--
+			}
+		}
+		writes <- nil
+	}()
+	got := make([][]byte, socks)
+	cs := make([]Completion, 5)
+	overflowed := 0
+	armed := socks // receives whose final completion was not reported
+	deadline := time.Now().Add(20 * time.Second)
+	for done := 0; done < socks && time.Now().Before(deadline); {
+		require.Equal(t, armed, e.InFlight(), "a final completion held over counts in flight")
+		n, err := e.Wait(100*time.Millisecond, cs)
+		require.NoError(t, err)
+		if len(e.pending) > 0 {
+			overflowed++
+		}
+		for _, c := range cs[:n] {
+			if !c.More() {
+				armed--
+			}
+			i := c.UserData
+			if c.Res > 0 {
+				got[i] = append(got[i], c.Buf...)
+				if len(got[i]) == size {
+					done++
+				}
+			}
+			if !c.More() {
+				// Out of buffers: -ENOBUFS, or a bundle that took the
+				// last ones ends the receive with its bytes.
+				if c.Res <= 0 {
+					require.Equal(t, -int32(unix.ENOBUFS), c.Res, "socket %d", i)
+				}
+				require.NoError(t, e.RecvMultishot(ins[i], i))
+				armed++
+			}
+		}
+	}
+	require.NoError(t, <-writes)
+	for i := range socks {
+		require.Len(t, got[i], size, "socket %d", i)
+		require.True(t, bytes.Equal(want[i], got[i]), "socket %d: bytes differ", i)
+	}
+	st := e.Stats()
+	assert.Positive(t, st.RecvBundles, "CQEs that filled several buffers")
+	assert.Greater(t, st.BundledBuffers, 2*st.RecvBundles-1)
+	assert.Positive(t, overflowed, "Waits that left completions for the next")
+	t.Logf("bundles %d of %d buffers; %d Waits left completions pending; ring %d buffers", st.RecvBundles, st.BundledBuffers, overflowed, st.RecvBuffers)
+}

@@ -95,6 +95,9 @@ func (e *Engine) CloseFD(fd int, ud uint64) error { return errUnsupported }
 // MsgRing returns an error matching errors.ErrUnsupported.
 func (e *Engine) MsgRing(ringFD int, res uint32, data, ud uint64) error { return errUnsupported }
 
+// RecvBundle returns false.
+func (e *Engine) RecvBundle() bool { return false }
+
 // MinWait returns 0.
 func (e *Engine) MinWait() time.Duration { return 0 }
 

@@ -37,6 +37,12 @@ func (e *Engine) AcceptMultishot(fd int, ud uint64) error {
 // it could: re-arm it; the bytes wait in the socket). Arm one receive per
 // socket at a time.
 //
+// With Options.RecvBundle one kernel completion may carry several buffers:
+// Wait reports them as consecutive completions, one per buffer, all but the
+// last with FlagMore. A bundle that took the last free buffers ends the
+// receive with its bytes (the last of them has no FlagMore): re-arm it as
+// after -ENOBUFS.
+//
 // The engine works around a kernel race (seen on Linux 6.18) that strands a
 // multishot receive for ever: see checkFresh. The workaround may end a
 // receive with -ECANCELED the caller did not ask for (its peer is gone):
@@ -56,6 +62,9 @@ func (e *Engine) RecvMultishot(fd int, ud uint64) error {
 	s.SetBufGroup(e.br.Group())
 	if e.opts.RecvPollFirst {
 		s.SetIOPrio(uring.RecvsendPollFirst)
+	}
+	if e.opts.RecvBundle {
+		s.SetIOPrio(uring.RecvsendBundle)
 	}
 	s.SetUserData(ud)
 	e.ops++
