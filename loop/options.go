@@ -320,15 +320,14 @@ const (
 	// buffer (16 KiB by default) in this mode.
 	RecvSingleShot
 	// RecvMultishotBundle is RecvMultishot taking bundles of buffers
-	// (IORING_RECVSEND_BUNDLE, Linux 6.10; one buffer per completion
-	// before): a completion carries as many buffers as the socket has bytes
-	// for, which ReceiveData still gets one buffer at a time, in order.
-	// Fewer completions for bulk streams (1.10× the 64 KB echo), but a
-	// connection that pauses reading (SetOutboundLimits, Pause) may take in
-	// up to all the free buffers' worth (4 MiB with the defaults) per
-	// completion before the pause lands, and holds it until Resume, where
-	// one buffer per completion lets in a few hundred KiB (README "io_uring
-	// feature A/B").
+	// (IORING_RECVSEND_BUNDLE): a completion carries up to four buffers, as
+	// many as the socket has bytes for, which ReceiveData still gets one
+	// buffer at a time, in order. Fewer completions for bulk streams (1.11×
+	// the 64 KB echo). The engine falls back to RecvMultishot on kernels
+	// without bundles (before 6.10) or without their per-completion cap,
+	// and on 6.13.11 to 6.14.8, whose bundles can reorder a stream. Not the
+	// default because a kernel's version does not tell which of its bundle
+	// fixes it carries (README "io_uring feature A/B").
 	RecvMultishotBundle
 )
 

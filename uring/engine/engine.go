@@ -115,11 +115,12 @@ type Options struct {
 	// MinWaitBatch is the completions a MinWait wait gathers at most.
 	MinWaitBatch int
 	// RecvBundle submits multishot receives with IORING_RECVSEND_BUNDLE
-	// (Linux 6.10; ignored before, see [Engine.RecvBundle]): one CQE then
-	// carries as many provided buffers as the socket had bytes for, instead
-	// of one CQE per buffer. Wait still reports one completion per buffer,
-	// in order, each with its own Buf, so callers see no difference but
-	// where the stream is split.
+	// (Linux 6.10; ignored before, and on 6.13.11 to 6.14.8, whose bundles
+	// can reorder a stream; see [Engine.RecvBundle]): one CQE then carries
+	// up to four provided buffers, as many as the socket had bytes for,
+	// instead of one CQE per buffer. Wait still reports one completion per
+	// buffer, in order, each with its own Buf, so callers see no difference
+	// but where the stream is split.
 	RecvBundle bool
 	// SpliceWorker makes SpliceIn and SpliceOut issue IORING_OP_SPLICE,
 	// which the kernel always runs on an io-wq worker thread, instead of

@@ -154,8 +154,10 @@ func New(opts Options) (*Engine, error) {
 	if !r.Features().Has(uring.FeatMinTimeout) {
 		opts.MinWait = 0 // before 6.12: plain waits
 	}
-	if !r.Features().Has(uring.FeatRecvsendBundle) {
-		opts.RecvBundle = false // before 6.10: a buffer per CQE
+	if !r.Features().Has(uring.FeatRecvsendBundle) || bundleReorders() {
+		// Before 6.10: a buffer per CQE; and never on a kernel known to
+		// reorder bundles.
+		opts.RecvBundle = false
 	}
 	if opts.MinWaitBatch == 0 {
 		opts.MinWaitBatch = 32
@@ -177,6 +179,13 @@ func New(opts Options) (*Engine, error) {
 		if err := br.TrackBundles(); err != nil {
 			return nil, errors.Join(fmt.Errorf("engine: buffer ring: %w", err), br.Close(), unix.Close(efd), r.Close())
 		}
+		// Uncapped bundles would let one socket take every free buffer
+		// per completion: without the cap, no bundles.
+		capped, err := probeBundleCap(r, br)
+		if err != nil {
+			return nil, errors.Join(err, br.Close(), unix.Close(efd), r.Close())
+		}
+		opts.RecvBundle = capped
 	}
 	e := &Engine{r: r, cqes: make([]uring.CQE, 256), efd: efd, efbuf: new([8]byte), br: br,
 		byUD: make(map[uint64]uint32), opts: opts, slabs: slabs}
@@ -390,6 +399,10 @@ func (e *Engine) reap(dst []Completion) int {
 	}
 	return n
 }
+
+// bundleBuffers is the most provided buffers one receive completion takes
+// with Options.RecvBundle (see RecvMultishot).
+const bundleBuffers = 4
 
 // pendingCompletion is a completion waiting for the next Wait, with the
 // provided buffer it hands out (bid, or -1).

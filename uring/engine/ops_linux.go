@@ -65,6 +65,11 @@ func (e *Engine) RecvMultishot(fd int, ud uint64) error {
 	}
 	if e.opts.RecvBundle {
 		s.SetIOPrio(uring.RecvsendBundle)
+		// At most bundleBuffers per completion: a completion that reaches
+		// it also ends the kernel's retries for this socket in that round
+		// (IORING_RECV_MSHOT_CAP), so one socket cannot take every free
+		// buffer at once, nor a pausing one pile up megabytes.
+		s.Len = uint32(bundleBuffers * e.br.BufSize())
 	}
 	s.SetUserData(ud)
 	e.ops++
