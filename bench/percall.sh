@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-request costs of one echo (or HTTP) server under capped load: system calls by
 # kind, context switches and CPU time per request, counted by `perf stat` on
-# the server process while bench/bin/loadgen drives it.
+# the server process while bench/bin/loadgen (or wrk) drives it.
 #
 #   bench/percall.sh NAME SERVER-COMMAND...    (run from the repository root,
 #                                              after `make bench` built bench/bin)
@@ -69,7 +69,10 @@ done
 if [ -n "${CLOCK_READS:-}" ]; then
 	bin=$(command -v "$1")
 	grp=rmclock$$
-	perf probe -q -x "$bin" -a "$grp:nanotime1=runtime.nanotime1" -a "$grp:time_now=time.now" >/dev/null 2>&1
+	if ! perf probe -q -x "$bin" -a "$grp:nanotime1=runtime.nanotime1" -a "$grp:time_now=time.now" >/dev/null 2>&1; then
+		echo "percall.sh: CLOCK_READS: perf probe on $bin failed (uprobes, or not a Go binary)" >&2
+		exit 1
+	fi
 	trap 'kill $pid 2>/dev/null || true; perf probe -q -d "$grp:*" >/dev/null 2>&1 || true' EXIT
 	ev=$ev,$grp:nanotime1,$grp:time_now
 fi
