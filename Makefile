@@ -105,7 +105,11 @@ test-stress:
 # io_uring engine's own tests run ENGINE_COUNT times. The cross-talk,
 # half-close and poll-first reset-churn tests also run CHURN_COUNT times on
 # io_uring process fds (the default above is direct descriptors, whose
-# stranded-receive check differs: a hang-up watch instead of poll(2)). The
+# stranded-receive check differs: a hang-up watch instead of poll(2)), and
+# the hazard, reset-churn, fault-injection, half-close, cross-talk and
+# paused-flood tests run CHURN_COUNT times with receive bundles
+# (RINGMACHINE_TEST_RECV_BUNDLE=1: every io_uring loop on RecvMultishotBundle;
+# TestNoCrossTalk's bundle rows run HAZARD_COUNT times with the rest). The
 # group hand-off tests (messages racing a stopping target, moved direct
 # descriptors and their slot promises) run CHURN_COUNT times, and so do the
 # paused TLS echo and the TLS fault-injection echo; the proxy rows whose
@@ -131,6 +135,7 @@ test-hazard:
 
 hazard-a:
 	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestNoCrossTalk|TestSendRetriesEAGAIN)' ./loop/
+	RINGMACHINE_TEST_RECV_BUNDLE=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestHalfClose|TestFaultEcho|TestPausedFloodAllocates|TestNoCrossTalk)$$' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/
 
@@ -138,6 +143,7 @@ hazard-b:
 	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestFaultEcho|TestHalfClose|TestPausedFloodAllocates)' ./loop/
 	$(GO) test -count=$(ENGINE_COUNT) -timeout 20m ./internal/enginetest/ ./uring/engine/
 	RINGMACHINE_TEST_PROCESS_FDS=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestNoCrossTalk|TestHalfClose|TestResetChurnPollFirst)' ./loop/
+	RINGMACHINE_TEST_RECV_BUNDLE=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestHazard|TestResetChurn$$)' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/TLSServer$$' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestTLSFaultEcho$$' ./loop/
 	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/Proxy(32MB|Order|AfterHeader|Stop|StopInFlight|TargetUnbound|TargetClosedInFlight|ToN|HalfClose|TLS)$$|^TestProxyFaults$$' ./loop/

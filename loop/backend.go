@@ -206,6 +206,12 @@ type backendConfig struct {
 // on io_uring too.
 var testHookProcessFDs bool
 
+// testHookRecvBundle, set by the tests' TestMain from
+// RINGMACHINE_TEST_RECV_BUNDLE=1, runs every io_uring loop whose
+// URingOptions.Recv is RecvMultishot as if it were RecvMultishotBundle, so
+// the hazard suite runs on receive bundles too.
+var testHookRecvBundle bool
+
 // directFiles is the size asked of the io_uring engine's table of direct
 // descriptors: as large as the engine allows (it caps it at RLIMIT_NOFILE),
 // 0 with URingOptions.ProcessFDs.

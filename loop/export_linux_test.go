@@ -11,6 +11,10 @@ import (
 // fds (RINGMACHINE_TEST_PROCESS_FDS=1).
 func ProcessFDSuite() bool { return testHookProcessFDs }
 
+// RecvBundleSuite reports whether the suite's io_uring loops receive in
+// bundles (RINGMACHINE_TEST_RECV_BUNDLE=1).
+func RecvBundleSuite() bool { return testHookRecvBundle }
+
 // SetTestDirectFiles sizes the direct descriptor table of loops run
 // afterwards; the returned func restores it.
 func SetTestDirectFiles(n int) (restore func()) {

@@ -226,7 +226,7 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 		directFiles:    directFiles(!l.opts.URing.ProcessFDs && !testHookProcessFDs),
 		minWait:        l.opts.URing.MinWait,
 		minWaitBatch:   l.opts.URing.MinWaitBatch,
-		recvBundle:     l.opts.URing.Recv == RecvMultishotBundle,
+		recvBundle:     l.opts.URing.Recv == RecvMultishotBundle || testHookRecvBundle && l.opts.URing.Recv == RecvMultishot,
 		spliceWorker:   l.opts.URing.SpliceWorker,
 	})
 	if err != nil {
