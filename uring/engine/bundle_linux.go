@@ -18,16 +18,35 @@ import (
 // (liburing issue #1409; fixed in 6.14.9). New turns Options.RecvBundle off
 // there. A release it cannot parse is not one of them.
 func bundleReorders() bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	return releaseReordersBundles(unix.ByteSliceToString(u.Release[:]))
+	v, ok := kernelRelease()
+	return ok && releaseReordersBundles(v)
 }
 
-// releaseReordersBundles is bundleReorders for a uname release string such
-// as "6.14.7-arch1-1".
-func releaseReordersBundles(release string) bool {
+// releaseReordersBundles is bundleReorders for a kernel version.
+func releaseReordersBundles(v [3]int) bool {
+	switch {
+	case v[0] != 6:
+		return false
+	case v[1] == 13:
+		return v[2] >= 11
+	case v[1] == 14:
+		return v[2] < 9
+	}
+	return false
+}
+
+// kernelRelease returns the running kernel's version from uname.
+func kernelRelease() ([3]int, bool) {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return [3]int{}, false
+	}
+	return parseRelease(unix.ByteSliceToString(u.Release[:]))
+}
+
+// parseRelease reads major, minor and patch from a uname release such as
+// "6.14.7-arch1-1" (patch 0 when missing, as in "6.14-rc1").
+func parseRelease(release string) ([3]int, bool) {
 	var v [3]int
 	for i, f := range strings.SplitN(release, ".", 3) {
 		// Each field up to its first non-digit ("7-arch1-1" is 7).
@@ -38,7 +57,7 @@ func releaseReordersBundles(release string) bool {
 		n, err := strconv.Atoi(f[:end])
 		if err != nil {
 			if i < 2 {
-				return false
+				return v, false
 			}
 			n = 0 // "6.14-rc1": no patch level
 		}
@@ -47,15 +66,7 @@ func releaseReordersBundles(release string) bool {
 			break // "6.14-rc1": the rest is not the version
 		}
 	}
-	switch {
-	case v[0] != 6:
-		return false
-	case v[1] == 13:
-		return v[2] >= 11
-	case v[1] == 14:
-		return v[2] < 9
-	}
-	return false
+	return v, true
 }
 
 // probeBundleCap reports whether the kernel takes a multishot receive that

@@ -23,7 +23,8 @@ func TestReleaseReordersBundles(t *testing.T) {
 		"6.x.1":               false,
 		"6.13.11+deb13-amd64": true,
 	} {
-		if got := releaseReordersBundles(release); got != want {
+		v, ok := parseRelease(release)
+		if got := ok && releaseReordersBundles(v); got != want {
 			t.Errorf("releaseReordersBundles(%q) = %v, want %v", release, got, want)
 		}
 	}

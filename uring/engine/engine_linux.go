@@ -72,9 +72,8 @@ type Engine struct {
 	// buffers of a receive bundle beyond its room, and everything reaped
 	// after them. The next Wait reports them first, and hands out their
 	// buffers (held) only then.
-	pending       []pendingCompletion
-	pendingFinals int      // completions in pending that end an operation (InFlight)
-	ids           []uint16 // scratch for a bundle's buffer IDs
+	pending []pendingCompletion
+	ids     []uint16 // scratch for a bundle's buffer IDs
 
 	// stash are CQEs a synchronous call took out of the ring before their
 	// turn (Addrs); the next Wait reports them first.
@@ -268,7 +267,15 @@ func (e *Engine) Wake() error {
 
 // InFlight reports the operations submitted whose final completion Wait
 // has not returned yet. Zero after Close.
-func (e *Engine) InFlight() int { return e.ops + e.pendingFinals }
+func (e *Engine) InFlight() int {
+	n := e.ops
+	for i := range e.pending {
+		if endsOp(&e.pending[i].c) {
+			n++ // its CQE was reaped, but Wait has not reported it yet
+		}
+	}
+	return n
+}
 
 // armWake queues the read on the eventfd that Wake completes.
 func (e *Engine) armWake() bool {
@@ -366,9 +373,6 @@ func (e *Engine) reap(dst []Completion) int {
 			if p.bid >= 0 {
 				e.held = append(e.held, uint16(p.bid))
 			}
-			if endsOp(&p.c) {
-				e.pendingFinals--
-			}
 		}
 		n = k
 		rest := copy(e.pending, e.pending[k:])
@@ -464,9 +468,6 @@ func (e *Engine) emit(dst []Completion, n int, d *Completion, bid int32) int {
 		return n + 1
 	}
 	e.pending = append(e.pending, pendingCompletion{c: *d, bid: bid})
-	if endsOp(d) {
-		e.pendingFinals++ // counted in flight until reported
-	}
 	return n
 }
 
@@ -689,7 +690,7 @@ func (e *Engine) Close() error {
 	e.spliceFDs = nil
 	e.pipes = nil
 	e.fresh, e.late, e.held, e.pending = nil, nil, nil, nil
-	e.ops, e.sqes, e.armed, e.pendingFinals = 0, 0, false, 0
+	e.ops, e.sqes, e.armed = 0, 0, false
 	e.wakeMu.Lock()
 	e.woff = true
 	e.wakeMu.Unlock()
