@@ -2,15 +2,19 @@
 // of the EINTR paths of blocking waits. It imports nothing of the project,
 // so the leaves' tests can use it.
 //
-//	runtime.LockOSThread()
-//	defer runtime.UnlockOSThread()
-//	sent := sigtest.Interrupt(syscall.Gettid(), 10*time.Millisecond, time.Second)
-//	... a blocking wait on this thread ...
-//	n := <-sent // how many signals went out
+//	func TestWaitSignals(t *testing.T) {
+//		runtime.LockOSThread() // before making what waits, if it is bound to its thread
+//		defer runtime.UnlockOSThread()
+//		p := newPoller(t)
+//		sigtest.CheckTimedWait(t, 300*time.Millisecond, func(d time.Duration) (int, error) {
+//			return p.Wait(d, dst)
+//		})
+//	}
 package sigtest
 
 import (
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -34,4 +38,31 @@ func Interrupt(tid int, interval, d time.Duration) <-chan int {
 		done <- sent
 	}()
 	return done
+}
+
+// CheckTimedWait calls wait(timeout), a wait on the calling goroutine's
+// locked thread that nothing completes, while SIGURG interrupts that thread
+// every 10 ms for a second (Interrupt). It fails t unless the wait returned
+// nothing (0, nil) after at least timeout, which must be well under a
+// second: a wait that ends early at a signal fails, and so does one that
+// starts its whole timeout again after each signal, as it then lasts until
+// the signals stop.
+func CheckTimedWait(t testing.TB, timeout time.Duration, wait func(time.Duration) (int, error)) {
+	t.Helper()
+	const signalling = time.Second
+	done := Interrupt(syscall.Gettid(), 10*time.Millisecond, signalling)
+	start := time.Now()
+	n, err := wait(timeout)
+	elapsed := time.Since(start)
+	sent := <-done
+	switch {
+	case err != nil || n != 0:
+		t.Errorf("wait: %d, %v; want 0, nil", n, err)
+	case sent <= 10:
+		t.Errorf("only %d signals sent", sent)
+	case elapsed < timeout:
+		t.Errorf("the wait ended early, after %v of %v", elapsed, timeout)
+	case elapsed >= signalling:
+		t.Errorf("the wait lasted %v for a %v timeout: it restarted its whole timeout after a signal", elapsed, timeout)
+	}
 }
