@@ -25,8 +25,8 @@ import (
 // The bundle row (RecvMultishotBundle) holds bundles to the same bound: a
 // bundle may carry several buffers, but the engine caps it at four, which
 // also stops the kernel's retries for the socket in that round. Uncapped, a
-// bundle took every free buffer and a pause let in megabytes, more than the
-// held-buffer pool keeps: about 5 bytes allocated per byte echoed.
+// bundle could take every free buffer, a pause let in more than the
+// held-buffer pool keeps, and this row failed its bound.
 func TestPausedFloodAllocates(t *testing.T) {
 	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
 		pausedFlood(t, b, loop.RecvMultishot, 1/2.)
