@@ -125,7 +125,8 @@ test-stress:
 # hand-off tests wait on timers, and two processes at once also vary the
 # schedules the races see. `time make test-hazard` took 377-417 s in three
 # runs that way against 693 s with the same runs one after another
-# (2026-12-02, 2 cores).
+# (2026-12-02, 2 cores); with the receive-bundle runs added, the stage took
+# 395 s in `make test` (2026-12-02).
 HAZARD_COUNT ?= 60
 CHURN_COUNT  ?= 20
 ENGINE_COUNT ?= 3
@@ -151,7 +152,8 @@ hazard-b:
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
 # executions sized to 2-17 s each on 2 cores, the build included (eight
-# targets: 44-59 s by `time make test-fuzz`, 2026-12-02); FUZZTIME=30s
+# targets: 44-119 s in `make test`, 2026-12-02; the slow runs spent up to
+# 15 s with the httpd fuzzer minimizing a new input at 0 execs/s); FUZZTIME=30s
 # (or 1000000x) overrides them all. A count, not a
 # duration: with -fuzztime as a duration, Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" as a failure at the deadline with no
