@@ -9,7 +9,8 @@
 # The server command gets `-addr 127.0.0.1:PORT` appended; it runs on CPU 0
 # in a cgroup capped at QUOTA % of that CPU (default 30), so the server, not
 # the load tool, is the bottleneck; loadgen runs on CPU 1 with CONNS
-# connections (64) of SIZE-byte messages (64) for 4 s, and perf counts the
+# connections (64) of SIZE-byte messages (64), PIPE of them in flight per
+# connection (1), for 4 s, and perf counts the
 # 2 s in the middle. LOAD=wrk drives an HTTP server with wrk instead (one
 # thread, CONNS connections, plaintext GET /; wrk's whole run is the req/s).
 # Needs root (cgroup, perf). Examples:
@@ -58,7 +59,7 @@ pf=$(mktemp)
 if [ "${LOAD:-loadgen}" = wrk ]; then
 	taskset -c 1 wrk -t1 -c"${CONNS:-64}" -d4s "http://127.0.0.1:$port/" >"$lg" 2>&1 &
 else
-	taskset -c 1 bench/bin/loadgen -addr 127.0.0.1:$port -c "${CONNS:-64}" -s "${SIZE:-64}" -d 4s -warmup 500ms >"$lg" 2>&1 &
+	taskset -c 1 bench/bin/loadgen -addr 127.0.0.1:$port -c "${CONNS:-64}" -s "${SIZE:-64}" -p "${PIPE:-1}" -d 4s -warmup 500ms >"$lg" 2>&1 &
 fi
 lgpid=$!
 sleep 1

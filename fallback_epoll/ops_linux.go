@@ -80,10 +80,11 @@ func (p *Poller) attempt(o *op) {
 	case kindSpliceIn:
 		// SPLICE_F_NONBLOCK: the pipe never blocks either (it has room, but
 		// the flag makes sure); EAGAIN is the socket's.
-		n, err := ignoringEINTR(&p.syscalls, func() (int64, error) {
-			return unix.Splice(o.fd, nil, o.inFD, nil, o.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
+			n, err := unix.Splice(o.fd, nil, o.inFD, nil, o.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			return int(n), err
 		})
-		p.complete(o, int(n), err, nil)
+		p.complete(o, n, err, nil)
 	case kindPollIn, kindPollOut:
 		fds := []unix.PollFd{{Fd: int32(o.fd), Events: int16(o.n)}}
 		n, err := ignoringEINTR(&p.syscalls, func() (int, error) { return unix.Poll(fds, 0) })
@@ -96,10 +97,11 @@ func (p *Poller) attempt(o *op) {
 			p.finish(o, int32(uint16(fds[0].Revents)))
 		}
 	case kindSpliceOut:
-		n, err := ignoringEINTR(&p.syscalls, func() (int64, error) {
-			return unix.Splice(o.inFD, nil, o.fd, nil, o.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, err := ignoringEINTR(&p.syscalls, func() (int, error) {
+			n, err := unix.Splice(o.inFD, nil, o.fd, nil, o.n, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			return int(n), err
 		})
-		p.complete(o, int(n), err, nil)
+		p.complete(o, n, err, nil)
 	}
 }
 
@@ -182,7 +184,7 @@ func (p *Poller) connect(o *op) {
 	if !o.connecting {
 		// Not through ignoringEINTR: an interrupted connect continues in the
 		// background and a second call would report EALREADY.
-		p.syscalls.Add(1)
+		p.syscalls++
 		switch err := unix.Connect(o.fd, o.sa); err {
 		case nil, unix.EISCONN:
 			p.finish(o, 0)
@@ -205,7 +207,10 @@ func (p *Poller) connect(o *op) {
 	case 0, unix.EISCONN:
 		// Writable without error can be spurious (an event from before the
 		// connect): only a peer name proves the connection.
-		_, err := ignoringEINTR(&p.syscalls, func() (unix.Sockaddr, error) { return unix.Getpeername(o.fd) })
+		_, err := ignoringEINTR(&p.syscalls, func() (int, error) {
+			_, err := unix.Getpeername(o.fd)
+			return 0, err
+		})
 		if err == unix.ENOTCONN {
 			p.wouldBlock(o)
 			return

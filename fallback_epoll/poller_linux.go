@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +60,13 @@ func (k opKind) writes() bool { return k >= kindSend }
 
 // multishot reports whether the operation produces several completions.
 func (k opKind) multishot() bool { return k == kindAccept || k == kindRecvMultishot }
+
+// indexed reports whether the operation is in Poller.ops, where Cancel finds
+// it by its token. Sends are not, as on the io_uring engine: a reply is
+// submitted and completed once per request, and its three map operations
+// (the duplicate check, the insert, the delete) stood out in an echo
+// server's profile. CancelFD still ends them.
+func (k opKind) indexed() bool { return k != kindSend && k != kindSendTo }
 
 // op is one queued operation. It owns everything its system call uses until
 // its final completion.
@@ -125,12 +131,13 @@ type Poller struct {
 	closed bool // written under wakeMu; read by Wake under it
 
 	fds      fdTable
-	ops      map[uint64]*op
-	nextFD   int32  // last fdState.seq handed out
-	nextOp   uint64 // last op.seq handed out
-	waitSeq  uint64 // number of Wait calls that ran the queue
-	runq     []*op  // operations to attempt in this Wait
-	later    []*op  // operations carried over to the next Wait (budget, arena)
+	ops      map[uint64]*op // operations Cancel can name (opKind.indexed)
+	sends    int            // operations in flight that are not in ops
+	nextFD   int32          // last fdState.seq handed out
+	nextOp   uint64         // last op.seq handed out
+	waitSeq  uint64         // number of Wait calls that ran the queue
+	runq     []*op          // operations to attempt in this Wait
+	later    []*op          // operations carried over to the next Wait (budget, arena)
 	done     []Completion
 	finals   int   // final completions in done (counted by InFlight)
 	freeOps  []*op // recycled op records
@@ -141,8 +148,10 @@ type Poller struct {
 	wakeBuf  [8]byte // eventfd increment 1, read-only after New
 	drainBuf [8]byte
 
-	syscalls atomic.Uint64 // system calls made (benchmarks)
-	stale    uint64        // events dropped for a stale fd sequence
+	// syscalls counts the system calls made from the Poller's goroutine
+	// (benchmarks; Wake's, from any goroutine, are not counted).
+	syscalls uint64
+	stale    uint64 // events dropped for a stale fd sequence
 }
 
 // New creates a Poller: an epoll instance (epoll_create1 with EPOLL_CLOEXEC)
@@ -217,7 +226,7 @@ func (p *Poller) Close() error {
 		errs = append(errs, os.NewSyscallError("close", err))
 	}
 	p.fds, p.ops, p.runq, p.later, p.done, p.arena, p.freeOps = fdTable{}, nil, nil, nil, nil, nil, nil
-	p.finals = 0
+	p.finals, p.sends = 0, 0
 	return errors.Join(errs...)
 }
 
@@ -231,7 +240,8 @@ func (p *Poller) Wake() error {
 	if p.closed {
 		return ErrClosed
 	}
-	_, err := ignoringEINTR(&p.syscalls, func() (int, error) { return unix.Write(p.evfd, p.wakeBuf[:]) })
+	var uncounted uint64
+	_, err := ignoringEINTR(&uncounted, func() (int, error) { return unix.Write(p.evfd, p.wakeBuf[:]) })
 	if err != nil && err != unix.EAGAIN { // EAGAIN: the counter is full, a wake-up is pending anyway
 		return os.NewSyscallError("write", err)
 	}
@@ -240,7 +250,7 @@ func (p *Poller) Wake() error {
 
 // InFlight returns the number of operations whose final completion has not
 // yet been returned by Wait. It is 0 when nothing is left to reap.
-func (p *Poller) InFlight() int { return len(p.ops) + p.finals }
+func (p *Poller) InFlight() int { return len(p.ops) + p.sends + p.finals }
 
 // AcceptMultishot accepts connections on the listening socket fd. Each
 // accepted connection is one completion with Res = the new fd (non-blocking
@@ -273,11 +283,12 @@ func (p *Poller) RecvFrom(fd int, buf []byte, userData uint64) error {
 	return p.submit(op{kind: kindRecvFrom, fd: fd, userData: userData, buf: buf}, "recvfrom")
 }
 
-// Send writes bufs to fd with one writev(2) once fd is writable. Its one
-// completion has Res = bytes written, which may be fewer than offered (as
-// with io_uring send): the caller submits the rest. At most 1024 buffers
-// (IOV_MAX) are written per Send. The slices belong to the Poller until the
-// completion.
+// Send writes bufs to fd with one sendmsg(2) (MSG_NOSIGNAL) once fd is
+// writable. Its one completion has Res = bytes written, which may be fewer
+// than offered (as with io_uring send): the caller submits the rest. At most
+// 1024 buffers (IOV_MAX) are written per Send. The slices belong to the
+// Poller until the completion. [Poller.Cancel] does not find a send by its
+// token; [Poller.CancelFD] ends it.
 func (p *Poller) Send(fd int, bufs [][]byte, userData uint64) error {
 	return p.submit(op{kind: kindSend, fd: fd, userData: userData, bufs: bufs}, "send")
 }
@@ -404,10 +415,13 @@ func (p *Poller) Poll(fd int, mask uint32, userData uint64) error {
 }
 
 // Cancel ends the operation submitted with userData: its final completion,
-// Res = -ECANCELED, is delivered by the next Wait. Returns an error wrapping
-// unix.ENOENT when no such operation is in flight (including one whose final
-// completion is produced but not yet delivered), and one wrapping unix.EINVAL
-// for a userData at or above [MsgTokens], which no operation can have.
+// Res = -ECANCELED, is delivered by the next Wait. Sends (Send, SendTo) are
+// not found by their token, as on the io_uring engine, which keeps the send
+// path free of any index: cancel them with [Poller.CancelFD]. Returns an
+// error wrapping unix.ENOENT when no such operation is in flight (including
+// one whose final completion is produced but not yet delivered, and a send),
+// and one wrapping unix.EINVAL for a userData at or above [MsgTokens], which
+// no operation can have.
 func (p *Poller) Cancel(userData uint64) error {
 	if p.closed {
 		return ErrClosed
@@ -447,7 +461,7 @@ func (p *Poller) CancelFD(fd int) (int, error) {
 // operations are registered on fd it refuses with an error wrapping
 // unix.EBUSY and does nothing: cancel them and reap their completions first.
 func (p *Poller) CloseFD(fd int, userData uint64) error {
-	if err := p.checkSubmit("close", fd, userData); err != nil {
+	if err := p.checkSubmit("close", fd, userData, true); err != nil {
 		return err
 	}
 	if fs := p.fds.get(fd); fs != nil {
@@ -457,7 +471,7 @@ func (p *Poller) CloseFD(fd int, userData uint64) error {
 		p.dropFD(fs) // a sticky record
 	}
 	// No EINTR retry: Linux releases the fd even when close reports EINTR.
-	p.syscalls.Add(1)
+	p.syscalls++
 	res := int32(0)
 	if err := unix.Close(fd); err != nil && err != unix.EINTR {
 		res = errnoRes(err)
@@ -656,8 +670,9 @@ func (t *fdTable) del(fd int) {
 	}
 }
 
-// checkSubmit validates a submission common to all operations.
-func (p *Poller) checkSubmit(name string, fd int, userData uint64) error {
+// checkSubmit validates a submission common to all operations; one that
+// Cancel can name (indexed) must not reuse the token of another in flight.
+func (p *Poller) checkSubmit(name string, fd int, userData uint64, indexed bool) error {
 	if p.closed {
 		return ErrClosed
 	}
@@ -667,8 +682,10 @@ func (p *Poller) checkSubmit(name string, fd int, userData uint64) error {
 	if fd < 0 || fd == p.epfd || fd == p.evfd {
 		return opError(name, fd, unix.EBADF)
 	}
-	if _, dup := p.ops[userData]; dup {
-		return fmt.Errorf("epoll: %s fd %d: user data %#x already in flight: %w", name, fd, userData, unix.EEXIST)
+	if indexed {
+		if _, dup := p.ops[userData]; dup {
+			return fmt.Errorf("epoll: %s fd %d: user data %#x already in flight: %w", name, fd, userData, unix.EEXIST)
+		}
 	}
 	return nil
 }
@@ -676,7 +693,7 @@ func (p *Poller) checkSubmit(name string, fd int, userData uint64) error {
 // submit registers o with its fd record and queues its first attempt unless
 // the fd is known not to be ready (then an edge will queue it).
 func (p *Poller) submit(spec op, name string) error {
-	if err := p.checkSubmit(name, spec.fd, spec.userData); err != nil {
+	if err := p.checkSubmit(name, spec.fd, spec.userData, spec.kind.indexed()); err != nil {
 		return err
 	}
 	var o *op
@@ -703,7 +720,11 @@ func (p *Poller) submit(spec op, name string) error {
 	}
 	p.nextOp++
 	o.seq = p.nextOp
-	p.ops[o.userData] = o
+	if o.kind.indexed() {
+		p.ops[o.userData] = o
+	} else {
+		p.sends++
+	}
 	if o.kind == kindSpliceIn || o.kind == kindSpliceOut {
 		fs.sticky = true
 	}
@@ -771,7 +792,11 @@ func (p *Poller) finish(o *op, res int32) {
 // (which is dropped, and its fd removed from the epoll set, once empty).
 func (p *Poller) finishWith(o *op, c Completion) {
 	o.ended = true
-	delete(p.ops, o.userData)
+	if o.kind.indexed() {
+		delete(p.ops, o.userData)
+	} else {
+		p.sends--
+	}
 	if fs := p.fds.get(o.fd); fs != nil {
 		fs.readers = removeOp(fs.readers, o)
 		fs.writers = removeOp(fs.writers, o)
@@ -799,8 +824,8 @@ func (p *Poller) dropFD(fs *fdState) {
 	if fs.registered {
 		fs.registered = false
 		// ENOENT/EBADF: the caller closed the fd already; nothing to undo.
-		_, _ = ignoringEINTR(&p.syscalls, func() (struct{}, error) {
-			return struct{}{}, unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fs.fd, nil)
+		_, _ = ignoringEINTR(&p.syscalls, func() (int, error) {
+			return 0, unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fs.fd, nil)
 		})
 	}
 }
@@ -820,8 +845,8 @@ func (p *Poller) wouldBlock(o *op) {
 		return
 	}
 	ev := unix.EpollEvent{Events: epollInterest, Fd: int32(fs.fd), Pad: fs.seq}
-	_, err := ignoringEINTR(&p.syscalls, func() (struct{}, error) {
-		return struct{}{}, unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fs.fd, &ev)
+	_, err := ignoringEINTR(&p.syscalls, func() (int, error) {
+		return 0, unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fs.fd, &ev)
 	})
 	if err != nil {
 		p.finish(o, errnoRes(err))

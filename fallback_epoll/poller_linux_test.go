@@ -352,6 +352,31 @@ func TestCancel(t *testing.T) {
 	assert.Zero(t, p.InFlight())
 }
 
+// TestSendCancel: a send waiting for room counts in InFlight, is not found
+// by its token (sends are not indexed, as on the io_uring engine), and ends
+// with -ECANCELED by CancelFD, after which nothing is in flight.
+func TestSendCancel(t *testing.T) {
+	p := newPoller(t, epoll.Options{})
+	a, _ := unixPair(t)
+	big := make([]byte, 8<<20)
+	require.NoError(t, p.Send(a, [][]byte{big}, 1))
+	c := final(t, reap(t, p, 4, finals(1)), 1)
+	require.Positive(t, c.Res)
+	require.Less(t, int(c.Res), len(big), "8 MB cannot fit in the socket buffers")
+	require.NoError(t, p.Send(a, [][]byte{big}, 2))
+	n, err := p.Wait(0, make([]epoll.Completion, 4)) // meets EAGAIN: waits for room
+	require.NoError(t, err)
+	require.Zero(t, n)
+	assert.Equal(t, 1, p.InFlight(), "the waiting send")
+	require.ErrorIs(t, p.Cancel(2), unix.ENOENT, "a send is not found by its token")
+	k, err := p.CancelFD(a)
+	require.NoError(t, err)
+	assert.Equal(t, 1, k)
+	c = final(t, reap(t, p, 4, finals(2)), 2)
+	assert.ErrorIs(t, c.Err(), unix.ECANCELED)
+	assert.Zero(t, p.InFlight())
+}
+
 func TestCancelFD(t *testing.T) {
 	p := newPoller(t, epoll.Options{})
 	a, b := unixPair(t)
@@ -610,11 +635,7 @@ func TestMultishotFairness(t *testing.T) {
 func TestEINTRRetried(t *testing.T) {
 	p := newPoller(t, epoll.Options{})
 	a, b := unixPair(t)
-	interrupts := 0
-	epoll.SetTestHookEINTR(t, func() bool {
-		interrupts++
-		return interrupts%2 == 1 // every other attempt is "interrupted"
-	})
+	counts := epoll.InjectEINTR(t, 2) // every other attempt is "interrupted"
 	require.NoError(t, p.RecvMultishot(b, 1))
 	require.NoError(t, p.Send(a, [][]byte{[]byte("ping")}, 2))
 	cs := reap(t, p, 4, func(cs []epoll.Completion) bool { return finals(2)(cs) && len(received(cs, 1)) == 4 })
@@ -623,7 +644,9 @@ func TestEINTRRetried(t *testing.T) {
 	n, err := p.Wait(-1, make([]epoll.Completion, 1))
 	require.NoError(t, err)
 	assert.Zero(t, n)
-	assert.Greater(t, interrupts, 4, "the hook ran on the Wait path")
+	attempts, failed := counts()
+	assert.Greater(t, attempts, 4, "the injection ran on the Wait path")
+	assert.Equal(t, attempts/2, failed, "every other attempt failed with EINTR, and was retried")
 	require.NoError(t, p.Cancel(1))
 	reap(t, p, 4, finals(1))
 	assert.Zero(t, p.InFlight())
