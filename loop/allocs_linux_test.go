@@ -54,12 +54,12 @@ func echoAllocs(t *testing.T, b loop.Backend, recv loop.URingRecvMode) {
 			for j := range out[i] {
 				out[i][j] = byte(r*7 + i*3 + j)
 			}
-			if err := writeAll(fd, out[i]); err != nil {
+			if err := full(fd, out[i], unix.Write, "write"); err != nil {
 				return err
 			}
 		}
 		for i, fd := range fds {
-			if err := readFull(fd, in); err != nil {
+			if err := full(fd, in, unix.Read, "read"); err != nil {
 				return err
 			}
 			for j := range in {
@@ -108,34 +108,20 @@ func rawDial(t *testing.T, a *net.TCPAddr) int {
 	return fd
 }
 
-// writeAll writes all of p to the blocking socket fd, resuming after a
-// signal cut a write short.
-func writeAll(fd int, p []byte) error {
+// full moves all of p through the blocking socket fd with call (unix.Read
+// or unix.Write), resuming after a signal cut a call short; a call that
+// moves nothing is the end of the stream.
+func full(fd int, p []byte, call func(int, []byte) (int, error), name string) error {
 	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
+		n, err := call(fd, p)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		p = p[n:]
-	}
-	return nil
-}
-
-// readFull fills p from the blocking socket fd.
-func readFull(fd int, p []byte) error {
-	for len(p) > 0 {
-		n, err := unix.Read(fd, p)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read: %w", err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		if n == 0 {
-			return fmt.Errorf("read: EOF with %d bytes to go", len(p))
+			return fmt.Errorf("%s: EOF with %d bytes to go", name, len(p))
 		}
 		p = p[n:]
 	}
