@@ -150,6 +150,14 @@ func checkCancelFD(t *testing.T, e eng, a, c, d int) {
 	quiet(t, e, 20*time.Millisecond)
 	require.Equal(t, 3, e.InFlight())
 
+	// Neither engine indexes sends: a Cancel of the send's token finds
+	// nothing (ENOENT on epoll, no error on io_uring) and leaves it in flight.
+	if err := e.Cancel(2); err != nil {
+		require.ErrorIs(t, err, unix.ENOENT)
+	}
+	quiet(t, e, 20*time.Millisecond)
+	require.Equal(t, 3, e.InFlight(), "the send after a Cancel of its token")
+
 	require.NoError(t, e.CancelFD(a))
 	t.Logf("waiting for the final completions of the receive (1) and the send (2) that CancelFD cancels")
 	cs := reap(t, e, 4, finals(1, 2))
