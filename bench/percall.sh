@@ -20,7 +20,9 @@
 #   LOAD=wrk bench/percall.sh httpd bench/bin/rm-httpd -loops 1
 #
 # USER_SPLIT=1 also samples the server (perf record) and prints the share of
-# its CPU spent in user space, and that share in µs per request.
+# its CPU spent in user space, and that share in µs per request, split into
+# the server's own code, the Go runtime with the system call wrappers, and
+# shared libraries (libc, liburing).
 #
 # CLOCK_READS=1 (Go servers) also counts the server's clock reads with
 # uprobes on runtime.nanotime1 (one vDSO clock_gettime: time.Since, the
@@ -100,10 +102,23 @@ awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {
 	printf "  %-34s %12.0f  %8.3f %s\n", $3, $1, v, unit }' "$pf"
 if [ -n "$pr" ]; then
 	# user µs/req = CPU µs/req x the share of samples outside the kernel.
-	perf report -q -i "$pr" --no-children --sort dso -g none 2>/dev/null |
+	# The user share is then split by symbol: the Go runtime and the system
+	# call wrappers (runtime., internal/runtime/, syscall., x/sys, vDSO), shared
+	# libraries (libc, liburing), and the rest: the server's own code.
+	perf report -q -i "$pr" --no-children --sort dso,sym -g none 2>/dev/null |
 		awk -v rps="$rps" -v tc="$(awk -F, '$3 == "task-clock" { print $1 }' "$pf")" '
-			{ p = $1; sub(/%/, "", p); if ($2 != "[kernel.kallsyms]") u += p }
-			END { printf "  %-34s %12.1f  %8.3f µs/req\n", "user-space share (%)", u, u / 100 * tc * 1000 / (rps * 2) }'
+			{ p = $1; sub(/%/, "", p); dso = $2; sym = $4
+			  if (dso == "[kernel.kallsyms]") next
+			  u += p
+			  if (dso == "[vdso]" || sym ~ /^(runtime\.|internal\/runtime\/|syscall\.|golang\.org\/x\/sys\/)/) rt += p
+			  else if (dso ~ /^(libc|liburing|ld-linux)/) lib += p
+			  else app += p }
+			function us(x) { return x / 100 * tc * 1000 / (rps * 2) }
+			END {
+			  printf "  %-34s %12.1f  %8.3f µs/req\n", "user-space share (%)", u, us(u)
+			  printf "  %-34s %12.1f  %8.3f µs/req\n", "  server code (%)", app, us(app)
+			  printf "  %-34s %12.1f  %8.3f µs/req\n", "  Go runtime, syscall wrappers (%)", rt, us(rt)
+			  printf "  %-34s %12.1f  %8.3f µs/req\n", "  libc, liburing (%)", lib, us(lib) }'
 	rm -f "$pr"
 fi
 rm -f "$lg" "$pf"
