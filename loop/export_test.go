@@ -4,10 +4,11 @@ import "runtime"
 
 // Test-only access to internals.
 
-// InFlightOps reports the backend operations in flight (0 when not running).
+// InFlightOps reports the backend operations in flight; after Run, those
+// the backend still had when Run closed it.
 func (l *Loop) InFlightOps() int {
 	if l.be == nil {
-		return 0
+		return l.leftInFlight
 	}
 	return l.be.inFlight()
 }

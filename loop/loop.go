@@ -51,19 +51,22 @@ type Loop struct {
 	waker  backend
 
 	// Loop-goroutine state.
-	be         backend
-	dispatchFn func(*completion) // l.dispatch, bound once: a method value allocates
-	clockStale bool              // a poll ran since now was refreshed (see dispatch)
-	pool       *pool.Pool
-	stopping   bool // shutdown has begun: no new Defer, servers, connections
-	base       time.Time
-	now        int64 // cached monotonic nanoseconds since base
-	lastYield  int64 // l.now-scale time of the last yield or idle wait (Options.YieldEvery)
-	yields     int   // how many times the loop yielded (tests)
-	timerHeap  timers.Heap[*Timer]
-	nTimers    int // pending timers, for MaxTimers
-	expired    []*timers.Entry[*Timer]
-	hooks      []func()
+	be backend
+	// leftInFlight is what the backend still had in flight when the last
+	// Run closed it: 0 once shutdown has reaped every operation (tests).
+	leftInFlight int
+	dispatchFn   func(*completion) // l.dispatch, bound once: a method value allocates
+	clockStale   bool              // a poll ran since now was refreshed (see dispatch)
+	pool         *pool.Pool
+	stopping     bool // shutdown has begun: no new Defer, servers, connections
+	base         time.Time
+	now          int64 // cached monotonic nanoseconds since base
+	lastYield    int64 // l.now-scale time of the last yield or idle wait (Options.YieldEvery)
+	yields       int   // how many times the loop yielded (tests)
+	timerHeap    timers.Heap[*Timer]
+	nTimers      int // pending timers, for MaxTimers
+	expired      []*timers.Entry[*Timer]
+	hooks        []func()
 
 	// nowUsed is set when a callback ran (call) since now was last read:
 	// pollIO then reads the clock before computing its timeout. Otherwise
@@ -638,6 +641,7 @@ func (l *Loop) closeBackend() error {
 	// those delivered but not dispatched die with the ring, and their fds
 	// are closed once it is gone.
 	l.inbox.shut()
+	l.leftInFlight = be.inFlight()
 	err := be.close()
 	l.closePipes()
 	l.inbox.drain()
