@@ -24,6 +24,11 @@
 # the server's own code, the Go runtime with the system call wrappers, and
 # shared libraries (libc, liburing).
 #
+# RECORD=FILE also records the server's samples with call graphs over the
+# same 2 s (perf record -g, event RECORD_EVENT, default cpu-clock) into FILE
+# for perf report, perf annotate or perf script; RECORD_EVENT=sched:sched_switch
+# records its context switches instead.
+#
 # CLOCK_READS=1 (Go servers) also counts the server's clock reads with
 # uprobes on runtime.nanotime1 (one vDSO clock_gettime: time.Since, the
 # runtime's own reads) and time.now (two: wall and monotonic, time.Now).
@@ -86,8 +91,14 @@ if [ -n "${USER_SPLIT:-}" ]; then
 	perf record -q -e cpu-clock -F 4000 -o "$pr" -p $pid -- sleep 2 >/dev/null 2>&1 &
 	prpid=$!
 fi
+recpid=""
+if [ -n "${RECORD:-}" ]; then
+	perf record -q -g -e "${RECORD_EVENT:-cpu-clock}" -o "$RECORD" -p $pid -- sleep 2 >/dev/null 2>&1 &
+	recpid=$!
+fi
 perf stat -x, -e "$ev" -p $pid -- sleep 2 2>"$pf"
 [ -n "$pr" ] && wait $prpid
+[ -n "$recpid" ] && wait $recpid
 wait $lgpid
 if [ "${LOAD:-loadgen}" = wrk ]; then
 	rps=$(awk '/^Requests\/sec/ { print $2 }' "$lg")
@@ -103,8 +114,9 @@ awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {
 if [ -n "$pr" ]; then
 	# user µs/req = CPU µs/req x the share of samples outside the kernel.
 	# The user share is then split by symbol: the Go runtime and the system
-	# call wrappers (runtime., internal/runtime/, syscall., x/sys, vDSO), shared
-	# libraries (libc, liburing), and the rest: the server's own code.
+	# call wrappers (runtime., internal/runtime/, syscall., x/sys, vDSO; also
+	# runtime.memmove, the copies the server asks for), shared libraries
+	# (libc, liburing), and the rest: the server's own code.
 	perf report -q -i "$pr" --no-children --sort dso,sym -g none 2>/dev/null |
 		awk -v rps="$rps" -v tc="$(awk -F, '$3 == "task-clock" { print $1 }' "$pf")" '
 			{ p = $1; sub(/%/, "", p); dso = $2; sym = $4
