@@ -133,3 +133,11 @@ func (l *Loop) PinnedSendBuffers() int {
 	}
 	return 0
 }
+
+// CloseFDUnowned closes fd through the backend as the loop closes a
+// descriptor no connection owns (a hand-off or accept met while stopping):
+// with an operation whose completion nothing waits for. Call on the loop
+// goroutine.
+func (l *Loop) CloseFDUnowned(fd int) error {
+	return l.be.closeFD(fd, makeToken(opDropFD, 0, 0))
+}

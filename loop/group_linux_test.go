@@ -30,7 +30,7 @@ func runGroup(t *testing.T, g *loop.Group, limit time.Duration, fn func(l *loop.
 	case err := <-done:
 		for _, l := range g.Loops() {
 			assert.False(t, l.Running())
-			assert.Zero(t, l.InFlightOps())
+			assert.Zero(t, l.InFlightOps(), "loop %d", l.Index())
 		}
 		return err
 	case <-time.After(limit):

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringmachine/ringmachine/conn"
 	"github.com/ringmachine/ringmachine/internal/testutil"
@@ -348,5 +349,31 @@ func TestCoreConnectTimeoutMoved(t *testing.T) {
 				require.NoError(t, g.stop())
 			})
 		}
+	})
+}
+
+// TestCoreStopReapsUnownedCloses: a close no connection owns, submitted
+// once every socket is gone (as for a hand-off or accept met while
+// stopping), is reaped before the backend closes: nothing is left in
+// flight and the fd is closed.
+func TestCoreStopReapsUnownedCloses(t *testing.T) {
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		testutil.CheckLeaks(t)
+		l, err := loop.New(loop.Options{Backend: b})
+		require.NoError(t, err)
+		var p [2]int
+		require.NoError(t, unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK))
+		defer unix.Close(p[0])
+		require.NoError(t, l.Run(func(l *loop.Loop) {
+			require.NoError(t, l.AddShutdownHook(func() {
+				assert.NoError(t, l.CloseFDUnowned(p[1]))
+			}))
+			l.Stop()
+		}))
+		assert.Zero(t, l.InFlightOps(), "operations left when the backend closed")
+		// The write end is closed: the read end sees EOF (EAGAIN if not).
+		n, err := unix.Read(p[0], make([]byte, 1))
+		assert.NoError(t, err)
+		assert.Zero(t, n)
 	})
 }

@@ -64,8 +64,12 @@ func (l *Loop) shutdownConns() error {
 		}
 	}
 	l.runCloses()
+	// Besides the sockets' operations, wait for those no socket owns: the
+	// closes of descriptors met while stopping (a hand-off or an accept
+	// dispatched by the polls here, dropFD), whose completions nothing
+	// waits for. Left in flight, they would outlive the ring.
 	deadline := time.Now().Add(5 * time.Second)
-	for l.net.live > 0 && time.Now().Before(deadline) {
+	for (l.net.live > 0 || l.be.inFlight() > 0) && time.Now().Before(deadline) {
 		l.stopChildren()
 		if err := l.be.poll(100*time.Millisecond, l.dispatchFn); err != nil {
 			errs = append(errs, err)
