@@ -31,6 +31,7 @@ func runGroup(t *testing.T, g *loop.Group, limit time.Duration, fn func(l *loop.
 		for _, l := range g.Loops() {
 			assert.False(t, l.Running())
 			assert.Zero(t, l.InFlightOps(), "loop %d", l.Index())
+			assert.Zero(t, l.ConnectionCount(), "loop %d", l.Index())
 		}
 		return err
 	case <-time.After(limit):

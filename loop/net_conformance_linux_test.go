@@ -195,6 +195,7 @@ func (g *bgLoop) stop() error {
 	}
 	assert.False(g.t, g.l.Running())
 	assert.Zero(g.t, g.l.InFlightOps(), "operations in flight after Run returned")
+	assert.Zero(g.t, g.l.ConnectionCount(), "connections counted after Run returned")
 	return g.err
 }
 

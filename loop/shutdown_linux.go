@@ -87,9 +87,11 @@ func (l *Loop) shutdownConns() error {
 	// never match a record of the next.
 	clear(l.net.socks)
 	// Pipes are closed with the backend (closePipes), when nothing in
-	// flight can use them.
-	l.net = netState{stale: l.net.stale, socks: l.net.socks[:0], gens: l.net.gens, free: l.net.free[:0],
-		pipes: l.net.pipes, allPipes: l.net.allPipes}
+	// flight can use them. The connection count carries over: every
+	// connection is closed by now, so it is 0 unless the count is wrong,
+	// which ConnectionCount after Run then shows.
+	l.net = netState{stale: l.net.stale, nconns: l.net.nconns, socks: l.net.socks[:0], gens: l.net.gens,
+		free: l.net.free[:0], pipes: l.net.pipes, allPipes: l.net.allPipes}
 	for i := range l.net.gens {
 		l.net.gens[i] = (l.net.gens[i] + 1) & tokGenMask
 	}

@@ -315,7 +315,7 @@ func (l *Loop) dropFD(fd int) {
 
 // ConnectionCount reports the open connections, stream and datagram, client
 // and server (EventMachine's connection_count). Call only from the loop
-// goroutine.
+// goroutine, or once Run has returned (0 then: every connection was closed).
 func (l *Loop) ConnectionCount() int { return l.net.nconns }
 
 // dispatch handles one completion reported by the backend.
