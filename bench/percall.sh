@@ -13,11 +13,17 @@
 # connection (1), for 4 s, and perf counts the
 # 2 s in the middle. LOAD=wrk drives an HTTP server with wrk instead (one
 # thread, CONNS connections, plaintext GET /; wrk's whole run is the req/s).
+# LOAD=redis drives a RESP server with redis-benchmark instead: GET of a key
+# set beforehand to redis-benchmark's 3-byte value, CONNS connections (50,
+# as bench/run), PIPE commands in flight per connection, for 4 s; its
+# overall rate is the req/s.
 # Needs root (cgroup, perf). Examples:
 #
 #   RINGMACHINE_BACKEND=epoll bench/percall.sh epoll bench/bin/rm-echo -loops 1
 #   bench/percall.sh gnet bench/bin/peer -impl gnet -proto echo
 #   LOAD=wrk bench/percall.sh httpd bench/bin/rm-httpd -loops 1
+#   LOAD=redis PIPE=16 bench/percall.sh redis bench/bin/rm-redis -loops 1
+#   LOAD=redis bench/percall.sh redis-server sh -c 'exec redis-server --save "" --port ${2##*:}' -
 #
 # USER_SPLIT=1 also samples the server (perf record) and prints the share of
 # its CPU spent in user space, and that share in µs per request, split into
@@ -25,9 +31,10 @@
 # shared libraries (libc, liburing).
 #
 # RECORD=FILE also records the server's samples with call graphs over the
-# same 2 s (perf record -g, event RECORD_EVENT, default cpu-clock) into FILE
-# for perf report, perf annotate or perf script; RECORD_EVENT=sched:sched_switch
-# records its context switches instead.
+# same 2 s (perf record -g, event RECORD_EVENT, default cpu-clock, at
+# RECORD_FREQ samples a second, default perf's) into FILE for perf report,
+# perf annotate or perf script; RECORD_EVENT=sched:sched_switch records its
+# context switches instead.
 #
 # CLOCK_READS=1 (Go servers) also counts the server's clock reads with
 # uprobes on runtime.nanotime1 (one vDSO clock_gettime: time.Since, the
@@ -63,11 +70,19 @@ done
 sleep 0.3
 lg=$(mktemp)
 pf=$(mktemp)
-if [ "${LOAD:-loadgen}" = wrk ]; then
+case "${LOAD:-loadgen}" in
+wrk)
 	taskset -c 1 wrk -t1 -c"${CONNS:-64}" -d4s "http://127.0.0.1:$port/" >"$lg" 2>&1 &
-else
+	;;
+redis)
+	redis-cli -h 127.0.0.1 -p $port set key:__rand_int__ xxx >/dev/null
+	taskset -c 1 timeout -s INT 4 redis-benchmark -h 127.0.0.1 -p $port -t get \
+		-c "${CONNS:-50}" -P "${PIPE:-1}" -l -q >"$lg" 2>&1 &
+	;;
+*)
 	taskset -c 1 bench/bin/loadgen -addr 127.0.0.1:$port -c "${CONNS:-64}" -s "${SIZE:-64}" -p "${PIPE:-1}" -d 4s -warmup 500ms >"$lg" 2>&1 &
-fi
+	;;
+esac
 lgpid=$!
 sleep 1
 ev=raw_syscalls:sys_enter,context-switches,task-clock
@@ -93,18 +108,18 @@ if [ -n "${USER_SPLIT:-}" ]; then
 fi
 recpid=""
 if [ -n "${RECORD:-}" ]; then
-	perf record -q -g -e "${RECORD_EVENT:-cpu-clock}" -o "$RECORD" -p $pid -- sleep 2 >/dev/null 2>&1 &
+	perf record -q -g -e "${RECORD_EVENT:-cpu-clock}" ${RECORD_FREQ:+-F "$RECORD_FREQ"} -o "$RECORD" -p $pid -- sleep 2 >/dev/null 2>&1 &
 	recpid=$!
 fi
 perf stat -x, -e "$ev" -p $pid -- sleep 2 2>"$pf"
 [ -n "$pr" ] && wait $prpid
 [ -n "$recpid" ] && wait $recpid
-wait $lgpid
-if [ "${LOAD:-loadgen}" = wrk ]; then
-	rps=$(awk '/^Requests\/sec/ { print $2 }' "$lg")
-else
-	rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2)
-fi
+wait $lgpid || [ "${LOAD:-}" = redis ] # timeout ends redis-benchmark
+case "${LOAD:-loadgen}" in
+wrk) rps=$(awk '/^Requests\/sec/ { print $2 }' "$lg") ;;
+redis) rps=$(tr '\r' '\n' <"$lg" | grep -o 'rps=[0-9.]* (overall: [0-9.]*' | tail -1 | awk '{ print $3 }') ;;
+*) rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2) ;;
+esac
 echo "== $name: $rps req/s"
 # task-clock is in ms: per request it is shown in µs.
 awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {
