@@ -774,7 +774,8 @@ func acceptOneDirect(t *testing.T, e *Engine) (net.Listener, net.Conn, int) {
 // TestSendSlabs: a send whose buffers lie in the send slabs pins nothing of
 // its own; a buffer of the Go heap is pinned for the send, alone or beside a
 // slab chunk; every byte arrives in order either way. Without slabs every
-// send buffer is pinned.
+// send buffer is pinned. A send of one slab buffer takes no operation
+// memory: its row holds nothing for the kernel.
 func TestSendSlabs(t *testing.T) {
 	for _, slabs := range []bool{true, false} {
 		t.Run(fmt.Sprint("slabs=", slabs), func(t *testing.T) {
@@ -804,13 +805,14 @@ func TestSendSlabs(t *testing.T) {
 			cases := []struct {
 				name string
 				bufs [][]byte
-				pins int // with slabs
+				pins int  // with slabs
+				mem  bool // the row takes operation memory, with slabs
 			}{
-				{"slab", [][]byte{one}, 0},
-				{"slab-part", [][]byte{one[1000:2500]}, 0},
-				{"slabs", [][]byte{one, two}, 0},
-				{"heap", [][]byte{heapBuf}, 1},
-				{"slab+heap", [][]byte{two, heapBuf, one[:10]}, 1},
+				{"slab", [][]byte{one}, 0, false},
+				{"slab-part", [][]byte{one[1000:2500]}, 0, false},
+				{"slabs", [][]byte{one, two}, 0, true},
+				{"heap", [][]byte{heapBuf}, 1, true},
+				{"slab+heap", [][]byte{two, heapBuf, one[:10]}, 1, true},
 			}
 			var want []byte
 			for _, tc := range cases {
@@ -821,6 +823,14 @@ func TestSendSlabs(t *testing.T) {
 					want = append(want, p...)
 				}
 				require.NoError(t, e.Send(a, tc.bufs, 7))
+				rows := 0
+				for _, r := range e.rows {
+					if r.live && r.ud == 7 {
+						rows++
+						assert.Equal(t, tc.mem || !slabs, r.mem != nil, "%s: operation memory", tc.name)
+					}
+				}
+				require.Equal(t, 1, rows, tc.name)
 				c, _ := waitFor(t, e, 7)
 				require.Equal(t, int32(n), c.Res, tc.name)
 				pins := len(tc.bufs)

@@ -193,6 +193,21 @@ func (e *Engine) Send(fd int, bufs [][]byte, ud uint64) error {
 	if err != nil {
 		return err
 	}
+	if p, ok := singleBuf(bufs); ok && (e.opts.SendZC <= 0 || len(p) < e.opts.SendZC) && e.slabs.Contains(p) {
+		// The common reply: one buffer in the send slabs, not zero-copy.
+		// Its row needs no operation memory: no iovec, no pin, and the
+		// slabs keep p referenced and pinned until the engine closes, so
+		// the row need not hold it either (it never sends it again: only
+		// a refused zero-copy send is resent).
+		// Memory: the kernel reads p until the CQE; e.slabs owns and pins it.
+		idx := e.newRow(rowSend, fd, ud, false)
+		f, _ := fdOf(fd)
+		s.PrepSend(f, p, unix.MSG_NOSIGNAL)
+		target(s, fd)
+		e.submitted(s, tokOp, idx)
+		e.ops++
+		return nil
+	}
 	idx := e.newRow(rowSend, fd, ud, true)
 	m := e.rows[idx].mem
 	m.bufs = append(m.bufs[:0], bufs...)
