@@ -141,3 +141,11 @@ func (l *Loop) PinnedSendBuffers() int {
 func (l *Loop) CloseFDUnowned(fd int) error {
 	return l.be.closeFD(fd, makeToken(opDropFD, 0, 0))
 }
+
+// SetTestHookSendBufs caps every send of the loops at n buffers (0: no
+// cap) until restore is called.
+func SetTestHookSendBufs(n int) (restore func()) {
+	old := testHookSendBufs
+	testHookSendBufs = n
+	return func() { testHookSendBufs = old }
+}

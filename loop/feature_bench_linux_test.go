@@ -13,6 +13,7 @@ import (
 type featureCase struct {
 	name string
 	opts loop.Options
+	hook func() (restore func()) // set for the case's run, if not nil
 }
 
 // BenchmarkURingFeatures measures each io_uring feature on and off in one
@@ -30,7 +31,9 @@ type featureCase struct {
 //   - direct: connections as process fds (URingOptions.ProcessFDs) vs
 //     io_uring direct descriptors at 64 B and 4 KB;
 //   - bundle: multishot receives of one buffer per completion vs receive
-//     bundles (RecvMultishotBundle) at 64 B and 64 KB.
+//     bundles (RecvMultishotBundle) at 64 B and 64 KB;
+//   - vectored: every queued chunk in one SENDMSG (the default) vs a SEND of
+//     one chunk at a time, at 64 KB (four chunks of 16 KiB).
 //
 // Compare the sides of one feature within one run (README "io_uring
 // feature A/B"); run with -benchtime 20x -count 3 or more.
@@ -45,38 +48,42 @@ func BenchmarkURingFeatures(b *testing.B) {
 		cases []featureCase
 	}{
 		{"backend", []int{64}, []featureCase{
-			{"uring", u},
-			{"epoll", loop.Options{Backend: loop.Epoll}},
+			{name: "uring", opts: u},
+			{name: "epoll", opts: loop.Options{Backend: loop.Epoll}},
 		}},
 		{"recv", []int{64, 4096}, []featureCase{
-			{"multishot", u},
-			{"singleshot", with(func(o *loop.Options) { o.URing.Recv = loop.RecvSingleShot })},
+			{name: "multishot", opts: u},
+			{name: "singleshot", opts: with(func(o *loop.Options) { o.URing.Recv = loop.RecvSingleShot })},
 		}},
 		{"sendzc", []int{64, 4096, 65536}, []featureCase{
-			{"off", u},
-			{"on", with(func(o *loop.Options) { o.URing.SendZC = 1 })},
+			{name: "off", opts: u},
+			{name: "on", opts: with(func(o *loop.Options) { o.URing.SendZC = 1 })},
 		}},
 		{"setup", []int{64}, []featureCase{
-			{"defer-taskrun", with(func(o *loop.Options) { o.URing.Setup = loop.SetupDeferTaskrun })},
-			{"coop-taskrun", with(func(o *loop.Options) { o.URing.Setup = loop.SetupCoopTaskrun })},
-			{"none", with(func(o *loop.Options) { o.URing.Setup = loop.SetupNoTaskrunFlags })},
+			{name: "defer-taskrun", opts: with(func(o *loop.Options) { o.URing.Setup = loop.SetupDeferTaskrun })},
+			{name: "coop-taskrun", opts: with(func(o *loop.Options) { o.URing.Setup = loop.SetupCoopTaskrun })},
+			{name: "none", opts: with(func(o *loop.Options) { o.URing.Setup = loop.SetupNoTaskrunFlags })},
 		}},
 		{"submit", []int{64}, []featureCase{
-			{"batch", u},
-			{"per-op", with(func(o *loop.Options) { o.URing.Submit = loop.SubmitPerOp })},
+			{name: "batch", opts: u},
+			{name: "per-op", opts: with(func(o *loop.Options) { o.URing.Submit = loop.SubmitPerOp })},
 		}},
 		{"minwait", []int{64}, []featureCase{
-			{"off", u},
-			{"20us", with(func(o *loop.Options) { o.URing.MinWait = 20 * time.Microsecond })},
-			{"100us", with(func(o *loop.Options) { o.URing.MinWait = 100 * time.Microsecond })},
+			{name: "off", opts: u},
+			{name: "20us", opts: with(func(o *loop.Options) { o.URing.MinWait = 20 * time.Microsecond })},
+			{name: "100us", opts: with(func(o *loop.Options) { o.URing.MinWait = 100 * time.Microsecond })},
 		}},
 		{"direct", []int{64, 4096}, []featureCase{
-			{"process-fds", with(func(o *loop.Options) { o.URing.ProcessFDs = true })},
-			{"direct", u},
+			{name: "process-fds", opts: with(func(o *loop.Options) { o.URing.ProcessFDs = true })},
+			{name: "direct", opts: u},
 		}},
 		{"bundle", []int{64, 65536}, []featureCase{
-			{"off", u},
-			{"on", with(func(o *loop.Options) { o.URing.Recv = loop.RecvMultishotBundle })},
+			{name: "off", opts: u},
+			{name: "on", opts: with(func(o *loop.Options) { o.URing.Recv = loop.RecvMultishotBundle })},
+		}},
+		{"vectored", []int{65536}, []featureCase{
+			{name: "all-chunks", opts: u},
+			{name: "one-chunk", opts: u, hook: func() func() { return loop.SetTestHookSendBufs(1) }},
 		}},
 	}
 	for _, g := range groups {
@@ -88,6 +95,9 @@ func BenchmarkURingFeatures(b *testing.B) {
 				}
 				for _, fc := range g.cases {
 					b.Run(fmt.Sprintf("%s/%dB", fc.name, size), func(b *testing.B) {
+						if fc.hook != nil {
+							defer fc.hook()()
+						}
 						srv := startLoopServerOpts(b, fc.opts)
 						defer srv.stop()
 						pingPong(b, srv.addr, conns, rounds, size)

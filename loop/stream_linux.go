@@ -159,6 +159,9 @@ func (l *Loop) submitSend(s *sock) {
 			limit -= int64(len(b))
 		}
 	}
+	if n := testHookSendBufs; n > 0 && len(bufs) > n {
+		bufs = bufs[:n]
+	}
 	var err error
 	if s.pipe == 0 {
 		err = l.be.send(s.fd, bufs, s.tok(opSend))
@@ -174,6 +177,11 @@ func (l *Loop) submitSend(s *sock) {
 	s.ops++
 	s.sendInFlight = true
 }
+
+// testHookSendBufs, when positive, caps the buffers of one send: a test or
+// benchmark measures what sending every queued chunk at once (one SENDMSG,
+// or one writev) gains over one chunk per send.
+var testHookSendBufs int
 
 func (l *Loop) onSend(s *sock, c *completion) {
 	s.sendInFlight = false

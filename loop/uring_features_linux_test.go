@@ -24,22 +24,23 @@ import (
 // uringFeatureModes are the io_uring option values the feature tests run
 // every core echo with.
 var uringFeatureModes = []featureCase{
-	{"defaults", loop.Options{}},
-	{"recv=singleshot", loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot}}},
-	{"sendzc=1", loop.Options{URing: loop.URingOptions{SendZC: 1}}},
-	{"sendzc=4096", loop.Options{URing: loop.URingOptions{SendZC: 4096}}},
-	{"setup=defer-taskrun", loop.Options{URing: loop.URingOptions{Setup: loop.SetupDeferTaskrun}}},
-	{"setup=coop-taskrun", loop.Options{URing: loop.URingOptions{Setup: loop.SetupCoopTaskrun}}},
-	{"setup=none", loop.Options{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags}}},
-	{"submit=per-op", loop.Options{URing: loop.URingOptions{Submit: loop.SubmitPerOp}}},
-	{"minwait=50us", loop.Options{URing: loop.URingOptions{MinWait: 50 * time.Microsecond}}},
-	{"minwait=2ms,batch=4", loop.Options{URing: loop.URingOptions{MinWait: 2 * time.Millisecond, MinWaitBatch: 4}}},
-	{"process-fds", loop.Options{URing: loop.URingOptions{ProcessFDs: true}}},
-	{"process-fds+sendzc=1", loop.Options{URing: loop.URingOptions{ProcessFDs: true, SendZC: 1}}},
-	{"recv=multishot-bundle", loop.Options{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle}}},
-	{"recv=multishot-bundle+small-buffers", loop.Options{RecvBufferSize: 512, RecvBuffers: 8, URing: loop.URingOptions{Recv: loop.RecvMultishotBundle, RecvBuffersMax: 64}}},
-	{"recv=multishot-bundle+process-fds", loop.Options{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle, ProcessFDs: true}}},
-	{"all-off", loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot, SendZC: 1, Setup: loop.SetupNoTaskrunFlags, Submit: loop.SubmitPerOp}}},
+	{name: "defaults", opts: loop.Options{}},
+	{name: "recv=singleshot", opts: loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot}}},
+	{name: "sendzc=1", opts: loop.Options{URing: loop.URingOptions{SendZC: 1}}},
+	{name: "sendzc=4096", opts: loop.Options{URing: loop.URingOptions{SendZC: 4096}}},
+	{name: "setup=defer-taskrun", opts: loop.Options{URing: loop.URingOptions{Setup: loop.SetupDeferTaskrun}}},
+	{name: "setup=coop-taskrun", opts: loop.Options{URing: loop.URingOptions{Setup: loop.SetupCoopTaskrun}}},
+	{name: "setup=none", opts: loop.Options{URing: loop.URingOptions{Setup: loop.SetupNoTaskrunFlags}}},
+	{name: "submit=per-op", opts: loop.Options{URing: loop.URingOptions{Submit: loop.SubmitPerOp}}},
+	{name: "minwait=50us", opts: loop.Options{URing: loop.URingOptions{MinWait: 50 * time.Microsecond}}},
+	{name: "minwait=2ms,batch=4", opts: loop.Options{URing: loop.URingOptions{MinWait: 2 * time.Millisecond, MinWaitBatch: 4}}},
+	{name: "process-fds", opts: loop.Options{URing: loop.URingOptions{ProcessFDs: true}}},
+	{name: "process-fds+sendzc=1", opts: loop.Options{URing: loop.URingOptions{ProcessFDs: true, SendZC: 1}}},
+	{name: "recv=multishot-bundle", opts: loop.Options{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle}}},
+	{name: "recv=multishot-bundle+small-buffers", opts: loop.Options{RecvBufferSize: 512, RecvBuffers: 8, URing: loop.URingOptions{Recv: loop.RecvMultishotBundle, RecvBuffersMax: 64}}},
+	{name: "recv=multishot-bundle+process-fds", opts: loop.Options{URing: loop.URingOptions{Recv: loop.RecvMultishotBundle, ProcessFDs: true}}},
+	{name: "sends=one-chunk", opts: loop.Options{}, hook: func() func() { return loop.SetTestHookSendBufs(1) }},
+	{name: "all-off", opts: loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot, SendZC: 1, Setup: loop.SetupNoTaskrunFlags, Submit: loop.SubmitPerOp}}},
 }
 
 // TestURingFeatureModes runs the 1 MB echo (TCP and Unix) and a 10 MB
@@ -48,6 +49,9 @@ func TestURingFeatureModes(t *testing.T) {
 	testutil.RequireURing(t)
 	for _, m := range uringFeatureModes {
 		t.Run(m.name, func(t *testing.T) {
+			if m.hook != nil {
+				defer m.hook()()
+			}
 			for _, tc := range []struct {
 				name, addr string
 				size       int
