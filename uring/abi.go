@@ -456,13 +456,25 @@ const FixedFDNoCloexec uint32 = 1 << 0
 // Linux 5.19).
 const rsrcRegisterSparse uint32 = 1 << 0
 
-// rsrcRegister is struct io_uring_rsrc_register (IORING_REGISTER_FILES2).
+// rsrcRegister is struct io_uring_rsrc_register (IORING_REGISTER_FILES2,
+// IORING_REGISTER_BUFFERS2).
 type rsrcRegister struct {
 	Nr    uint32
 	Flags uint32
 	Resv2 uint64
 	Data  uint64
 	Tags  uint64
+}
+
+// rsrcUpdate2 is struct io_uring_rsrc_update2 (IORING_REGISTER_BUFFERS_UPDATE,
+// IORING_REGISTER_FILES_UPDATE2).
+type rsrcUpdate2 struct {
+	Offset uint32
+	_      uint32
+	Data   uint64
+	Tags   uint64
+	Nr     uint32
+	_      uint32
 }
 
 // RegisterOp is an io_uring_register(2) opcode (IORING_REGISTER_*).

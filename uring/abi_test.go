@@ -75,6 +75,12 @@ func TestABILayout(t *testing.T) {
 	assert.Equal(t, uintptr(12), unsafe.Offsetof(br.BGID))
 	assert.Equal(t, uintptr(14), unsafe.Offsetof(br.Flags))
 	assert.Equal(t, uintptr(16), unsafe.Sizeof(rsrcUpdate{}))
+	assert.Equal(t, uintptr(32), unsafe.Sizeof(rsrcRegister{}))
+	var ru rsrcUpdate2
+	assert.Equal(t, uintptr(32), unsafe.Sizeof(ru))
+	assert.Equal(t, uintptr(8), unsafe.Offsetof(ru.Data))
+	assert.Equal(t, uintptr(16), unsafe.Offsetof(ru.Tags))
+	assert.Equal(t, uintptr(24), unsafe.Offsetof(ru.Nr))
 }
 
 func TestABIConstants(t *testing.T) {

@@ -82,3 +82,53 @@ func TestDirectDescriptors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "EOF after the direct close")
 }
+
+// TestFixedBufferSendZC: a zero-copy send from a slot of the fixed-buffer
+// table sends exactly the bytes of the registered buffer it names, from any
+// offset in it; a buffer outside the slot or running past its end, or an
+// empty slot, fails with -EFAULT instead of sending other memory. Updating a slot outside the table
+// or with an empty buffer is an error.
+func TestFixedBufferSendZC(t *testing.T) {
+	r := newRing(t, 16, nil)
+	require.NoError(t, r.RegisterBuffersSparse(2))
+	backing := make([]byte, 128<<10)
+	buf := backing[:64<<10] // the slot's buffer: the rest lies outside it
+	for i := range backing {
+		backing[i] = byte(i*7 + i>>8)
+	}
+	var pin runtime.Pinner
+	pin.Pin(&backing[0])
+	defer pin.Unpin()
+	require.NoError(t, r.UpdateBuffer(1, buf))
+	assert.ErrorIs(t, r.UpdateBuffer(2, buf), unix.EINVAL, "slot outside the table")
+	assert.ErrorIs(t, r.UpdateBuffer(0, buf[:0]), unix.EINVAL, "empty buffer")
+	a, b := tcpPair(t)
+
+	send := func(p []byte, index uint16) int32 {
+		t.Helper()
+		s := sqe(t, r)
+		s.PrepSendZCFixed(a, p, unix.MSG_NOSIGNAL, 0, index)
+		s.SetUserData(9)
+		c := reap(t, r, 1)[0]
+		require.Equal(t, uint64(9), c.UserData)
+		require.False(t, c.Notif())
+		if c.More() { // a notification follows (a failed send may post one too)
+			n := reap(t, r, 1)[0]
+			require.True(t, n.Notif(), "notification")
+		}
+		if c.Res >= 0 {
+			require.True(t, c.More(), "a zero-copy send's result comes before its notification")
+		}
+		return c.Res
+	}
+	for _, off := range []int{0, 1000, len(buf) - 4096} {
+		p := buf[off : off+4096]
+		require.Equal(t, int32(len(p)), send(p, 1), "offset %d", off)
+		assert.Equal(t, p, readAll(t, b, len(p)), "offset %d", off)
+	}
+	other := make([]byte, 4096)
+	pin.Pin(&other[0])
+	assert.Equal(t, -int32(unix.EFAULT), send(other, 1), "a buffer outside the slot")
+	assert.Equal(t, -int32(unix.EFAULT), send(buf[:4096], 0), "an empty slot")
+	assert.Equal(t, -int32(unix.EFAULT), send(backing[len(buf)-100:len(buf)-100+4096], 1), "a buffer running past the slot's end")
+}

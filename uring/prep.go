@@ -265,6 +265,18 @@ func (s *SQE) PrepSendZC(fd int, buf []byte, flags int, zcFlags uint16) {
 	s.IOPrio = zcFlags
 }
 
+// PrepSendZCFixed is [SQE.PrepSendZC] from a registered buffer (liburing
+// io_uring_prep_send_zc_fixed; IORING_RECVSEND_FIXED_BUF, Linux 6.0): buf lies in the
+// buffer of slot index ([Ring.UpdateBuffer]), whose pages the kernel pinned once, so the
+// send maps no pages of its own. A buf outside that buffer fails with -EFAULT.
+//
+// Memory: as PrepSendZC; the slot's registration keeps the pages pinned, and buf must
+// not be modified until the notification CQE.
+func (s *SQE) PrepSendZCFixed(fd int, buf []byte, flags int, zcFlags uint16, index uint16) {
+	s.PrepSendZC(fd, buf, flags, zcFlags|RecvsendFixedBuf)
+	s.BufIndex = index
+}
+
 // PrepSendmsgZC prepares a zero-copy sendmsg(2) (liburing io_uring_prep_sendmsg_zc;
 // IORING_OP_SENDMSG_ZC, Linux 6.1). Like [SQE.PrepSendZC] it posts the result with
 // IORING_CQE_F_MORE, then a notification ([CQE.Notif]) once the kernel no longer reads the

@@ -3,6 +3,7 @@ package uring
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -603,6 +604,48 @@ func (r *Ring) RegisterRingFD() error {
 	r.ringFDIndex = int(upd.Offset)
 	r.enterFD = int(upd.Offset)
 	r.enterFlags |= EnterRegisteredRing
+	return nil
+}
+
+// RegisterBuffersSparse registers a table of n empty slots for fixed buffers
+// (IORING_REGISTER_BUFFERS2 with IORING_RSRC_REGISTER_SPARSE, Linux 5.19), which
+// [Ring.UpdateBuffer] fills and operations name by slot (SEND_ZC with
+// RecvsendFixedBuf: [SQE.PrepSendZCFixed]). The kernel refuses a second table (EBUSY).
+// Close releases it with the ring. Errors wrap the errno.
+func (r *Ring) RegisterBuffersSparse(n uint32) error {
+	reg := rsrcRegister{Nr: n, Flags: rsrcRegisterSparse}
+	// Memory: reg is only read during the call.
+	_, err := r.register(RegisterBuffers2, unsafe.Pointer(&reg), uint32(unsafe.Sizeof(reg)))
+	return err
+}
+
+// UpdateBuffer puts buf in slot i of the fixed-buffer table
+// (IORING_REGISTER_BUFFERS_UPDATE, Linux 5.13), replacing what the slot held. The
+// kernel pins buf's pages until the slot is replaced or the ring closes, and charges
+// them to RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.
+//
+// Memory: buf must stay allocated, and for Go-heap memory pinned, until then: the
+// kernel reads (or writes) it whenever an operation names slot i.
+//
+// Errors wrap the errno: ENOMEM past RLIMIT_MEMLOCK, EINVAL for a slot outside the
+// table or an empty buf, ENXIO without a table.
+func (r *Ring) UpdateBuffer(i uint32, buf []byte) error {
+	if len(buf) == 0 {
+		return fmt.Errorf("uring: update buffer slot %d: empty buffer: %w", i, unix.EINVAL)
+	}
+	iov := unix.Iovec{Base: &buf[0]}
+	iov.SetLen(len(buf))
+	upd := rsrcUpdate2{Offset: i, Data: uint64(uintptr(unsafe.Pointer(&iov))), Nr: 1}
+	// Memory: upd and iov are only read during the call; the kernel pins buf's pages
+	// for the slot itself.
+	n, err := r.register(RegisterBuffersUpdate, unsafe.Pointer(&upd), uint32(unsafe.Sizeof(upd)))
+	runtime.KeepAlive(&iov)
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("uring: io_uring_register(%d): updated %d buffers, want 1", RegisterBuffersUpdate, n)
+	}
 	return nil
 }
 
