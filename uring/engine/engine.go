@@ -132,9 +132,22 @@ type Options struct {
 	// SendSlabChunks of them (default 256), allocated 64 at a time as they
 	// are needed. A send whose buffers lie in them pins nothing for the
 	// operation; any other buffer is pinned from submission to completion.
+	// A zero-copy send holds its slab chunks (uring.Slabs.Hold) until its
+	// notification: the caller may Put them back at its completion, and
+	// the slabs hand them out again only once the kernel no longer reads
+	// them.
 	SendSlabChunk int
 	// SendSlabChunks caps the chunks of SendSlabChunk.
 	SendSlabChunks int
+	// NoFixedSendBuffers leaves the send slabs out of the ring's
+	// fixed-buffer table. By default, with SendZC and SendSlabChunk both
+	// set, each slab is registered as a fixed buffer on its first zero-copy
+	// send (IORING_REGISTER_BUFFERS_UPDATE), and a zero-copy SEND from it
+	// names its slot (IORING_RECVSEND_FIXED_BUF): the kernel pinned its
+	// pages once, at registration, instead of mapping and pinning them for
+	// every send. A slab the kernel refuses to register (ENOMEM past
+	// RLIMIT_MEMLOCK) is sent from as if this were set. For measurements.
+	NoFixedSendBuffers bool
 }
 
 // DirectBase is the first fd value that names a direct descriptor: fd =
@@ -169,6 +182,9 @@ type Stats struct {
 	// PinnedSendBuffers counts the send payload buffers pinned for their
 	// operation: those outside the send slabs (Options.SendSlabChunk).
 	PinnedSendBuffers int
+	// FixedZeroCopySends counts the zero-copy sends from a send slab
+	// registered as a fixed buffer (Options.NoFixedSendBuffers).
+	FixedZeroCopySends int
 	// RecvBundles counts the receive CQEs that filled more than one
 	// provided buffer (Options.RecvBundle), and BundledBuffers the buffers
 	// they filled.

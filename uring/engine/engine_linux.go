@@ -46,7 +46,10 @@ type Engine struct {
 	efbuf  *[8]byte // target of the in-flight eventfd read, pinned
 	pin    runtime.Pinner
 	slabs  *uring.Slabs // Options.SendSlabChunk: send memory pinned once
-	armed  bool         // the eventfd read is in flight
+	// fixedSlabs is, per send slab, whether it is registered as the fixed
+	// buffer of the same slot (fixedSlab); nil without the table.
+	fixedSlabs []slabReg
+	armed      bool // the eventfd read is in flight
 
 	ops int // caller operations whose final completion is not delivered
 
@@ -195,10 +198,55 @@ func New(opts Options) (*Engine, error) {
 			return nil, errors.Join(err, br.Close(), unix.Close(efd), r.Close())
 		}
 	}
+	if opts.SendZC > 0 && slabs != nil && !opts.NoFixedSendBuffers {
+		// Zero-copy sends from the slabs name them as fixed buffers, one
+		// slot per slab, registered on first use (fixedSlab). Without the
+		// table (a kernel before 5.19) they map their pages per send.
+		if err := r.RegisterBuffersSparse(uint32(slabs.MaxSlabs())); err == nil {
+			e.fixedSlabs = make([]slabReg, slabs.MaxSlabs())
+		}
+	}
 	// Memory: efbuf's address goes into every eventfd READ SQE; pinned until
 	// Close has reaped the last read.
 	e.pin.Pin(e.efbuf)
 	return e, nil
+}
+
+// slabReg is a send slab's standing in the fixed-buffer table.
+type slabReg uint8
+
+const (
+	slabUnregistered slabReg = iota // not tried yet
+	slabRegistered                  // the fixed buffer of the slot of its number
+	slabRefused                     // the kernel refused it (ENOMEM): sends map its pages
+)
+
+// fixedSlab returns the fixed-buffer slot of the send slab that holds p,
+// registering the slab on its first zero-copy send, or -1: no table, p
+// outside the slabs, or a slab the kernel refused.
+func (e *Engine) fixedSlab(p []byte) int {
+	if e.fixedSlabs == nil {
+		return -1
+	}
+	i := e.slabs.Index(p)
+	if i < 0 || i >= len(e.fixedSlabs) {
+		return -1
+	}
+	switch e.fixedSlabs[i] {
+	case slabRegistered:
+		return i
+	case slabRefused:
+		return -1
+	}
+	// Memory: the slab stays allocated and pinned until e.slabs.Close, after
+	// the ring (and its table) is closed; the registration pins its pages
+	// for the kernel besides.
+	if err := e.r.UpdateBuffer(uint32(i), e.slabs.Slab(i)); err != nil {
+		e.fixedSlabs[i] = slabRefused
+		return -1
+	}
+	e.fixedSlabs[i] = slabRegistered
+	return i
 }
 
 // checkRing returns the ring's probe, or a *uring.FeatureError naming the

@@ -849,6 +849,124 @@ func TestSendSlabs(t *testing.T) {
 	}
 }
 
+// TestSendZCFixedSlabs: with zero-copy sends, a send from a send slab names
+// the slab's slot in the fixed-buffer table (each slab in its own slot, the
+// second slab too), and every byte arrives in order; a buffer of the Go heap
+// and a send of several buffers go out zero-copy unregistered. With
+// NoFixedSendBuffers no send names a fixed buffer.
+func TestSendZCFixedSlabs(t *testing.T) {
+	for _, fixed := range []bool{true, false} {
+		t.Run(fmt.Sprint("fixed=", fixed), func(t *testing.T) {
+			e := open(t, Options{SendZC: 1, SendSlabChunk: 4096, SendSlabChunks: 128, NoFixedSendBuffers: !fixed})
+			a, b := tcpPair(t)
+			var chunks [][]byte
+			for range 66 { // 64 per slab: two slabs
+				c := e.SendSlabs().Get()
+				require.NotNil(t, c)
+				chunks = append(chunks, c)
+			}
+			fill := func(c []byte, seed byte, n int) []byte {
+				for i := 0; i < n; i++ {
+					c = append(c, seed+byte(i*3))
+				}
+				return c
+			}
+			first, second := fill(chunks[0], 1, 4096), fill(chunks[65], 50, 3000)
+			require.Equal(t, 0, e.SendSlabs().Index(first))
+			require.Equal(t, 1, e.SendSlabs().Index(second))
+			heapBuf := bytes.Repeat([]byte{0xEE}, 1000)
+			cases := []struct {
+				name  string
+				bufs  [][]byte
+				fixed int // with the table
+			}{
+				{"slab 0", [][]byte{first}, 1},
+				{"slab 1", [][]byte{second}, 1},
+				{"slab 1, part", [][]byte{second[100:2100]}, 1},
+				{"heap", [][]byte{heapBuf}, 0},
+				{"slabs", [][]byte{first[:10], second}, 0},
+				{"slab 0 again", [][]byte{first[4000:]}, 1},
+			}
+			var want []byte
+			for _, tc := range cases {
+				before, zc := e.Stats().FixedZeroCopySends, e.Stats().ZeroCopySends
+				n := 0
+				for _, p := range tc.bufs {
+					n += len(p)
+					want = append(want, p...)
+				}
+				require.NoError(t, e.Send(a, tc.bufs, 7))
+				c, _ := waitFor(t, e, 7)
+				require.Equal(t, int32(n), c.Res, tc.name)
+				assert.Equal(t, 1, e.Stats().ZeroCopySends-zc, "%s: zero-copy", tc.name)
+				wantFixed := tc.fixed
+				if !fixed {
+					wantFixed = 0
+				}
+				assert.Equal(t, wantFixed, e.Stats().FixedZeroCopySends-before, "%s: fixed buffer", tc.name)
+			}
+			assert.True(t, bytes.Equal(want, readAll(t, b, len(want))), "bytes in order")
+			assert.Equal(t, fixed, e.fixedSlabs != nil, "fixed-buffer table")
+		})
+	}
+}
+
+// TestSendZCHoldsSlabChunk: the slab chunks of a zero-copy send are held
+// until its row is freed, after the notification: put back to the slabs
+// before that (the loop puts a chunk back at the send's completion, and the
+// kernel may read it until the notification), a chunk is not handed out
+// again; once the row is freed it is. (Over loopback the kernel copies and
+// notifies at once, so the row is freed with the completion; this test puts
+// the chunk back before the send is even submitted.) An ordinary send holds
+// nothing.
+func TestSendZCHoldsSlabChunk(t *testing.T) {
+	for _, zc := range []bool{true, false} {
+		t.Run(fmt.Sprint("zc=", zc), func(t *testing.T) {
+			o := Options{SendSlabChunk: 4096, SendSlabChunks: 64} // one slab
+			if zc {
+				o.SendZC = 1
+			}
+			e := open(t, o)
+			a, b := tcpPair(t)
+			sl := e.SendSlabs()
+			c, d := sl.Get(), sl.Get()
+			for i := 0; i < 4096; i++ {
+				c = append(c, byte(i*5+1))
+			}
+			d = append(d, "tail"...)
+			want := append(bytes.Clone(c), d...)
+			require.NoError(t, e.Send(a, [][]byte{c, d}, 7))
+			require.True(t, sl.Put(c))
+			require.True(t, sl.Put(d))
+			handedOut := 0
+			for x := sl.Get(); x != nil; x = sl.Get() { // every free chunk
+				if p := &x[:1][0]; p == &c[0] || p == &d[0] {
+					handedOut++
+				}
+			}
+			if !zc {
+				assert.Equal(t, 2, handedOut, "an ordinary send holds nothing")
+				return
+			}
+			assert.Zero(t, handedOut, "chunks of a zero-copy send in flight handed out again")
+			done, _ := waitFor(t, e, 7)
+			require.Equal(t, int32(len(want)), done.Res)
+			assert.Equal(t, want, readAll(t, b, len(want)))
+			deadline := time.Now().Add(5 * time.Second)
+			for e.InFlight() > 0 && time.Now().Before(deadline) {
+				_, err := e.Wait(10*time.Millisecond, make([]Completion, 4))
+				require.NoError(t, err)
+			}
+			require.Zero(t, e.InFlight(), "the notification")
+			got := [][]byte{sl.Get(), sl.Get()}
+			require.NotNil(t, got[0], "free once the row is")
+			require.NotNil(t, got[1], "free once the row is")
+			assert.ElementsMatch(t, []*byte{&c[0], &d[0]}, []*byte{&got[0][:1][0], &got[1][:1][0]})
+			assert.Nil(t, sl.Get(), "those two only")
+		})
+	}
+}
+
 // TestRecvBundle: with receive bundles, one CQE carries several 256-byte
 // buffers. Wait reports one completion per buffer, in order; with room for
 // only five per Wait, the rest of a bundle (and what follows it) waits for

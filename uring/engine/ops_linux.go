@@ -182,7 +182,8 @@ func (e *Engine) onRecvMsg(d *Completion, idx uint32, res int32) bool {
 // completion; for a zero-copy send the kernel goes on reading the bytes
 // written until its notification, after the completion: do not write into
 // that memory again (the engine keeps it referenced until then, so memory
-// dropped to the garbage collector is safe).
+// dropped to the garbage collector is safe, and chunks of SendSlabs may be
+// Put back at the completion: the engine holds them until then).
 //
 // Errors as AcceptMultishot.
 func (e *Engine) Send(fd int, bufs [][]byte, ud uint64) error {
@@ -242,12 +243,18 @@ func (e *Engine) prepSendOp(s *uring.SQE, idx uint32) {
 		if n >= e.opts.SendZC && first >= 0 {
 			r.zc = true
 			e.stats.ZeroCopySends++
+			e.holdSlabs(m)
 			if n == len(m.bufs[first]) || !e.zcMsg {
 				p := m.bufs[first]
 				// Memory: the kernel reads p until the notification CQE;
 				// m.bufs keeps it reachable and the pin (or the slab's) in
 				// place until the row is freed, after the notification.
 				e.pinSend(m, p)
+				if i := e.fixedSlab(p); i >= 0 {
+					s.PrepSendZCFixed(fd, p, unix.MSG_NOSIGNAL, 0, uint16(i))
+					e.stats.FixedZeroCopySends++
+					return
+				}
 				s.PrepSendZC(fd, p, unix.MSG_NOSIGNAL, 0)
 				return
 			}
@@ -365,6 +372,20 @@ func (e *Engine) SendTo(fd int, b []byte, to unix.Sockaddr, ud uint64) error {
 	e.submitted(s, tokOp, idx)
 	e.ops++
 	return nil
+}
+
+// holdSlabs holds the chunks of the send slabs among m.bufs, a zero-copy
+// send's, until the row is freed (freeRow), after the notification: the
+// kernel reads them until then, and the caller may put them back to the
+// slabs as soon as the send has completed.
+func (e *Engine) holdSlabs(m *opMem) {
+	if m.slabsHeld || e.slabs == nil {
+		return // the ordinary resend of a refused zero-copy send
+	}
+	for _, p := range m.bufs {
+		e.slabs.Hold(p)
+	}
+	m.slabsHeld = true
 }
 
 // pinSend pins p, a send's payload, unless it lies in the send slabs,

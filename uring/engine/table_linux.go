@@ -66,6 +66,9 @@ type opMem struct {
 	val    int32  // SetSockOptInt's value
 	pin    runtime.Pinner
 	pinned bool
+	// slabsHeld: the send slab chunks among bufs are held (holdSlabs)
+	// until the row is freed.
+	slabsHeld bool
 
 	// The sendfile(2) emulation of a splice; SpliceIn/SpliceOut (inFD:
 	// the pipe).
@@ -93,6 +96,7 @@ func (m *opMem) release() {
 	m.msg = unix.Msghdr{}
 	m.buf = nil
 	m.polled, m.spliced = false, false
+	m.slabsHeld = false
 }
 
 // unpin ends the pins of m, keeping its buffers.
@@ -153,6 +157,12 @@ func (e *Engine) freeRow(idx uint32) {
 		delete(e.byUD, r.ud)
 	}
 	if m := r.mem; m != nil {
+		if m.slabsHeld {
+			for _, p := range m.bufs {
+				e.slabs.Release(p)
+			}
+			m.slabsHeld = false
+		}
 		m.release()
 		if len(e.mems) < maxFreeMems {
 			e.mems = append(e.mems, m)
