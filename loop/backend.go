@@ -206,6 +206,11 @@ type backendConfig struct {
 // on io_uring too.
 var testHookProcessFDs bool
 
+// testHookNoFixedSendBuffers, when set by a test or benchmark, opens
+// engines with Options.NoFixedSendBuffers: zero-copy sends from the send
+// slabs map their pages per send instead of naming a fixed buffer.
+var testHookNoFixedSendBuffers bool
+
 // testHookRecvBundle, set by the tests' TestMain from
 // RINGMACHINE_TEST_RECV_BUNDLE=1, runs every io_uring loop whose
 // URingOptions.Recv is RecvMultishot as if it were RecvMultishotBundle, so

@@ -64,6 +64,8 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 		// Outbound chunks come from pinned slabs (see sendChunks).
 		SendSlabChunk:  connio.ChunkSize,
 		SendSlabChunks: outboundChunksMax,
+		// Zero-copy sends from the slabs name them as fixed buffers.
+		NoFixedSendBuffers: testHookNoFixedSendBuffers,
 	})
 	if err != nil {
 		return nil, err

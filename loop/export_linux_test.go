@@ -77,6 +77,24 @@ func (l *Loop) ZeroCopySends() int {
 	return 0
 }
 
+// FixedZeroCopySends reports the zero-copy sends the io_uring backend
+// submitted from a send slab registered as a fixed buffer (0 on epoll). Call
+// on the loop goroutine.
+func (l *Loop) FixedZeroCopySends() int {
+	if b, ok := l.be.(*uringBackend); ok {
+		return b.e.Stats().FixedZeroCopySends
+	}
+	return 0
+}
+
+// SetTestHookNoFixedSendBuffers makes the loops opened until restore is
+// called send zero-copy from unregistered slabs.
+func SetTestHookNoFixedSendBuffers() (restore func()) {
+	old := testHookNoFixedSendBuffers
+	testHookNoFixedSendBuffers = true
+	return func() { testHookNoFixedSendBuffers = old }
+}
+
 // RecvBundles reports the receive completions that filled several
 // buffers (URingOptions.RecvBundle; 0 on epoll). Call on the loop goroutine.
 func (l *Loop) RecvBundles() int {

@@ -32,6 +32,9 @@ type featureCase struct {
 //     io_uring direct descriptors at 64 B and 4 KB;
 //   - bundle: multishot receives of one buffer per completion vs receive
 //     bundles (RecvMultishotBundle) at 64 B and 64 KB;
+//   - zcfixed: zero-copy sends from send slabs registered as fixed
+//     buffers vs unregistered (URingOptions.SendZC = 1 both) at 4 KB and
+//     16 KB, where a reply is one chunk;
 //   - vectored: every queued chunk in one SENDMSG (the default) vs a SEND of
 //     one chunk at a time, at 64 KB (four chunks of 16 KiB).
 //
@@ -80,6 +83,10 @@ func BenchmarkURingFeatures(b *testing.B) {
 		{"bundle", []int{64, 65536}, []featureCase{
 			{name: "off", opts: u},
 			{name: "on", opts: with(func(o *loop.Options) { o.URing.Recv = loop.RecvMultishotBundle })},
+		}},
+		{"zcfixed", []int{4096, 16384}, []featureCase{
+			{name: "registered", opts: with(func(o *loop.Options) { o.URing.SendZC = 1 })},
+			{name: "unregistered", opts: with(func(o *loop.Options) { o.URing.SendZC = 1 }), hook: loop.SetTestHookNoFixedSendBuffers},
 		}},
 		{"vectored", []int{65536}, []featureCase{
 			{name: "all-chunks", opts: u},

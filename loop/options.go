@@ -239,9 +239,13 @@ type URingOptions struct {
 	// which for TCP is when the peer has acknowledged the bytes (or, for a
 	// peer that stopped reading, when the socket is closed). The connection
 	// goes on at the result; the engine keeps the sent buffers referenced
-	// until the notification, and a loop with zero-copy sends does not
-	// reuse its outbound chunks (they go to the garbage collector), so the
-	// kernel never reads bytes written after the send. Requires Linux 6.0
+	// until the notification, and an outbound chunk is reused only after
+	// it (a chunk of the engine's pinned send slabs goes back to them
+	// then; one of the Go heap, once the slabs are all in use, to the
+	// garbage collector), so the kernel never reads bytes written after
+	// the send. A send of one slab chunk names it as a registered buffer
+	// (IORING_RECVSEND_FIXED_BUF): the kernel pinned its pages once,
+	// when the slab was registered, not at every send. Requires Linux 6.0
 	// (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send takes only
 	// its first buffer); a socket that is not TCP, or that refuses it
 	// (-EOPNOTSUPP), is sent to the ordinary way.

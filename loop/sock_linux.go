@@ -205,6 +205,7 @@ type netState struct {
 	stale    int      // stale completions dropped
 	servers  []*Server
 	chunks   connio.ChunkCache // outbound chunks shared by the loop's connections
+	zcChunks connio.ChunkCache // the same for zero-copy sends: slab chunks only (newSock)
 	tlsBuf   []byte            // plaintext of one TLS record (tlsDrain)
 	sendBufs [][]byte          // scratch for the buffers of one send (the engine copies it)
 	recvBufs [][]byte          // free single-shot receive buffers (see getRecvBuf)
@@ -232,9 +233,10 @@ type chunkSource interface {
 // useBackendChunks makes outbound chunks come from be's memory when it has
 // some (chunkSource), for this run.
 func (l *Loop) useBackendChunks(be backend) {
-	l.net.chunks.Src = nil
+	l.net.chunks.Src, l.net.zcChunks.Src = nil, nil
 	if cs, ok := be.(chunkSource); ok {
 		l.net.chunks.Src = cs.sendChunks()
+		l.net.zcChunks.Src = l.net.chunks.Src
 	}
 }
 
@@ -254,11 +256,17 @@ func (l *Loop) newSock(kind sockKind, fd int, network string) *sock {
 		n.chunks.Max = outboundChunksMax
 	}
 	if l.opts.URing.SendZC == 0 || l.be.kind() != URing {
+		s.out.SetCache(&n.chunks)
+	} else {
 		// With zero-copy sends the kernel reads sent chunks until a
 		// notification that comes after the send's completion (see
-		// URingOptions.SendZC): they go to the garbage collector, which
-		// the engine's reference holds off, rather than back to the cache.
-		s.out.SetCache(&n.chunks)
+		// URingOptions.SendZC). A chunk of the engine's send slabs goes
+		// back to them at once: the engine holds it until the
+		// notification (uring.Slabs.Hold), and the slabs hand it out
+		// again only then. A chunk of the Go heap goes to the garbage
+		// collector, which the engine's reference holds off, rather than
+		// back to a cache (zcChunks keeps none: its Max is 0).
+		s.out.SetCache(&n.zcChunks)
 	}
 	n.socks[slot] = s
 	n.live++

@@ -3,6 +3,7 @@ package loop_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -27,6 +28,7 @@ var uringFeatureModes = []featureCase{
 	{name: "defaults", opts: loop.Options{}},
 	{name: "recv=singleshot", opts: loop.Options{URing: loop.URingOptions{Recv: loop.RecvSingleShot}}},
 	{name: "sendzc=1", opts: loop.Options{URing: loop.URingOptions{SendZC: 1}}},
+	{name: "sendzc=1,unregistered", opts: loop.Options{URing: loop.URingOptions{SendZC: 1}}, hook: loop.SetTestHookNoFixedSendBuffers},
 	{name: "sendzc=4096", opts: loop.Options{URing: loop.URingOptions{SendZC: 4096}}},
 	{name: "setup=defer-taskrun", opts: loop.Options{URing: loop.URingOptions{Setup: loop.SetupDeferTaskrun}}},
 	{name: "setup=coop-taskrun", opts: loop.Options{URing: loop.URingOptions{Setup: loop.SetupCoopTaskrun}}},
@@ -116,7 +118,8 @@ func TestURingOptionsValidate(t *testing.T) {
 	require.NoError(t, l.Run(func(l *loop.Loop) { l.Stop() }))
 }
 
-// zcPinger sends 64 KB messages one at a time and checks every echo.
+// zcPinger sends messages of len(msg) bytes one at a time and checks every
+// echo.
 type zcPinger struct {
 	conn.Base
 	rounds int
@@ -154,17 +157,35 @@ func (p *zcPinger) ReceiveData(c *conn.Conn, data []byte) {
 
 func (p *zcPinger) Unbind(*conn.Conn, error) { close(p.done) }
 
-// TestURingSendZC64K echoes 64 KB messages with zero-copy sends (the
-// client's 64 KB SendData goes out as SENDMSG_ZC over four 16 KiB chunks,
-// the server's echoes as SEND_ZC), regenerating the client's message after
-// every echo so that a buffer reused before its notification would show.
-func TestURingSendZC64K(t *testing.T) {
+// TestURingSendZC echoes messages with zero-copy sends, regenerating the
+// client's message after every echo so that a buffer reused before its
+// notification would show. Outbound chunks come from the send slabs. A 64
+// KB SendData goes out as SENDMSG_ZC over
+// four 16 KiB chunks; 8 KB messages mostly as SEND_ZC of one chunk, which
+// names the send slab's fixed buffer unless the slabs are left unregistered.
+func TestURingSendZC(t *testing.T) {
 	testutil.RequireURing(t)
+	for _, size := range []int{64 << 10, 8 << 10} {
+		for _, fixed := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%dKB/fixed=%v", size>>10, fixed), func(t *testing.T) {
+				if !fixed {
+					defer loop.SetTestHookNoFixedSendBuffers()()
+				}
+				testURingSendZC(t, size, fixed, size <= 16<<10)
+			})
+		}
+	}
+}
+
+// testURingSendZC runs TestURingSendZC's echo of size-byte messages. With
+// fixed (the slabs registered) and oneChunk (messages within one chunk) it
+// requires sends from fixed buffers; without fixed, none.
+func testURingSendZC(t *testing.T, size int, fixed, oneChunk bool) {
 	testutil.CheckLeaks(t)
 	l, err := loop.New(loop.Options{Backend: loop.URing, DebugPoisonReceive: true, URing: loop.URingOptions{SendZC: 1024}})
 	require.NoError(t, err)
-	p := &zcPinger{rounds: 64, r: rand.New(rand.NewPCG(1, 2)), msg: make([]byte, 64<<10), done: make(chan struct{})}
-	var zc int
+	p := &zcPinger{rounds: 64, r: rand.New(rand.NewPCG(1, 2)), msg: make([]byte, size), done: make(chan struct{})}
+	var zc, zcFixed, pinned int
 	err = l.Run(func(l *loop.Loop) {
 		srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler { return coreEcho{} })
 		if !assert.NoError(t, err) {
@@ -178,7 +199,10 @@ func TestURingSendZC64K(t *testing.T) {
 			case <-p.done:
 			case <-time.After(30 * time.Second):
 			}
-			l.NextTick(func() { zc = l.ZeroCopySends(); l.Stop() })
+			l.NextTick(func() {
+				zc, zcFixed, pinned = l.ZeroCopySends(), l.FixedZeroCopySends(), l.PinnedSendBuffers()
+				l.Stop()
+			})
 		}()
 	})
 	require.NoError(t, err)
@@ -186,6 +210,15 @@ func TestURingSendZC64K(t *testing.T) {
 	assert.Zero(t, p.rounds, "rounds left")
 	assert.Zero(t, p.bad, "echoes that differ")
 	assert.GreaterOrEqual(t, zc, 64, "zero-copy sends")
+	// Outbound chunks come from the send slabs, whose chunks a zero-copy
+	// send holds until its notification: none of the Go heap to pin.
+	assert.Zero(t, pinned, "send buffers pinned per send")
+	switch {
+	case !fixed:
+		assert.Zero(t, zcFixed, "zero-copy sends from fixed buffers")
+	case oneChunk:
+		assert.GreaterOrEqual(t, zcFixed, 64, "zero-copy sends from fixed buffers")
+	}
 }
 
 // TestURingSendZCStop stops a loop whose connections have zero-copy sends
