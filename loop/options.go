@@ -245,7 +245,10 @@ type URingOptions struct {
 	// garbage collector), so the kernel never reads bytes written after
 	// the send. A send of one slab chunk names it as a registered buffer
 	// (IORING_RECVSEND_FIXED_BUF): the kernel pinned its pages once,
-	// when the slab was registered, not at every send. Requires Linux 6.0
+	// when the slab was registered, not at every send. A registered slab
+	// (1 MiB) counts against RLIMIT_MEMLOCK unless the process has
+	// CAP_IPC_LOCK; one the kernel refuses is sent from unregistered, as
+	// before. Requires Linux 6.0
 	// (SEND_ZC; SENDMSG_ZC is used from 6.1, before that a send takes only
 	// its first buffer); a socket that is not TCP, or that refuses it
 	// (-EOPNOTSUPP), is sent to the ordinary way.
