@@ -180,7 +180,8 @@ func (l *Loop) submitSend(s *sock) {
 
 // testHookSendBufs, when positive, caps the buffers of one send: a test or
 // benchmark measures what sending every queued chunk at once (one SENDMSG,
-// or one writev) gains over one chunk per send.
+// one sendmsg(2) on epoll, one writev(2) on a pipe) gains over one chunk
+// per send.
 var testHookSendBufs int
 
 func (l *Loop) onSend(s *sock, c *completion) {
