@@ -70,8 +70,17 @@ func newURingBackend(cfg backendConfig) (*uringBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &uringBackend{e: e, cqes: make([]engine.Completion, 256)}, nil
+	batch := 256
+	if testHookCompletionBatch > 0 {
+		batch = testHookCompletionBatch
+	}
+	return &uringBackend{e: e, cqes: make([]engine.Completion, batch)}, nil
 }
+
+// testHookCompletionBatch, when positive, is how many completions one
+// engine Wait may hand the loop (default 256): a benchmark measures what
+// larger batches per io_uring_enter gain.
+var testHookCompletionBatch int
 
 // testHookRecvPollFirst, when set by a test, opens engines with
 // Options.RecvPollFirst, which widens the kernel race the engine works

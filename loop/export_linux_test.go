@@ -167,3 +167,11 @@ func SetTestHookSendBufs(n int) (restore func()) {
 	testHookSendBufs = n
 	return func() { testHookSendBufs = old }
 }
+
+// SetTestHookCompletionBatch makes the io_uring loops opened until restore
+// is called take at most n completions per engine Wait (0: the default).
+func SetTestHookCompletionBatch(n int) (restore func()) {
+	old := testHookCompletionBatch
+	testHookCompletionBatch = n
+	return func() { testHookCompletionBatch = old }
+}

@@ -35,6 +35,8 @@ type featureCase struct {
 //   - zcfixed: zero-copy sends from send slabs registered as fixed
 //     buffers vs unregistered (URingOptions.SendZC = 1 both) at 4 KB and
 //     16 KB, where a reply is one chunk;
+//   - cqbatch: up to 256 completions per engine Wait (the default), each
+//     Wait one io_uring_enter, vs up to 8;
 //   - vectored: every queued chunk in one SENDMSG (the default) vs a SEND of
 //     one chunk at a time, at 64 KB (four chunks of 16 KiB).
 //
@@ -87,6 +89,10 @@ func BenchmarkURingFeatures(b *testing.B) {
 		{"zcfixed", []int{4096, 16384}, []featureCase{
 			{name: "registered", opts: with(func(o *loop.Options) { o.URing.SendZC = 1 })},
 			{name: "unregistered", opts: with(func(o *loop.Options) { o.URing.SendZC = 1 }), hook: loop.SetTestHookNoFixedSendBuffers},
+		}},
+		{"cqbatch", []int{64}, []featureCase{
+			{name: "256", opts: u},
+			{name: "8", opts: u, hook: func() func() { return loop.SetTestHookCompletionBatch(8) }},
 		}},
 		{"vectored", []int{65536}, []featureCase{
 			{name: "all-chunks", opts: u},
