@@ -58,18 +58,31 @@ elif [ -f /sys/fs/cgroup/cgroup.controllers ]; then # cgroup v2
 else
 	echo "percall.sh: no writable cgroup: running uncapped" >&2
 fi
-port=$((20000 + RANDOM % 20000))
-taskset -c 0 "$@" -addr 127.0.0.1:$port >/dev/null 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-[ -n "$cg" ] && echo $pid >"$cg/cgroup.procs"
-for _ in $(seq 100); do
-	(echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-	sleep 0.1
-done
-sleep 0.3
+# Below the kernel's ephemeral ports (ip_local_port_range starts at 32768 by
+# default), so that no client socket of an earlier run holds the port.
+port=$((20000 + RANDOM % 12000))
 lg=$(mktemp)
 pf=$(mktemp)
+srvlog=$(mktemp)
+taskset -c 0 "$@" -addr 127.0.0.1:$port >"$srvlog" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -f "$lg" "$pf" "$srvlog"' EXIT
+[ -n "$cg" ] && echo $pid >"$cg/cgroup.procs"
+up=""
+for _ in $(seq 100); do
+	if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+		up=1
+		break
+	fi
+	kill -0 $pid 2>/dev/null || break # the server exited
+	sleep 0.1
+done
+if [ -z "$up" ]; then
+	echo "percall.sh: $name: the server is not listening on 127.0.0.1:$port; its output:" >&2
+	cat "$srvlog" >&2
+	exit 1
+fi
+sleep 0.3
 case "${LOAD:-loadgen}" in
 wrk)
 	taskset -c 1 wrk -t1 -c"${CONNS:-64}" -d4s "http://127.0.0.1:$port/" >"$lg" 2>&1 &
@@ -96,7 +109,7 @@ if [ -n "${CLOCK_READS:-}" ]; then
 		echo "percall.sh: CLOCK_READS: perf probe on $bin failed (uprobes, or not a Go binary)" >&2
 		exit 1
 	fi
-	trap 'kill $pid 2>/dev/null || true; perf probe -q -d "$grp:*" >/dev/null 2>&1 || true' EXIT
+	trap 'kill $pid 2>/dev/null || true; rm -f "$lg" "$pf" "$srvlog"; perf probe -q -d "$grp:*" >/dev/null 2>&1 || true' EXIT
 	ev=$ev,$grp:nanotime1,$grp:time_now
 fi
 pr=""
@@ -114,12 +127,23 @@ fi
 perf stat -x, -e "$ev" -p $pid -- sleep 2 2>"$pf"
 [ -n "$pr" ] && wait $prpid
 [ -n "$recpid" ] && wait $recpid
-wait $lgpid || [ "${LOAD:-}" = redis ] # timeout ends redis-benchmark
+lgrc=0
+wait $lgpid || lgrc=$?
+if [ $lgrc -ne 0 ] && [ "${LOAD:-}" != redis ]; then # timeout ends redis-benchmark
+	echo "percall.sh: $name: the load tool failed (exit $lgrc); its output:" >&2
+	cat "$lg" >&2
+	exit 1
+fi
 case "${LOAD:-loadgen}" in
 wrk) rps=$(awk '/^Requests\/sec/ { print $2 }' "$lg") ;;
 redis) rps=$(tr '\r' '\n' <"$lg" | grep -o 'rps=[0-9.]* (overall: [0-9.]*' | tail -1 | awk '{ print $3 }') ;;
 *) rps=$(grep -o '"rps":[0-9.]*' "$lg" | cut -d: -f2) ;;
 esac
+if [ -z "$rps" ]; then
+	echo "percall.sh: $name: no req/s in the load tool's output:" >&2
+	cat "$lg" >&2
+	exit 1
+fi
 echo "== $name: $rps req/s"
 # task-clock is in ms: per request it is shown in µs.
 awk -F, -v rps="$rps" '$1 ~ /^[0-9.]+$/ && $1 > 0 {
@@ -148,4 +172,4 @@ if [ -n "$pr" ]; then
 			  printf "  %-34s %12.1f  %8.3f µs/req\n", "  libc, liburing (%)", lib, us(lib) }'
 	rm -f "$pr"
 fi
-rm -f "$lg" "$pf"
+rm -f "$lg" "$pf" "$srvlog"
