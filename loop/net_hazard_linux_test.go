@@ -332,10 +332,21 @@ func TestHazardStopWithOpsInFlight(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, f.Truncate(32<<20))
 		require.NoError(t, f.Close())
+		accepted := 0
 		l, err := runLoop(t, b, loop.Options{StopTimeout: 50 * time.Millisecond}, 20*time.Second, func(l *loop.Loop) {
 			srv, err := l.StartServer("127.0.0.1:0", func() conn.Handler {
 				return &hazardFunc{
-					post:   func(c *conn.Conn) { assert.NoError(t, c.SendFile(f.Name())) },
+					post: func(c *conn.Conn) {
+						assert.NoError(t, c.SendFile(f.Name()))
+						if accepted++; accepted == 4 {
+							// Every connection is up, its sends in flight.
+							// (A timer armed in Run's callback counts from
+							// the clock read before it, and four 1 MB
+							// SendData under the race detector can take
+							// longer than its delay.)
+							_, _ = l.AddTimer(100*time.Millisecond, l.Stop)
+						}
+					},
 					unbind: func(*conn.Conn, error) { unbinds++ },
 				}
 			})
@@ -348,9 +359,9 @@ func TestHazardStopWithOpsInFlight(t *testing.T) {
 				})
 				require.NoError(t, err)
 			}
-			_, _ = l.AddTimer(100*time.Millisecond, l.Stop)
 		})
 		require.NoError(t, err)
+		assert.Equal(t, 4, accepted, "server connections")
 		assert.Equal(t, 8, unbinds, "every connection unbound once")
 		assert.Zero(t, l.InFlightOps())
 		assert.Zero(t, l.ConnectionCount())
