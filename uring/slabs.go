@@ -110,19 +110,20 @@ func (s *Slabs) Put(b []byte) bool {
 		return false
 	}
 	b = b[:1]
-	p := uintptr(unsafe.Pointer(&b[0]))
-	for i := range s.slabs {
-		sl := &s.slabs[i]
-		if p >= sl.base && p < sl.end && (p-sl.base)%uintptr(s.chunk) == 0 {
-			if j := (p - sl.base) / uintptr(s.chunk); sl.holds[j] > 0 {
-				sl.returned[j] = true
-			} else {
-				s.free = append(s.free, b[:0])
-			}
-			return true
-		}
+	i, j := s.locate(b)
+	if i < 0 {
+		return false
 	}
-	return false
+	sl := &s.slabs[i]
+	if uintptr(unsafe.Pointer(&b[0])) != sl.base+uintptr(j*s.chunk) {
+		return false // inside a chunk, not its start
+	}
+	if sl.holds[j] > 0 {
+		sl.returned[j] = true
+	} else {
+		s.free = append(s.free, b[:0])
+	}
+	return true
 }
 
 // Hold keeps the chunk that holds all of p from being handed out again
