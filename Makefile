@@ -135,7 +135,7 @@ test-hazard:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target hazard-a hazard-b
 
 hazard-a:
-	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestNoCrossTalk|TestSendRetriesEAGAIN)' ./loop/
+	$(GO) test -count=$(HAZARD_COUNT) -timeout 20m -run '^(TestHazard|TestNoCrossTalk|TestSendRetriesEAGAIN|TestSendOneChunkPerSend|TestURingSendZC)' ./loop/
 	RINGMACHINE_TEST_RECV_BUNDLE=1 $(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^(TestHalfClose|TestFaultEcho|TestPausedFloodAllocates|TestNoCrossTalk)$$' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 20m -run '^TestResetChurn' ./loop/
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestGroupHandoff' ./loop/

@@ -377,3 +377,27 @@ func TestCoreStopReapsUnownedCloses(t *testing.T) {
 		assert.Zero(t, n)
 	})
 }
+
+// TestSendOneChunkPerSend echoes 1 MB over TCP and a Unix socket, and a
+// 10 MB stream, on both engines with every send capped at one outbound
+// chunk (the hook BenchmarkURingFeatures/vectored measures against), so a
+// reply always goes out over many sends, each continuing where the last
+// ended; every byte is checked.
+func TestSendOneChunkPerSend(t *testing.T) {
+	defer loop.SetTestHookSendBufs(1)()
+	testutil.ForEachBackend(t, func(t *testing.T, b loop.Backend) {
+		for _, tc := range []struct {
+			name, addr string
+			size       int
+		}{
+			{"tcp-1MB", "127.0.0.1:0", 1 << 20},
+			{"unix-1MB", "unix:" + t.TempDir() + "/s.sock", 1 << 20},
+			{"tcp-10MB", "127.0.0.1:0", 10 << 20},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				testutil.CheckLeaks(t)
+				echoOnce(t, loop.Options{Backend: b}, tc.addr, tc.size)
+			})
+		}
+	})
+}
