@@ -10,8 +10,8 @@ func SetTestRecvPollFirst(on bool) (restore func()) {
 }
 
 // FreshRecvCancels reports how many multishot receives the io_uring backend
-// cancelled because their peer was gone when their first CQE arrived (see
-// the engine's checkFresh); 0 on epoll. Call on the loop goroutine.
+// cancelled because their peer went (the engine's hang-up watch, see
+// hangup_linux.go); 0 on epoll. Call on the loop goroutine.
 func (l *Loop) FreshRecvCancels() int {
 	if b, ok := l.be.(*uringBackend); ok {
 		return b.e.Stats().FreshRecvCancels

@@ -30,8 +30,8 @@ import (
 // closed: ConnectionCount back to 0 and no descriptor left beyond those open
 // before the churn. Before the fix, on io_uring only, about one connection in
 // 100,000 kept its fd (and its record) for ever: a kernel race left its
-// multishot receive armed on the dead socket (see checkFresh in
-// uring/engine/fresh_linux.go).
+// multishot receive armed on the dead socket (see the hang-up watch in
+// uring/engine/hangup_linux.go).
 //
 // The race is rare, so this count alone does not catch it every time;
 // TestResetChurnPollFirst and TestResetBeforeRecvArmed do. The stress build
@@ -302,7 +302,7 @@ func ringPending() string {
 // issue, bytes and a reset found together when a receive's poll is armed,
 // then happens to nearly every connection reset right after its request
 // rather than to one in tens of thousands, so the test fails every time if
-// the workaround (the engine's checkFresh) is taken out.
+// the workaround (the engine's hang-up watch) is taken out.
 func TestResetChurnPollFirst(t *testing.T) {
 	testutil.RequireURing(t)
 	testutil.CheckLeaks(t)

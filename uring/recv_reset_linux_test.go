@@ -116,21 +116,22 @@ func TestRecvMultishotPartialThenReset(t *testing.T) {
 	}
 }
 
-// TestRecvMultishotArmedAfterDataAndReset pins the kernel race behind the
-// engine's checkFresh (uring/engine/fresh_linux.go) and the recovery the
-// loop relies on. The peer sends some bytes and then goes (a TCP reset, or
-// an AF_UNIX close) before a multishot receive is armed, and the receive is
-// armed poll-first (IORING_RECVSEND_POLL_FIRST), so the poll arming finds
-// bytes and hang-up together: the same state as when both land between the
-// first attempt of an ordinary receive and its arming, a window of a few
-// microseconds that the loop's churn hit about once per 100,000
+// TestRecvMultishotArmedAfterDataAndReset pins one of the kernel races
+// behind the engine's hang-up watch (uring/engine/hangup_linux.go) and the
+// recovery the loop relies on. The peer sends some bytes and then goes (a
+// TCP reset, or an AF_UNIX close) before a multishot receive is armed, and
+// the receive is armed poll-first (IORING_RECVSEND_POLL_FIRST), so the poll
+// arming finds bytes and hang-up together: the same state as when both land
+// between the first attempt of an ordinary receive and its arming, a window
+// of a few microseconds that the loop's churn hit about once per 100,000
 // connections.
 //
 // Linux 6.18.44 then posts the bytes with F_MORE and never a final CQE: the
 // receive stays armed on a dead socket. The test logs which behaviour this
-// kernel has, and requires what the workaround needs either way: poll(2)
-// reports the peer gone, cancelling the receive posts its final CQE, and a
-// new receive reports the end (-ECONNRESET, or 0 for the AF_UNIX EOF).
+// kernel has, and requires what the workaround needs either way: a poll of
+// the watch's events reports the peer gone, cancelling the receive posts
+// its final CQE, and a new receive reports the end (-ECONNRESET, or 0 for
+// the AF_UNIX EOF).
 func TestRecvMultishotArmedAfterDataAndReset(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {

@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -177,5 +178,39 @@ func TestReleaseAccepted(t *testing.T) {
 		got, err = readN(client.fd, 4, 100, nil)
 		require.NoError(t, err)
 		assert.Equal(t, "back", string(got))
+	})
+}
+
+// TestReleaseUnderMultishot: Release of a socket whose multishot receive
+// ran (as a Detach does: release, then cancel the receive) leaves the
+// engine holding nothing of it, its hang-up watch included: once the new
+// owner closes it, the peer reads the EOF. (A watch left armed would keep
+// the socket open in the ring: the peer would wait for ever.)
+func TestReleaseUnderMultishot(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e eng) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		ours, peer := own(t, fds[0]), fds[1]
+		closeLater(t, peer)
+		require.NoError(t, e.RecvMultishot(ours.fd, 1))
+		_, err = unix.Write(peer, []byte("before"))
+		require.NoError(t, err)
+		cs := reap(t, e, 4, func(cs []completion) bool { return len(dataOf(cs, 1)) == len("before") })
+		require.Equal(t, "before", string(dataOf(cs, 1)))
+
+		fd, err := e.Release(ours.fd)
+		require.NoError(t, err)
+		require.Equal(t, ours.fd, fd, "a process fd is released as itself")
+		require.NoError(t, e.Cancel(1))
+		fin := finalOf(t, reap(t, e, 4, finals(1)), 1)
+		require.Equal(t, -int32(unix.ECANCELED), fin.Res, "the cancel ends the receive: %v", fin.Err())
+		quiet(t, e, 10*time.Millisecond)
+		assert.Zero(t, e.InFlight())
+
+		require.NoError(t, ours.close())
+		require.True(t, pollFD(peer, unix.POLLIN, 2*time.Second), "the peer sees no EOF after the owner's close")
+		n, err := unix.Read(peer, make([]byte, 8))
+		require.NoError(t, err)
+		assert.Zero(t, n, "EOF")
 	})
 }

@@ -2,7 +2,10 @@ package enginetest
 
 import (
 	"bytes"
+	"fmt"
+	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,8 +112,8 @@ func TestRecvMultishotStream(t *testing.T) {
 // until one ends with anything but a final completion that means "re-arm":
 // -ENOBUFS (the io_uring engine's provided buffers ran out; the bytes wait
 // in the socket) or an -ECANCELED the caller never asked for (the io_uring
-// engine cancels a receive it finds armed after its peer went, to work
-// around a kernel race that would strand it; see fresh_linux.go). It checks
+// engine cancels a receive whose peer went, to work around kernel races
+// that would strand it; see hangup_linux.go). It checks
 // that every completion but the last of each receive carries data and
 // FlagMore, and returns the bytes, the final completion and how many
 // re-arms of each kind it took. With armed, the first receive is in flight already.
@@ -302,6 +305,98 @@ func TestPeerReset(t *testing.T) {
 			requireBytes(t, sent[:len(got)], got, "bytes before the reset")
 			t.Logf("%d bytes sent, %d received before the final completion %d (re-armed after %v)", size, len(got), fin.Res, rearms)
 		}
+		assert.Zero(t, e.InFlight())
+	})
+}
+
+// TestRecvPeerWritesManyThenCloses has a peer write many times while a
+// multishot receive waits for the engine's next Wait, then go (an AF_UNIX
+// close; a TCP reset on the accepted side, which the direct rows accept
+// into their table) while that Wait reads the bytes. Past 128 wake-ups the
+// kernel's poll stops counting them, and a hang-up landing during that
+// pass, after its last attempt found the socket empty, left the receive
+// stranded: armed on a dead socket, its final completion never coming (see
+// the engine's hangup_linux.go). Without the hang-up watch about one round
+// in 30 strands on Linux 6.18; each round must end with every byte, in
+// order, and the EOF or -ECONNRESET before the deadline.
+func TestRecvPeerWritesManyThenCloses(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e eng) {
+		rounds := 400
+		if testing.Short() {
+			rounds = 100
+		}
+		const writes = 200 // each one wake-up; the kernel's bias is 128
+		var phase atomic.Int32
+		dst := make([]completion, 4)
+		rearms := make(map[string]int)
+		for i := range rounds {
+			network := "unix"
+			var ours, peer int
+			var accepted *acceptedFD
+			if i%4 == 3 {
+				network = "tcp"
+				c, s := enginePairOwned(t, e, "127.0.0.1")
+				require.NoError(t, unix.SetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1))
+				require.NoError(t, unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}))
+				c.closed = true // by the peer's goroutine
+				ours, peer, accepted = s.fd, c.fd, s
+			} else {
+				fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+				require.NoError(t, err)
+				ours, peer = fds[0], fds[1]
+			}
+			ud := uint64(100 + i)
+			require.NoError(t, e.RecvMultishot(ours, ud))
+			n, err := e.Wait(0, dst) // submitted: armed, with nothing to read yet
+			require.NoError(t, err)
+			require.Zero(t, n, "completions before the peer wrote: %s", describe(dst[:n]))
+			sent := pattern(writes, uint32(i+1))
+			phase.Store(0)
+			spin := (i % 50) * 20 // the hang-up lands at a different point of the pass each round
+			w := background(t, func(<-chan struct{}) error {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				for k := range sent {
+					if _, err := unix.Write(peer, sent[k:k+1]); err != nil && err != unix.EAGAIN {
+						return err
+					} else if err == unix.EAGAIN {
+						return fmt.Errorf("write %d: %w", k, err)
+					}
+				}
+				phase.Store(1)
+				for phase.Load() != 2 {
+				}
+				for k := 0; k < spin; k++ {
+					phase.Load()
+				}
+				return unix.Close(peer)
+			})
+			for phase.Load() != 1 {
+			}
+			phase.Store(2)
+			got, fin, re := recvStream(t, e, ours, ud, true)
+			result(t, w)
+			addRearms(rearms, re)
+			if network == "tcp" {
+				// The reset discards what the peer had not sent yet.
+				require.LessOrEqual(t, len(got), len(sent), "round %d (tcp)", i)
+				sent = sent[:len(got)]
+			}
+			requireBytes(t, sent, got, fmt.Sprintf("round %d (%s): the peer's bytes", i, network))
+			require.True(t, fin.Res == 0 || fin.Res == -int32(unix.ECONNRESET),
+				"round %d (%s): the receive ends with EOF or a reset, not %v", i, network, fin.Err())
+			switch {
+			case accepted == nil:
+				require.NoError(t, unix.Close(ours))
+			case engine.IsDirect(ours):
+				closeDirect(t, e, accepted, closeUD)
+			default:
+				accepted.closed = true
+				require.NoError(t, unix.Close(ours))
+			}
+		}
+		t.Logf("%d rounds; re-armed after %v", rounds, rearms)
+		quiet(t, e, 10*time.Millisecond)
 		assert.Zero(t, e.InFlight())
 	})
 }

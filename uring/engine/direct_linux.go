@@ -394,6 +394,7 @@ func (e *Engine) Release(fd int) (int, error) {
 	f, direct := fdOf(fd)
 	if !direct {
 		delete(e.zcOK, int32(fd))
+		e.unwatch(fd) // its poll would keep the caller's socket open
 		return fd, nil
 	}
 	return e.install(f)
@@ -447,78 +448,6 @@ func (e *Engine) waitOwn() (int32, error) {
 		}
 	}
 	return 0, fmt.Errorf("no completion in 5 s: %w", unix.ETIME)
-}
-
-// watchSlot is the hang-up watch of the direct descriptor in one slot of
-// the table: the receive it guards, and a generation that tells a CQE of a
-// watch the slot has since dropped from one of its current watch.
-type watchSlot struct {
-	ud  uint64
-	gen uint16
-	on  bool
-}
-
-// watchHangup arms, for the direct descriptor fd whose multishot receive
-// ud was just submitted, a one-shot POLL_ADD for a hang-up (POLLRDHUP,
-// POLLHUP, POLLERR): the direct counterpart of checkFresh, whose poll(2)
-// needs a process fd. When the peer goes the receive is cancelled, so a
-// receive the kernel race left stranded ends, and the caller's next one
-// reads what is left. A watch costs one armed poll per connection and 16
-// bytes of the slot's state, no table row; it ends with the connection
-// (CloseFD and CancelFD cancel it). Its token is tokWatch with the slot and
-// the slot's watch generation.
-func (e *Engine) watchHangup(fd int, ud uint64) {
-	slot, _ := fdOf(fd)
-	if slot >= len(e.watch) {
-		return
-	}
-	w := &e.watch[slot]
-	if w.on {
-		w.ud = ud // watched already: one watch per connection, for its latest receive
-		return
-	}
-	s, err := e.sqe()
-	if err != nil {
-		e.late = append(e.late, ud) // cancel it now: a new receive is always safe
-		return
-	}
-	w.gen++
-	w.ud, w.on = ud, true
-	s.PrepPollAdd(slot, unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR)
-	s.SetFlags(uring.SQEFixedFile)
-	s.SetUserData(opToken(tokWatch, uint32(slot), w.gen))
-	e.sqes++
-}
-
-// onWatch handles the CQE of a hang-up watch.
-func (e *Engine) onWatch(c *uring.CQE) {
-	e.sqes--
-	_, slot, gen := splitOpToken(c.UserData)
-	if int(slot) >= len(e.watch) {
-		return
-	}
-	w := &e.watch[slot]
-	if !w.on || w.gen != gen {
-		return // a watch unwatch dropped: its slot has moved on
-	}
-	w.on = false
-	if c.Res > 0 && !e.closed {
-		e.cancelFresh(w.ud)
-	}
-}
-
-// unwatch cancels the hang-up watch of fd, if any: before its close.
-func (e *Engine) unwatch(fd int) {
-	slot, direct := fdOf(fd)
-	if !direct || slot >= len(e.watch) || !e.watch[slot].on {
-		return
-	}
-	w := &e.watch[slot]
-	w.on = false
-	if s, err := e.sqe(); err == nil {
-		s.PrepCancel(opToken(tokWatch, uint32(slot), w.gen), 0)
-		s.SetUserData(tokIgnore)
-	}
 }
 
 // SocketDirect creates a socket(domain, typ|SOCK_NONBLOCK, proto) as a

@@ -174,8 +174,9 @@ var ErrClosed = errors.New("engine: closed")
 type Stats struct {
 	// ZeroCopySends counts the sends submitted zero-copy.
 	ZeroCopySends int
-	// FreshRecvCancels counts the multishot receives cancelled and re-armed
-	// by the stranded-receive workaround (see [Engine.RecvMultishot]).
+	// FreshRecvCancels counts the multishot receives cancelled because
+	// their connection's hang-up watch saw the peer go: the
+	// stranded-receive workaround (see [Engine.RecvMultishot]).
 	FreshRecvCancels int
 	// RecvBuffers is how many buffers the provided-buffer ring holds now.
 	RecvBuffers int

@@ -82,9 +82,11 @@ type Engine struct {
 	// turn (Addrs); the next Wait reports them first.
 	stash []uring.CQE
 	// direct: the registered file table's size (Options.DirectFiles), 0
-	// without one; watch holds each slot's hang-up watch (watchHangup).
-	direct int
-	watch  []watchSlot
+	// without one; watch holds each slot's hang-up watch, fdWatch each
+	// process fd's (watchHangup).
+	direct  int
+	watch   []watchSlot
+	fdWatch []watchSlot
 	// directUsed counts the slots taken or promised to an accept in flight;
 	// parked are the direct accept rows waiting for a free slot, lateFinals
 	// those whose final NOP found no SQE (retried by Wait).
@@ -93,11 +95,10 @@ type Engine struct {
 	parked     []uint32
 	lateFinals []uint32
 
-	// fresh are the multishot receives submitted since the last check (see
-	// checkFresh); late the cancels it could not queue at once.
-	fresh []freshRecv
-	late  []uint64
-	pfd   [1]unix.PollFd
+	// late are the receive cancels a hang-up watch could not queue at once,
+	// lateWatch the tokens of the watches unwatch could not cancel at once.
+	late      []uint64
+	lateWatch []uint64
 
 	// pipes are idle, empty pipes for splices (at most maxIdlePipes).
 	pipes    []*splicePipe
@@ -361,7 +362,14 @@ func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
 		late := e.late
 		e.late = nil
 		for _, ud := range late {
-			e.cancelFresh(ud)
+			e.cancelRecv(ud)
+		}
+	}
+	if len(e.lateWatch) > 0 {
+		late := e.lateWatch
+		e.lateWatch = nil
+		for _, tok := range late {
+			e.cancelWatch(tok)
 		}
 	}
 	if len(e.lateFinals) > 0 {
@@ -389,9 +397,6 @@ func (e *Engine) Wait(timeout time.Duration, dst []Completion) (int, error) {
 		return 0, err
 	}
 	e.grown = false
-	if len(e.fresh) > 0 {
-		e.checkFresh()
-	}
 	return e.reap(dst), nil
 }
 
@@ -737,7 +742,7 @@ func (e *Engine) Close() error {
 	}
 	e.spliceFDs = nil
 	e.pipes = nil
-	e.fresh, e.late, e.held, e.pending = nil, nil, nil, nil
+	e.late, e.lateWatch, e.held, e.pending = nil, nil, nil, nil
 	e.ops, e.sqes, e.armed = 0, 0, false
 	e.wakeMu.Lock()
 	e.woff = true

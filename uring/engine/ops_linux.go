@@ -43,8 +43,8 @@ func (e *Engine) AcceptMultishot(fd int, ud uint64) error {
 // receive with its bytes (the last of them has no FlagMore): re-arm it as
 // after -ENOBUFS.
 //
-// The engine works around a kernel race (seen on Linux 6.18) that strands a
-// multishot receive for ever: see checkFresh. The workaround may end a
+// The engine works around kernel races (seen on Linux 6.18) that strand a
+// multishot receive for ever: see hangup_linux.go. The workaround may end a
 // receive with -ECANCELED the caller did not ask for (its peer is gone):
 // re-arm it as after -ENOBUFS, and the rest of the bytes, then the EOF or
 // the error, arrive in order. Errors as AcceptMultishot.
@@ -56,7 +56,7 @@ func (e *Engine) RecvMultishot(fd int, ud uint64) error {
 	if err != nil {
 		return err
 	}
-	f, direct := fdOf(fd)
+	f, _ := fdOf(fd)
 	s.PrepRecvMultishot(f, 0)
 	target(s, fd)
 	s.SetBufGroup(e.br.Group())
@@ -73,11 +73,7 @@ func (e *Engine) RecvMultishot(fd int, ud uint64) error {
 	}
 	s.SetUserData(ud)
 	e.ops++
-	if direct {
-		e.watchHangup(fd, ud)
-	} else {
-		e.fresh = append(e.fresh, freshRecv{fd: int32(fd), ud: ud})
-	}
+	e.watchHangup(fd, ud)
 	return nil
 }
 
