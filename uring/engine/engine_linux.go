@@ -589,8 +589,19 @@ func (e *Engine) growRecvBuffers() {
 	e.br.Grow(e.br.Provided())
 }
 
+// testHookSQE, set only by tests, runs before sqe takes an SQE; an error
+// from it is sqe's, as when the SQ is full and its submission fails (the
+// kernel refuses it, or runs out of memory), which tests cannot otherwise
+// bring about on demand.
+var testHookSQE func() error
+
 // sqe returns a free SQE, submitting what is queued when the SQ is full.
 func (e *Engine) sqe() (*uring.SQE, error) {
+	if testHookSQE != nil {
+		if err := testHookSQE(); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.submitPerOp(); err != nil {
 		return nil, err
 	}

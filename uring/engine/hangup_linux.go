@@ -174,7 +174,8 @@ func (e *Engine) cancelWatch(tok uint64) { e.cancelSoon(tok, &e.lateWatch) }
 
 // cancelSoon queues a cancel of the operation whose user data is ud and
 // reports true, or, when no SQE can be had now, appends ud to *late, which
-// the next Wait retries, and reports false.
+// the next Wait retries, and reports false. (TestWatchArmedLate and
+// TestUnwatchLate take those paths, through testHookSQE.)
 func (e *Engine) cancelSoon(ud uint64, late *[]uint64) bool {
 	s, err := e.sqe()
 	if err != nil {
