@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -122,6 +123,36 @@ func TestUnwatchLate(t *testing.T) {
 	k, err := unix.Read(peer, make([]byte, 8))
 	require.NoError(t, err)
 	assert.Zero(t, k, "EOF")
+}
+
+// TestFinalNopLate: when the NOP that carries a parked direct accept's final
+// completion cannot get an SQE, the next Wait submits it, so the cancelled
+// accept still ends with -ECANCELED.
+func TestFinalNopLate(t *testing.T) {
+	e := open(t, Options{DirectFiles: 1})
+	udp, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	slot, err := e.RegisterDirect(udp) // the table's one slot
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
+	_, seen := waitUntil(t, e, func(cs []Completion) bool { return len(cs) > 0 })
+	require.Equal(t, -int32(unix.ENFILE), seen[0].Res, "the accept finds the table full: %v", seen[0].Err())
+	require.True(t, seen[0].More(), "and waits for a slot")
+
+	failSQE(t, 1)
+	require.NoError(t, e.Cancel(1))
+	testHookSQE = nil
+	require.Len(t, e.lateFinals, 1, "the final NOP is queued for the next Wait")
+	fin, _ := waitFor(t, e, 1)
+	require.Equal(t, -int32(unix.ECANCELED), fin.Res, "the cancelled accept ends: %v", fin.Err())
+	require.Empty(t, e.lateFinals)
+	assert.Zero(t, e.InFlight())
+	require.NoError(t, e.CloseFD(slot, 2))
+	fin, _ = waitFor(t, e, 2)
+	assert.Zero(t, fin.Res, fin.Err())
 }
 
 // waitUntil waits until done holds for the completions seen (their Buf
