@@ -12,7 +12,9 @@
 # connections (64) of SIZE-byte messages (64), PIPE of them in flight per
 # connection (1), for 4 s, and perf counts the
 # 2 s in the middle. LOAD=wrk drives an HTTP server with wrk instead (one
-# thread, CONNS connections, plaintext GET /; wrk's whole run is the req/s).
+# thread, CONNS connections, plaintext GET /; wrk's whole run is the req/s);
+# WRK_CLOSE=1 sends "Connection: close", so every request is a new
+# connection (the server closes it after its reply).
 # LOAD=redis drives a RESP server with redis-benchmark instead: GET of a key
 # set beforehand to redis-benchmark's 3-byte value, CONNS connections (50,
 # as bench/run), PIPE commands in flight per connection, for 4 s; its
@@ -85,7 +87,9 @@ fi
 sleep 0.3
 case "${LOAD:-loadgen}" in
 wrk)
-	taskset -c 1 wrk -t1 -c"${CONNS:-64}" -d4s "http://127.0.0.1:$port/" >"$lg" 2>&1 &
+	hdr=()
+	[ -z "${WRK_CLOSE:-}" ] || hdr=(-H "Connection: close")
+	taskset -c 1 wrk -t1 -c"${CONNS:-64}" -d4s "${hdr[@]}" "http://127.0.0.1:$port/" >"$lg" 2>&1 &
 	;;
 redis)
 	redis-cli -h 127.0.0.1 -p $port set key:__rand_int__ xxx >/dev/null

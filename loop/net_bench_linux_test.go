@@ -479,3 +479,71 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConnChurn measures short-lived connections through an echo
+// server: 16 clients each connect, send 64 bytes, read them back and close,
+// 32 times per iteration (the client closes first, as an HTTP/1.0 client
+// would). Compare the loop backends with a goroutine-per-connection net
+// server in the same run (conns/s).
+func BenchmarkConnChurn(b *testing.B) {
+	const (
+		clients = 16
+		each    = 32
+		size    = 64
+	)
+	forEachServer(b, func(b *testing.B, start func(*testing.B) benchServer) {
+		srv := start(b)
+		defer srv.stop()
+		payload := bytes.Repeat([]byte{'c'}, size)
+		var done atomic.Int64
+		b.ReportAllocs()
+		begin := time.Now()
+		for b.Loop() {
+			var wg sync.WaitGroup
+			errs := make(chan error, clients)
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := make([]byte, size)
+					for range each {
+						if err := churnOnce(srv.addr, payload, buf); err != nil {
+							errs <- err
+							return
+						}
+						done.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(done.Load())/time.Since(begin).Seconds(), "conns/s")
+	})
+}
+
+// churnOnce connects to addr, has payload echoed into buf (checked byte for
+// byte) and closes.
+func churnOnce(addr string, payload, buf []byte) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write(payload); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if !bytes.Equal(buf, payload) {
+		return errors.New("conn churn: the echo differs from what was sent")
+	}
+	return nil
+}

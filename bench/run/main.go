@@ -14,7 +14,8 @@
 // gnet v2), Ruby EventMachine's echo and the real redis-server when
 // installed. Scenarios: echo ping-pong with loadgen (64 conns x 64 B,
 // the same pipelined 16 deep, 1000 conns x 512 B), wrk on the HTTP
-// servers (64 and 256 connections), redis-benchmark -t ping,set,get with
+// servers (64 and 256 connections, and 64 with "Connection: close": a new
+// connection per request), redis-benchmark -t ping,set,get with
 // -P 1 and -P 16, idle memory with 10k connections, the echo over
 // TLS against Go net + crypto/tls (full TLS 1.3 handshakes per second,
 // 64 KiB messages, memory per idle TLS connection; "-only tls"), and

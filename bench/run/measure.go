@@ -26,6 +26,7 @@ type scenario struct {
 	pipe      int
 	tls       bool // loadgen -tls
 	handshake bool // loadgen -handshake: a new connection (a full TLS handshake) per request
+	close     bool // wrk -H "Connection: close": a new connection per request, closed by the server
 	// through is the bytes the server carries per request, when the table
 	// should show them (MB/s and MB per server CPU second); 0: not shown.
 	through int
@@ -37,6 +38,7 @@ var scenarios = []scenario{
 	{name: "echo 1000 conns x 512 B", proto: "echo", kind: "loadgen", conns: 1000, size: 512, pipe: 1},
 	{name: "http wrk 64 conns", proto: "http", kind: "wrk", conns: 64},
 	{name: "http wrk 256 conns", proto: "http", kind: "wrk", conns: 256},
+	{name: "http wrk 64 conns, Connection: close", proto: "http", kind: "wrk", conns: 64, close: true},
 	{name: "redis-benchmark ping,set,get -P 1", proto: "redis", kind: "redis-benchmark", conns: 50, pipe: 1},
 	{name: "redis-benchmark ping,set,get -P 16", proto: "redis", kind: "redis-benchmark", conns: 50, pipe: 16},
 	{name: "idle memory", proto: "echo", kind: "idle"},
@@ -258,8 +260,11 @@ func (c *config) wrk(addr string, sc scenario) (sample, error) {
 		return sample{}, err
 	}
 	secs := max(1, int(math.Round(c.dur.Seconds())))
-	out, loadCPU, err := c.load("wrk", "-t1", "-c"+strconv.Itoa(sc.conns), "-d"+strconv.Itoa(secs)+"s",
-		"-s", script, "http://"+addr+"/")
+	argv := []string{"wrk", "-t1", "-c" + strconv.Itoa(sc.conns), "-d" + strconv.Itoa(secs) + "s", "-s", script}
+	if sc.close {
+		argv = append(argv, "-H", "Connection: close")
+	}
+	out, loadCPU, err := c.load(append(argv, "http://"+addr+"/")...)
 	if err != nil {
 		return sample{}, err
 	}
