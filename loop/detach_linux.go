@@ -59,12 +59,7 @@ func (s *sock) Detach() (int, error) {
 	if s.recvArmed {
 		// Its completions deliver what it read; the final one ends the
 		// connection (onDetachedRecv).
-		if !s.recvCancel {
-			if err := l.be.cancel(s.tok(opRecv)); err != nil {
-				l.fail(fmt.Errorf("loop: cancel: %w", err))
-			}
-			s.recvCancel = true
-		}
+		l.cancelRecv(s)
 		return fd, nil
 	}
 	if s.heldLen() == 0 {

@@ -472,16 +472,7 @@ func (l *Loop) closeSock(s *sock, reason error) {
 		// rather than by fd, which walks every armed poll and io-wq queue
 		// until a walk finds nothing more (5-6 % of the server's CPU under
 		// connection churn; bench/README "Connection churn").
-		if !s.recvCancel {
-			k := opRecv
-			if s.kind == sockDgram {
-				k = opRecvFrom
-			}
-			if err := l.be.cancel(s.tok(k)); err != nil {
-				l.fail(fmt.Errorf("loop: cancel: %w", err))
-			}
-			s.recvCancel = true
-		}
+		l.cancelRecv(s)
 	default:
 		if err := l.be.cancelFD(s.fd); err != nil {
 			l.fail(fmt.Errorf("loop: cancel: %w", err))

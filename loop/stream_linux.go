@@ -382,15 +382,8 @@ func (l *Loop) updateRead(s *sock) {
 		}
 		s.ops++
 		s.recvArmed = true
-	case !want && s.recvArmed && !s.recvCancel && !s.closed():
-		k := opRecv
-		if s.kind == sockDgram {
-			k = opRecvFrom
-		}
-		if err := l.be.cancel(s.tok(k)); err != nil {
-			l.fail(fmt.Errorf("loop: cancel: %w", err))
-		}
-		s.recvCancel = true
+	case !want && s.recvArmed && !s.closed():
+		l.cancelRecv(s)
 	}
 	if s.fl != nil && s.fl.px != nil && s.fl.px.splice {
 		l.proxyPump(s)
@@ -491,4 +484,20 @@ func (l *Loop) notifyDrainedLater(s *sock) {
 		}
 		l.runDrained(s)
 	})
+}
+
+// cancelRecv cancels s's armed receive by its token, once: its final
+// completion (-ECANCELED, or its own result if that came first) ends it.
+func (l *Loop) cancelRecv(s *sock) {
+	if s.recvCancel {
+		return
+	}
+	k := opRecv
+	if s.kind == sockDgram {
+		k = opRecvFrom
+	}
+	if err := l.be.cancel(s.tok(k)); err != nil {
+		l.fail(fmt.Errorf("loop: cancel: %w", err))
+	}
+	s.recvCancel = true
 }
