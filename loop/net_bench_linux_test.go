@@ -183,33 +183,42 @@ func pingPong(b *testing.B, addr string, conns, rounds, size int) {
 	var requests atomic.Int64
 	begin := time.Now()
 	for b.Loop() {
-		var wg sync.WaitGroup
-		errs := make(chan error, conns)
-		for _, c := range cs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, size)
-				for range rounds {
-					if _, err := c.Write(payload); err != nil {
-						errs <- err
-						return
-					}
-					if _, err := io.ReadFull(c, buf); err != nil {
-						errs <- err
-						return
-					}
-					requests.Add(1)
+		inParallel(b, conns, func(i int) error {
+			buf := make([]byte, size)
+			for range rounds {
+				if _, err := cs[i].Write(payload); err != nil {
+					return err
 				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
+				if _, err := io.ReadFull(cs[i], buf); err != nil {
+					return err
+				}
+				requests.Add(1)
+			}
+			return nil
+		})
 	}
 	b.ReportMetric(float64(requests.Load())/time.Since(begin).Seconds(), "req/s")
+}
+
+// inParallel runs fn(0) to fn(n-1) on n goroutines and waits for them; an
+// error from any fails the benchmark.
+func inParallel(b *testing.B, n int, fn func(i int) error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(i); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
 }
 
 // idleScales are the connection counts of BenchmarkIdleConnMemory:
@@ -499,27 +508,16 @@ func BenchmarkConnChurn(b *testing.B) {
 		b.ReportAllocs()
 		begin := time.Now()
 		for b.Loop() {
-			var wg sync.WaitGroup
-			errs := make(chan error, clients)
-			for range clients {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					buf := make([]byte, size)
-					for range each {
-						if err := churnOnce(srv.addr, payload, buf); err != nil {
-							errs <- err
-							return
-						}
-						done.Add(1)
+			inParallel(b, clients, func(int) error {
+				buf := make([]byte, size)
+				for range each {
+					if err := churnOnce(srv.addr, payload, buf); err != nil {
+						return err
 					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
+					done.Add(1)
+				}
+				return nil
+			})
 		}
 		b.ReportMetric(float64(done.Load())/time.Since(begin).Seconds(), "conns/s")
 	})
