@@ -27,18 +27,25 @@ func failSQE(t *testing.T, fail int) {
 	t.Cleanup(func() { testHookSQE = nil })
 }
 
-// socketPair returns a non-blocking AF_UNIX stream pair, closed at the end
-// of the test unless the test closed it first (a close of an fd the test
-// closed already fails harmlessly).
-func socketPair(t *testing.T) (ours, peer int) {
+// socketPair returns a non-blocking AF_UNIX stream pair and a close for
+// either end; the ends the test has not closed are closed at its end (never
+// twice: a number closed once may belong to another descriptor by then).
+func socketPair(t *testing.T) (ours, peer int, closeEnd func(fd int)) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
+	open := map[int]bool{fds[0]: true, fds[1]: true}
+	closeEnd = func(fd int) {
+		require.True(t, open[fd], "fd %d is not an open end of the pair", fd)
+		delete(open, fd)
+		require.NoError(t, unix.Close(fd))
+	}
 	t.Cleanup(func() {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
+		for fd := range open {
+			unix.Close(fd)
+		}
 	})
-	return fds[0], fds[1]
+	return fds[0], fds[1], closeEnd
 }
 
 // TestWatchArmedLate: when a receive's hang-up watch cannot get an SQE, the
@@ -47,7 +54,7 @@ func socketPair(t *testing.T) (ours, peer int) {
 // the watch, and reads every byte, then the EOF.
 func TestWatchArmedLate(t *testing.T) {
 	e := open(t, Options{})
-	ours, peer := socketPair(t)
+	ours, peer, closeEnd := socketPair(t)
 
 	failSQE(t, 2) // the receive's SQE, then its watch's
 	require.NoError(t, e.RecvMultishot(ours, 1))
@@ -67,7 +74,7 @@ func TestWatchArmedLate(t *testing.T) {
 	msg := []byte("every byte, then the EOF")
 	_, err := unix.Write(peer, msg)
 	require.NoError(t, err)
-	require.NoError(t, unix.Close(peer))
+	closeEnd(peer)
 	var got []byte
 	for {
 		fin, seen := waitFor(t, e, 2)
@@ -90,11 +97,11 @@ func TestWatchArmedLate(t *testing.T) {
 // the socket open after the owner closes it (the peer sees the EOF).
 func TestUnwatchLate(t *testing.T) {
 	e := open(t, Options{})
-	ours, peer := socketPair(t)
+	ours, peer, closeEnd := socketPair(t)
 	require.NoError(t, e.RecvMultishot(ours, 1))
 	_, err := unix.Write(peer, []byte("before"))
 	require.NoError(t, err)
-	_, seen := waitUntil(t, e, func(cs []Completion) bool { return len(cs) > 0 })
+	seen := waitUntil(t, e, func(cs []Completion) bool { return len(cs) > 0 })
 	require.Equal(t, "before", string(seen[0].Buf))
 
 	failSQE(t, 1)
@@ -115,7 +122,7 @@ func TestUnwatchLate(t *testing.T) {
 	}
 	require.Zero(t, e.sqes, "the watch's poll ended")
 
-	require.NoError(t, unix.Close(ours))
+	closeEnd(ours)
 	fds := []unix.PollFd{{Fd: int32(peer), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, 2000)
 	require.NoError(t, err)
@@ -138,7 +145,7 @@ func TestFinalNopLate(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	require.NoError(t, e.AcceptMultishotDirect(dupFD(t, ln.(*net.TCPListener)), 1))
-	_, seen := waitUntil(t, e, func(cs []Completion) bool { return len(cs) > 0 })
+	seen := waitUntil(t, e, func(cs []Completion) bool { return len(cs) > 0 })
 	require.Equal(t, -int32(unix.ENFILE), seen[0].Res, "the accept finds the table full: %v", seen[0].Err())
 	require.True(t, seen[0].More(), "and waits for a slot")
 
@@ -157,7 +164,7 @@ func TestFinalNopLate(t *testing.T) {
 
 // waitUntil waits until done holds for the completions seen (their Buf
 // copied), failing the test after 10 s.
-func waitUntil(t *testing.T, e *Engine, done func([]Completion) bool) (int, []Completion) {
+func waitUntil(t *testing.T, e *Engine, done func([]Completion) bool) []Completion {
 	t.Helper()
 	var seen []Completion
 	cs := make([]Completion, 16)
@@ -171,5 +178,5 @@ func waitUntil(t *testing.T, e *Engine, done func([]Completion) bool) (int, []Co
 			seen = append(seen, c)
 		}
 	}
-	return len(seen), seen
+	return seen
 }
