@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -363,35 +362,24 @@ func TestGroupHandoffDirectSpreadsBurst(t *testing.T) {
 	g, addr, stop := startHandoffGroup(t, false, &perLoop, func(*loop.Loop) {})
 	defer stop()
 	const n = 400
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
-			msg := fmt.Appendf(nil, "burst %d", i)
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-			if _, err := c.Write(msg); err != nil {
-				errs <- err
-				return
-			}
-			got := make([]byte, len(msg))
-			if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
-				errs <- fmt.Errorf("client %d: got %q, %v", i, got, err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	err := inParallel(n, func(i int) error {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		msg := fmt.Appendf(nil, "burst %d", i)
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+			return fmt.Errorf("client %d: got %q, %v", i, got, err)
+		}
+		return nil
+	})
+	assert.NoError(t, err)
 	require.NoError(t, stop())
 	assert.Equal(t, int64(n/2), perLoop[0].Load())
 	assert.Equal(t, int64(n/2), perLoop[1].Load())

@@ -183,7 +183,7 @@ func pingPong(b *testing.B, addr string, conns, rounds, size int) {
 	var requests atomic.Int64
 	begin := time.Now()
 	for b.Loop() {
-		inParallel(b, conns, func(i int) error {
+		err := inParallel(conns, func(i int) error {
 			buf := make([]byte, size)
 			for range rounds {
 				if _, err := cs[i].Write(payload); err != nil {
@@ -196,29 +196,27 @@ func pingPong(b *testing.B, addr string, conns, rounds, size int) {
 			}
 			return nil
 		})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64(requests.Load())/time.Since(begin).Seconds(), "req/s")
 }
 
-// inParallel runs fn(0) to fn(n-1) on n goroutines and waits for them; an
-// error from any fails the benchmark.
-func inParallel(b *testing.B, n int, fn func(i int) error) {
+// inParallel runs fn(0) to fn(n-1) on n goroutines, waits for them and
+// returns their errors joined (nil if none failed).
+func inParallel(n int, fn func(i int) error) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, n)
+	errs := make([]error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := fn(i); err != nil {
-				errs <- err
-			}
+			errs[i] = fn(i)
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	return errors.Join(errs...)
 }
 
 // idleScales are the connection counts of BenchmarkIdleConnMemory:
@@ -508,7 +506,7 @@ func BenchmarkConnChurn(b *testing.B) {
 		b.ReportAllocs()
 		begin := time.Now()
 		for b.Loop() {
-			inParallel(b, clients, func(int) error {
+			err := inParallel(clients, func(int) error {
 				buf := make([]byte, size)
 				for range each {
 					if err := churnOnce(srv.addr, payload, buf); err != nil {
@@ -518,6 +516,9 @@ func BenchmarkConnChurn(b *testing.B) {
 				}
 				return nil
 			})
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 		b.ReportMetric(float64(done.Load())/time.Since(begin).Seconds(), "conns/s")
 	})
