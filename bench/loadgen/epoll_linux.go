@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -177,7 +178,7 @@ func runEpoll(c *Config, ready io.Writer) (*Result, error) {
 	if o := e.outstanding(); o > 0 {
 		e.errs += o
 		if e.first == "" {
-			e.first = fmt.Sprintf("%d replies missing after the drain", o)
+			e.first = fmt.Sprintf("%d replies missing after the drain (%s)", o, e.stuck(3))
 		}
 	}
 	return result(&e.h, e.reqs, measured, e.checked, e.errs, e.first, c.Conns), nil
@@ -209,6 +210,25 @@ func (e *engine) idleWait(clock func(), limit time.Duration) {
 		e.errs += o
 		e.first = fmt.Sprintf("%d replies missing", o)
 	}
+}
+
+// stuck describes up to n connections with replies outstanding: how much
+// of their requests was written and how much of it came back, which tells a
+// server that stopped reading from one that stopped answering.
+func (e *engine) stuck(n int) string {
+	var parts []string
+	for i := range e.conns {
+		ec := &e.conns[i]
+		if ec.closed || ec.issued == ec.done {
+			continue
+		}
+		if len(parts) == n {
+			parts = append(parts, "...")
+			break
+		}
+		parts = append(parts, fmt.Sprintf("conn %d: wrote %d of %d bytes, read back %d", ec.id, ec.sent, ec.want, ec.recv))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // outstanding is the number of messages issued and not yet answered on

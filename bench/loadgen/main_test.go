@@ -201,6 +201,39 @@ func TestDetectsShortEcho(t *testing.T) {
 	}
 }
 
+// TestDrainNamesStuckConnections: a server that reads a request and never
+// answers it leaves replies outstanding; the epoll engine's error says how
+// much of the request it wrote and how much came back.
+func TestDrainNamesStuckConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // swallows everything
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	c := cfg(ln.Addr().String(), "epoll", 1)
+	c.Conns, c.Drain = 2, 50*time.Millisecond
+	r, err := Run(c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "2 replies missing after the drain (conn 0: wrote 100 of 100 bytes, read back 0; conn 1: wrote 100 of 100 bytes, read back 0)"
+	if r.Errors != 2 || r.FirstErr != want {
+		t.Errorf("errors %d, first %q; want 2, %q", r.Errors, r.FirstErr, want)
+	}
+}
+
 func TestIdle(t *testing.T) {
 	c := cfg(ringEcho(t), "epoll", 1)
 	c.Idle, c.Conns = true, 50
