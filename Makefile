@@ -114,7 +114,9 @@ test-stress:
 # descriptors and their slot promises) run CHURN_COUNT times, and so do the
 # paused TLS echo and the TLS fault-injection echo; the proxy rows whose
 # timing varies (two proxies at once, stops and closes racing splices, the
-# fault-injected proxies) run PROXY_COUNT times, and so do the peers that
+# fault-injected proxies, the example proxy's 64 KiB request-reply rounds,
+# where a reply left behind is never pushed out by later bytes) run
+# PROXY_COUNT times, and so do the peers that
 # leave while their input is still being sent (a child, a Unix socket):
 # without the EPIPE handling their last output was lost in 4 runs of 5 or
 # more.
@@ -149,6 +151,7 @@ hazard-b:
 	$(GO) test -count=$(CHURN_COUNT) -timeout 10m -run '^TestTLSFaultEcho$$' ./loop/
 	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/Proxy(32MB|Order|AfterHeader|Stop|StopInFlight|TargetUnbound|TargetClosedInFlight|ToN|HalfClose|TLS)$$|^TestProxyFaults$$' ./loop/
 	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestNetConformance$$/(uring|epoll)/(PopenIgnoresInput|PeerStopsReading)$$' ./loop/
+	$(GO) test -count=$(PROXY_COUNT) -timeout 10m -run '^TestProxyPingPong$$' ./examples/proxy/
 
 # Every fuzz target from its seeds and testdata/fuzz corpus, for a count of
 # executions sized to 2-17 s each on 2 cores, the build included (eight

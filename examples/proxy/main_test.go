@@ -143,6 +143,65 @@ func TestProxyEcho(t *testing.T) {
 	})
 }
 
+// TestProxyPingPong: 16 clients, each 40 round trips of 64 KiB through the
+// proxy, one request in flight per connection, every byte checked. Unlike
+// a stream, a request-reply exchange has no later bytes to wake a
+// connection whose read or send the proxy left behind: a reply stuck in the
+// proxy stays stuck, and the client's deadline names how far it got.
+func TestProxyPingPong(t *testing.T) {
+	const clients, rounds, size = 16, 40, 64 << 10
+	forEachMode(t, func(t *testing.T) {
+		testutil.CheckLeaks(t)
+		backend := echoBackend(t)
+		addr, stop := start(t, "-to", backend)
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := pingPong(addr, rounds, size); err != nil {
+					errs <- fmt.Errorf("client %d: %w", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		require.NoError(t, stop())
+	})
+}
+
+// pingPong sends rounds messages of size random bytes on one connection to
+// addr, each after the echo of the one before has come back whole, and
+// checks every byte.
+func pingPong(addr string, rounds, size int) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	msg, got := make([]byte, size), make([]byte, size)
+	for r := range rounds {
+		if _, err := rand.Read(msg); err != nil {
+			return err
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(msg); err != nil {
+			return fmt.Errorf("round %d: write: %w", r, err)
+		}
+		if n, err := io.ReadFull(c, got); err != nil {
+			return fmt.Errorf("round %d: read back %d of %d bytes: %w", r, n, size, err)
+		}
+		if !bytes.Equal(got, msg) {
+			return fmt.Errorf("round %d: first difference at byte %d", r, testutil.FirstDiff(got, msg))
+		}
+	}
+	return nil
+}
+
 // TestProxyBackpressure: a client writes as fast as it can and never reads,
 // through the proxy to an echo backend. The echo can only go back to the
 // client as fast as the client reads (never), so the proxy must stop
