@@ -119,27 +119,8 @@ func roundTrip(addr string, payload []byte) error {
 // byte checked; each half-closes and must read the whole echo, then EOF
 // (the half-close travels through the proxy to the backend and back).
 func TestProxyEcho(t *testing.T) {
-	forEachMode(t, func(t *testing.T) {
-		testutil.CheckLeaks(t)
-		backend := echoBackend(t)
-		addr, stop := start(t, "-to", backend)
-		var wg sync.WaitGroup
-		errs := make(chan error, 32)
-		for i := range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := roundTrip(addr, randomBytes(t, 1<<20+i)); err != nil {
-					errs <- fmt.Errorf("client %d: %w", i, err)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		require.NoError(t, stop())
+	clientsThroughProxy(t, 32, func(addr string, i int) error {
+		return roundTrip(addr, randomBytes(t, 1<<20+i))
 	})
 }
 
@@ -149,18 +130,27 @@ func TestProxyEcho(t *testing.T) {
 // connection whose read or send the proxy left behind: a reply stuck in the
 // proxy stays stuck, and the client's deadline names how far it got.
 func TestProxyPingPong(t *testing.T) {
-	const clients, rounds, size = 16, 40, 64 << 10
+	clientsThroughProxy(t, 16, func(addr string, _ int) error {
+		return pingPong(addr, 40, 64<<10)
+	})
+}
+
+// clientsThroughProxy runs, in each mode on each engine, n clients at once
+// through a proxy to a Go echo backend (client(addr, i) for i in [0, n)),
+// reports their errors, and checks that the proxy stops cleanly without
+// leaks.
+func clientsThroughProxy(t *testing.T, n int, client func(addr string, i int) error) {
 	forEachMode(t, func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		backend := echoBackend(t)
 		addr, stop := start(t, "-to", backend)
 		var wg sync.WaitGroup
-		errs := make(chan error, clients)
-		for i := range clients {
+		errs := make(chan error, n)
+		for i := range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := pingPong(addr, rounds, size); err != nil {
+				if err := client(addr, i); err != nil {
 					errs <- fmt.Errorf("client %d: %w", i, err)
 				}
 			}()
