@@ -74,10 +74,12 @@ func echoBackend(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+// randomBytes returns n random bytes. It is called from client goroutines,
+// so it must not fail the test: crypto/rand.Read never returns an error
+// since Go 1.24 (it crashes the program instead).
+func randomBytes(n int) []byte {
 	b := make([]byte, n)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
+	_, _ = rand.Read(b)
 	return b
 }
 
@@ -120,7 +122,7 @@ func roundTrip(addr string, payload []byte) error {
 // (the half-close travels through the proxy to the backend and back).
 func TestProxyEcho(t *testing.T) {
 	clientsThroughProxy(t, 32, func(addr string, i int) error {
-		return roundTrip(addr, randomBytes(t, 1<<20+i))
+		return roundTrip(addr, randomBytes(1<<20+i))
 	})
 }
 
