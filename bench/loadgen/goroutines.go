@@ -139,8 +139,8 @@ func runGoroutines(c *Config, ready io.Writer) (*Result, error) {
 					}
 					sent += n
 				}
-				if _, err := io.ReadFull(nc, buf); err != nil {
-					fail(fmt.Sprintf("conn %d: read: %v", i, err))
+				if n, err := io.ReadFull(nc, buf); err != nil {
+					fail(fmt.Sprintf("conn %d: read back %d of %d bytes: %v", i, n, batch, err))
 					return
 				}
 				for got := 0; got < batch; {
