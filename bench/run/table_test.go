@@ -72,3 +72,59 @@ func TestLoadBoundMark(t *testing.T) {
 		t.Errorf("no load-bound mark:\n%s", out)
 	}
 }
+
+func TestMedianCI(t *testing.T) {
+	for _, c := range []struct {
+		in                []float64
+		med, lo, hi, conf float64
+	}{
+		// Five values: [min, max], the most five can give (1 − 2/32).
+		{[]float64{1.3, 0.9, 1.1, 1.0, 1.2}, 1.1, 0.9, 1.3, 0.9375},
+		// Twenty: the 6th smallest and 6th largest, 95.86 %.
+		{[]float64{20, 1, 19, 2, 18, 3, 17, 4, 16, 5, 15, 6, 14, 7, 13, 8, 12, 9, 11, 10}, 10.5, 6, 15, 1 - 2*21700.0/(1<<20)},
+		{[]float64{2}, 2, 2, 2, 0},
+	} {
+		med, lo, hi, conf := medianCI(c.in)
+		if med != c.med || lo != c.lo || hi != c.hi || math.Abs(conf-c.conf) > 1e-12 {
+			t.Errorf("medianCI(%v) = %v, %v, %v, %v; want %v, %v, %v, %v", c.in, med, lo, hi, conf, c.med, c.lo, c.hi, c.conf)
+		}
+	}
+	if med, lo, hi, conf := medianCI(nil); !math.IsNaN(med) || !math.IsNaN(lo) || !math.IsNaN(hi) || !math.IsNaN(conf) {
+		t.Errorf("medianCI(nil) = %v, %v, %v, %v; want NaNs", med, lo, hi, conf)
+	}
+}
+
+// TestPairedReport: ratios are taken round by round, a failed round of
+// either side drops the pair, and the verdict marks follow the interval.
+func TestPairedReport(t *testing.T) {
+	echo := scenario{name: "echo x", proto: "echo", kind: "loadgen"}
+	rounds := func(rps ...float64) []sample {
+		var s []sample
+		for _, v := range rps {
+			s = append(s, smp(v, 1))
+		}
+		return s
+	}
+	failed := rounds(100, 100, 100, 100, 100, 100)
+	failed[5] = sample{err: "boom"}
+	res := []*result{
+		// ours ÷ c: 1.1, 1.2, 1.05, 1.3, 1.15 (the sixth round of c failed)
+		{scenario: echo, server: "ringmachine-uring", ours: true, samples: rounds(110, 120, 105, 130, 115, 500)},
+		{scenario: echo, server: "c", samples: failed},
+		// ours ÷ gnet: 0.5 in five rounds, 0.52 in one
+		{scenario: echo, server: "gnet", samples: rounds(220, 240, 210, 250, 230, 1000)},
+		// ours ÷ net: 1 in five rounds, 0.92 in one: an interval that
+		// reaches 1 is a tie
+		{scenario: echo, server: "net", samples: rounds(110, 130, 105, 130, 115, 500)},
+	}
+	out := formatReport(res)
+	for _, want := range []string{
+		"### RingMachine req/s ÷ peer req/s, round by round\n\n| scenario | server | vs c | vs gnet | vs net |\n",
+		"| echo x | ringmachine-uring | **1.15** [1.05, 1.30] n=5 | _0.50_ [0.50, 0.52] n=6 | 1.00 [0.92, 1.00] n=6 |\n",
+		"confidence 93.8 % for n = 5, 96.9 % for n = 6)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
