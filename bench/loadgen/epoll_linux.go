@@ -226,9 +226,15 @@ func (e *engine) stuck(n int) string {
 			parts = append(parts, "...")
 			break
 		}
-		parts = append(parts, fmt.Sprintf("conn %d: wrote %d of %d bytes, read back %d", ec.id, ec.sent, ec.want, ec.recv))
+		parts = append(parts, e.state(ec))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// state names ec and how far its stream got: "conn 3: wrote 100 of 200
+// bytes, read back 50".
+func (e *engine) state(ec *econn) string {
+	return fmt.Sprintf("conn %d: wrote %d of %d bytes, read back %d", ec.id, ec.sent, ec.want, ec.recv)
 }
 
 // outstanding is the number of messages issued and not yet answered on
@@ -267,7 +273,7 @@ func (e *engine) flush(ec *econn) {
 			break
 		}
 		if err != nil {
-			e.fail(ec, "write: "+err.Error())
+			e.fail(ec, e.state(ec)+": write: "+err.Error())
 			return
 		}
 	}
@@ -290,15 +296,15 @@ func (e *engine) read(ec *econn) {
 		return
 	}
 	if err != nil {
-		e.fail(ec, "read: "+err.Error())
+		e.fail(ec, e.state(ec)+": read: "+err.Error())
 		return
 	}
 	if n == 0 {
-		e.fail(ec, "unexpected EOF")
+		e.fail(ec, e.state(ec)+": unexpected EOF")
 		return
 	}
 	if uint64(n) > ec.sent-ec.recv {
-		e.fail(ec, fmt.Sprintf("%d bytes more than sent", uint64(n)-(ec.sent-ec.recv)))
+		e.fail(ec, fmt.Sprintf("%s: %d bytes more than sent", e.state(ec), uint64(n)-(ec.sent-ec.recv)))
 		return
 	}
 	got := e.buf[:n]

@@ -242,6 +242,49 @@ func TestDrainNamesStuckConnections(t *testing.T) {
 	}
 }
 
+// TestEOFNamesConnection: a server that echoes part of a request and
+// closes is reported with the connection and how far its stream got, so a
+// proxy that ended one connection is told from one that dropped bytes.
+func TestEOFNamesConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { // reads the request, echoes 60 bytes of it, closes
+				defer c.Close()
+				b := make([]byte, 100)
+				if _, err := io.ReadFull(c, b); err == nil {
+					_, _ = c.Write(b[:60])
+				}
+			}()
+		}
+	}()
+	c := cfg(ln.Addr().String(), "epoll", 1)
+	c.Conns = 1
+	r, err := Run(c, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "conn 0: wrote 100 of 100 bytes, read back 60: unexpected EOF"
+	if r.Errors != 1 || r.FirstErr != want {
+		t.Errorf("epoll: errors %d, first %q; want 1, %q", r.Errors, r.FirstErr, want)
+	}
+	c.Mode = "goroutines"
+	if r, err = Run(c, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors != 1 || !strings.Contains(r.FirstErr, "read back 60 of 100 bytes: ") {
+		t.Errorf("goroutines: errors %d, first %q; want 1, one naming the bytes read back", r.Errors, r.FirstErr)
+	}
+}
+
 func TestIdle(t *testing.T) {
 	c := cfg(ringEcho(t), "epoll", 1)
 	c.Idle, c.Conns = true, 50
