@@ -30,6 +30,7 @@ var halfClose = []struct {
 	{"HalfCloser", testHalfCloser},
 	{"HalfCloserCloseWriteFirst", testHalfCloserCloseWriteFirst},
 	{"EOFWhilePaused", testEOFWhilePaused},
+	{"ForwardedHalfCloseChurn", testForwardedHalfCloseChurn},
 }
 
 func TestHalfClose(t *testing.T) {
@@ -249,6 +250,68 @@ func testEOFWhilePaused(t *testing.T, b loop.Backend) {
 	data, u := collectData(t, ev)
 	assert.Equal(t, len(payload), len(data))
 	assert.Equal(t, io.EOF, u.err)
+	require.NoError(t, g.stop())
+}
+
+// forwarder answers each request and, at the peer's EOF, shuts down its own
+// side (CloseWrite), as a proxy forwards a half-close: with nothing queued
+// the loop then shuts the socket down and closes it in the same iteration.
+type forwarder struct {
+	hazardFunc
+	t *testing.T
+}
+
+func (f *forwarder) ReceiveData(c *conn.Conn, data []byte) {
+	assert.NoError(f.t, c.SendData(reply(data)))
+}
+
+func (f *forwarder) ReceiveEOF(c *conn.Conn) { assert.NoError(f.t, c.CloseWrite()) }
+
+// testForwardedHalfCloseChurn: 2,000 clients, 16 at a time, each send a
+// request and shut down their side; a HalfCloser answers and shuts down its
+// side at the EOF, so every connection ends with a shutdown and a close while
+// others are being accepted. Every reply must arrive whole: on io_uring a
+// shutdown left in flight as IORING_OP_SHUTDOWN could run after the close
+// and land on the connection accepted into the freed slot, which then lost
+// its reply (its send failed with EPIPE).
+func testForwardedHalfCloseChurn(t *testing.T, b loop.Backend) {
+	const clients, workers = 2000, 16
+	g := startLoop(t, b, loop.Options{})
+	_, addr := g.startServer("127.0.0.1:0", func() conn.Handler { return &forwarder{t: t} })
+	var lost atomic.Int64
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				req := []byte(fmt.Sprintf("request %04d", i))
+				c, err := net.DialTimeout("tcp", addr.String(), wait)
+				if !assert.NoError(t, err) {
+					lost.Add(1)
+					continue
+				}
+				_ = c.SetDeadline(time.Now().Add(wait))
+				_, err = c.Write(req)
+				assert.NoError(t, err)
+				assert.NoError(t, c.(*net.TCPConn).CloseWrite())
+				got, err := io.ReadAll(c)
+				c.Close()
+				if err != nil || !bytes.Equal(got, reply(req)) {
+					if lost.Add(1) <= 3 {
+						t.Logf("client %d: %d of %d reply bytes (err %v)", i, len(got), len(reply(req)), err)
+					}
+				}
+			}
+		}()
+	}
+	for i := range clients {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	assert.Zero(t, lost.Load(), "replies lost to another connection's half-close")
 	require.NoError(t, g.stop())
 }
 

@@ -244,3 +244,60 @@ func TestCloseFD(t *testing.T) {
 		assert.Zero(t, e.InFlight())
 	})
 }
+
+// TestShutdownThenClose shuts down an accepted connection, closes it with
+// CloseFD at once and arms an accept that takes the descriptor the close
+// frees (on the direct rows the same slot), all before the next Wait, 20
+// times over: the connection accepted next is untouched — its peer reads
+// no end of stream, and it sends and receives. On io_uring a shutdown of a
+// direct descriptor left as IORING_OP_SHUTDOWN runs on a kernel worker,
+// which looks the slot up only when it runs, after the close and the
+// accept: it shut the new connection down instead (a proxy saw its next
+// send to the backend fail with EPIPE).
+func TestShutdownThenClose(t *testing.T) {
+	const nextUD = 0xACCE_0000_0002
+	forEachEngine(t, func(t *testing.T, e eng) {
+		ln, sa := listenTCP(t, "127.0.0.1", 16)
+		for round := range 20 {
+			client, server := enginePairOwned(t, e, "127.0.0.1")
+			next := own(t, dialTCP(t, sa)) // waits in ln's backlog
+			require.True(t, pollFD(next.fd, unix.POLLOUT, deadline), "round %d: connect timed out", round)
+
+			require.NoError(t, e.Shutdown(server.fd, unix.SHUT_WR))
+			require.NoError(t, e.CloseFD(server.fd, closeUD))
+			server.closed = true
+			require.NoError(t, e.AcceptMultishot(ln, nextUD))
+			cs := reap(t, e, 8, func(cs []completion) bool {
+				return finals(closeUD)(cs) && len(of(cs, nextUD)) > 0
+			})
+			require.Equal(t, int32(0), finalOf(t, cs, closeUD).Res, "round %d: CloseFD: %v", round, finalOf(t, cs, closeUD).Err())
+			acc := of(cs, nextUD)
+			require.Len(t, acc, 1, "round %d: completions: %s", round, describe(cs))
+			require.GreaterOrEqual(t, acc[0].Res, int32(0), "round %d: accept: %v", round, acc[0].Err())
+			accepted := closeAccepted(t, e, int(acc[0].Res))
+			require.NoError(t, e.Cancel(nextUD))
+			reap(t, e, 4, finals(nextUD))
+
+			got, err := readN(client.fd, 1, 16, nil)
+			require.NoError(t, err, "round %d: the peer of the shut-down connection", round)
+			require.Empty(t, got, "round %d: the peer of the shut-down connection reads end of stream", round)
+
+			// The next connection: nothing to read (an end of stream
+			// would be), and a message each way.
+			require.False(t, pollFD(next.fd, unix.POLLIN, 20*time.Millisecond),
+				"round %d: the connection accepted after the close (%#x, the closed one was %#x) was shut down", round, accepted.fd, server.fd)
+			msg := pattern(100, uint32(round))
+			sendAll(t, e, accepted.fd, [][]byte{msg}, 5)
+			back, err := readN(next.fd, len(msg), 256, nil)
+			require.NoError(t, err)
+			requireBytes(t, msg, back, "bytes the next connection sent")
+			_, err = unix.Write(next.fd, msg)
+			require.NoError(t, err)
+			requireBytes(t, msg, recvN(t, e, accepted.fd, len(msg), 256, 6), "bytes the next connection received")
+			closeDirect(t, e, accepted, closeUD)
+			require.NoError(t, client.close())
+			require.NoError(t, next.close())
+		}
+		assert.Zero(t, e.InFlight())
+	})
+}

@@ -481,6 +481,42 @@ func TestDirectShutdown(t *testing.T) {
 	})
 }
 
+// TestDirectShutdownNoProcessFD shuts down a direct descriptor while the
+// process has no descriptor to spare (RLIMIT_NOFILE lowered to the lowest
+// free one for the call), so the engine cannot install the slot as a
+// process fd for shutdown(2) and waits for IORING_OP_SHUTDOWN instead: the
+// peer reads every byte sent, then end of stream, once Shutdown has
+// returned, with no Wait between.
+func TestDirectShutdownNoProcessFD(t *testing.T) {
+	forEachDirectRow(t, func(t *testing.T, u *uringEng) {
+		client, server := enginePairOwned(t, u, "127.0.0.1")
+		data := pattern(3000, 14)
+		sendAll(t, u, server.fd, [][]byte{data}, 1)
+
+		var lim unix.Rlimit
+		require.NoError(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &lim))
+		free, err := unix.Dup(0) // the lowest free descriptor number
+		require.NoError(t, err)
+		require.NoError(t, unix.Close(free))
+		low := lim
+		low.Cur = uint64(free)
+		require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &low))
+		_, dupErr := unix.Dup(0)
+		err = u.Shutdown(server.fd, unix.SHUT_WR)
+		require.NoError(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+		require.ErrorIs(t, dupErr, unix.EMFILE, "no descriptor to spare while Shutdown ran")
+		require.NoError(t, err)
+
+		// Done when Shutdown returned: no Wait has run since, and the
+		// connection is still open.
+		got, err := readN(client.fd, len(data)+1, 4096, nil) // stops at end of stream
+		require.NoError(t, err)
+		requireBytes(t, data, got, "bytes before the shutdown, then end of stream")
+		closeDirect(t, u, server, closeUD)
+		assert.Zero(t, u.InFlight())
+	})
+}
+
 // TestDirectPeerReset resets the peer of a direct descriptor under an
 // armed multishot receive, 200 times over fresh connections with a
 // different timing each: nothing written, bytes then the reset, the reset

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -298,32 +299,63 @@ func (e *Engine) SetSockOptInt(fd, level, name, v int) error {
 	return nil
 }
 
-// Shutdown shuts down the how side(s) of the socket fd (unix.SHUT_WR, ...):
-// at once with shutdown(2) for a process fd, with IORING_OP_SHUTDOWN for a
-// direct descriptor, submitted with the next Wait, before any operation
-// queued after it. Its result is not reported (ENOTCONN, a peer gone, needs
-// nothing more).
+// Shutdown shuts down the how side(s) of the socket fd (unix.SHUT_WR, ...)
+// before it returns: with shutdown(2), for a direct descriptor on a process
+// fd installed for the call as Control does (one round trip to the kernel
+// while the caller waits). Only if the process has no fd to spare (the
+// install fails with EMFILE or ENFILE) does it submit IORING_OP_SHUTDOWN
+// and wait for its completion, which takes a kernel worker thread. Either
+// way a CloseFD of fd after it cannot overtake it.
 //
-// Errors: ErrClosed; shutdown's for a process fd, ENOTCONN excepted;
-// io_uring_enter's when the SQ was full and submitting failed.
+// It does not leave IORING_OP_SHUTDOWN in flight: the kernel always runs
+// that operation on a worker thread, which looks the slot up only when it
+// runs. A CloseFD submitted after it, which runs at once, may have freed
+// the slot by then and an accept or a new socket filled it, and the
+// shutdown hits that other connection (TestShutdownThenClose in
+// internal/enginetest). Shutting down the right socket at once costs what
+// the epoll engine's shutdown(2) costs, plus the install.
+//
+// Errors: ErrClosed; the install's (unix.EBADF for an empty slot), wrapped;
+// shutdown's, ENOTCONN excepted, wrapped.
 func (e *Engine) Shutdown(fd, how int) error {
 	if e.closed {
 		return ErrClosed
 	}
 	f, direct := fdOf(fd)
-	if !direct {
-		if err := unix.Shutdown(fd, how); err != nil && err != unix.ENOTCONN {
-			return fmt.Errorf("engine: shutdown fd %d: %w", fd, err)
+	if direct {
+		pfd, err := e.install(f)
+		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+			return e.shutdownWaited(f, how)
 		}
-		return nil
+		if err != nil {
+			return err
+		}
+		defer unix.Close(pfd)
+		f = pfd
 	}
+	if err := unix.Shutdown(f, how); err != nil && err != unix.ENOTCONN {
+		return fmt.Errorf("engine: shutdown fd %d: %w", fd, err)
+	}
+	return nil
+}
+
+// shutdownWaited shuts down the direct descriptor in slot with
+// IORING_OP_SHUTDOWN and waits for its completion (see Shutdown).
+func (e *Engine) shutdownWaited(slot, how int) error {
 	s, err := e.sqe()
 	if err != nil {
 		return err
 	}
-	s.PrepShutdown(f, how)
+	s.PrepShutdown(slot, how)
 	s.SetFlags(uring.SQEFixedFile)
-	s.SetUserData(tokIgnore)
+	s.SetUserData(tokInstall)
+	res, err := e.waitOwn()
+	if err == nil && res < 0 && res != -int32(unix.ENOTCONN) {
+		err = unix.Errno(-res)
+	}
+	if err != nil {
+		return fmt.Errorf("engine: shutdown direct descriptor %d: %w", slot, err)
+	}
 	return nil
 }
 

@@ -11,7 +11,7 @@ import "math"
 //	  0xFF 00 ........     tokIgnore: CQEs nobody waits for (cancels, NOPs)
 //	  0xFF 01 gen16 idx32  tokOp: an operation in the table, first SQE
 //	  0xFF 02 gen16 idx32  tokLinked: the same operation's linked second SQE
-//	  0xFF 03 ........     tokInstall: an operation waited for at once (Addrs's install, RegisterDirect)
+//	  0xFF 03 ........     tokInstall: an operation waited for at once (Control's install, RegisterDirect, Shutdown)
 //	  0xFF 04 gen16 slot32 tokWatch: a direct descriptor's hang-up watch
 //	  0xFF FF FF...FF      tokWake: the read on the wake-up eventfd
 //
