@@ -201,11 +201,10 @@ func TestDetectsShortEcho(t *testing.T) {
 	}
 }
 
-// TestDrainNamesStuckConnections: a server that reads a request and never
-// answers it leaves replies outstanding; each engine's error says how much
-// came back (the epoll engine also how much of the request it wrote; the
-// goroutines engine writes the whole request before it reads).
-func TestDrainNamesStuckConnections(t *testing.T) {
+// serveEach listens on a loopback port until the test ends and runs fn on
+// each connection it accepts, in a goroutine of its own, closing the
+// connection when fn returns. It returns the address.
+func serveEach(t *testing.T, fn func(net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -217,13 +216,22 @@ func TestDrainNamesStuckConnections(t *testing.T) {
 			if err != nil {
 				return
 			}
-			go func() { // swallows everything
+			go func() {
 				defer c.Close()
-				_, _ = io.Copy(io.Discard, c)
+				fn(c)
 			}()
 		}
 	}()
-	c := cfg(ln.Addr().String(), "epoll", 1)
+	return ln.Addr().String()
+}
+
+// TestDrainNamesStuckConnections: a server that reads a request and never
+// answers it leaves replies outstanding; each engine's error says how much
+// came back (the epoll engine also how much of the request it wrote; the
+// goroutines engine writes the whole request before it reads).
+func TestDrainNamesStuckConnections(t *testing.T) {
+	addr := serveEach(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }) // swallows everything
+	c := cfg(addr, "epoll", 1)
 	c.Conns, c.Drain = 2, 50*time.Millisecond
 	r, err := Run(c, io.Discard)
 	if err != nil {
@@ -246,27 +254,13 @@ func TestDrainNamesStuckConnections(t *testing.T) {
 // closes is reported with the connection and how far its stream got, so a
 // proxy that ended one connection is told from one that dropped bytes.
 func TestEOFNamesConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { // reads the request, echoes 60 bytes of it, closes
-				defer c.Close()
-				b := make([]byte, 100)
-				if _, err := io.ReadFull(c, b); err == nil {
-					_, _ = c.Write(b[:60])
-				}
-			}()
+	addr := serveEach(t, func(c net.Conn) { // reads the request, echoes 60 bytes of it, closes
+		b := make([]byte, 100)
+		if _, err := io.ReadFull(c, b); err == nil {
+			_, _ = c.Write(b[:60])
 		}
-	}()
-	c := cfg(ln.Addr().String(), "epoll", 1)
+	})
+	c := cfg(addr, "epoll", 1)
 	c.Conns = 1
 	r, err := Run(c, io.Discard)
 	if err != nil {
