@@ -323,7 +323,9 @@ func (s *SQE) PrepSplice(fdIn int, offIn int64, fdOut int, offOut int64, n uint3
 }
 
 // PrepShutdown prepares a shutdown(2) with how (unix.SHUT_WR, ...) (liburing
-// io_uring_prep_shutdown; IORING_OP_SHUTDOWN, Linux 5.11).
+// io_uring_prep_shutdown; IORING_OP_SHUTDOWN, Linux 5.11). The kernel always runs
+// it on an io-wq worker thread, and with SQEFixedFile the worker looks the slot up
+// only then: an SQE submitted after it, a close of that slot say, can run first.
 func (s *SQE) PrepShutdown(fd, how int) {
 	s.prepRW(OpShutdown, fd, 0, uint32(how), 0)
 }
