@@ -321,22 +321,19 @@ func (e *Engine) Shutdown(fd, how int) error {
 	if e.closed {
 		return ErrClosed
 	}
-	f, direct := fdOf(fd)
-	if direct {
-		pfd, err := e.install(f)
-		if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
-			return e.shutdownWaited(f, how)
+	var installed bool // fn ran: an error is shutdown's, not the install's
+	err := e.Control(fd, func(f int) error {
+		installed = true
+		if err := unix.Shutdown(f, how); err != nil && err != unix.ENOTCONN {
+			return fmt.Errorf("engine: shutdown fd %d: %w", fd, err)
 		}
-		if err != nil {
-			return err
-		}
-		defer unix.Close(pfd)
-		f = pfd
+		return nil
+	})
+	if !installed && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)) {
+		slot, _ := fdOf(fd)
+		return e.shutdownWaited(slot, how)
 	}
-	if err := unix.Shutdown(f, how); err != nil && err != unix.ENOTCONN {
-		return fmt.Errorf("engine: shutdown fd %d: %w", fd, err)
-	}
-	return nil
+	return err
 }
 
 // shutdownWaited shuts down the direct descriptor in slot with
