@@ -26,7 +26,7 @@ import (
 
 // open returns an engine on the test's goroutine, locked to its thread for
 // the test's duration, closed at the end.
-func open(t *testing.T, o Options) *Engine {
+func open(t testing.TB, o Options) *Engine {
 	t.Helper()
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
@@ -82,7 +82,7 @@ func tcpPair(t *testing.T) (a, b int) {
 	return a, b
 }
 
-func dupFD(t *testing.T, c interface{ File() (*os.File, error) }) int {
+func dupFD(t testing.TB, c interface{ File() (*os.File, error) }) int {
 	t.Helper()
 	f, err := c.File()
 	require.NoError(t, err)
@@ -747,7 +747,7 @@ func fdCount(t *testing.T) int {
 // acceptOneDirect accepts one loopback connection into e's table and
 // returns the listener, the client side and the direct descriptor; both
 // are closed at cleanup.
-func acceptOneDirect(t *testing.T, e *Engine) (net.Listener, net.Conn, int) {
+func acceptOneDirect(t testing.TB, e *Engine) (net.Listener, net.Conn, int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -1067,4 +1067,33 @@ func TestRecvBundle(t *testing.T) {
 	assert.Greater(t, st.BundledBuffers, 2*st.RecvBundles-1)
 	assert.Positive(t, overflowed, "Waits that left completions for the next")
 	t.Logf("bundles %d of %d buffers; %d Waits left completions pending; ring %d buffers", st.RecvBundles, st.BundledBuffers, overflowed, st.RecvBuffers)
+}
+
+// BenchmarkShutdown: what one Shutdown(SHUT_WR) of a connection costs the
+// caller, repeated on the same socket (a second shutdown of a side is a
+// no-op for the socket, not for the call): a process fd's shutdown(2); a
+// direct descriptor's, installed as a process fd for the call (Shutdown's
+// way); and a waited IORING_OP_SHUTDOWN, which goes through a kernel
+// worker thread (its fallback).
+func BenchmarkShutdown(b *testing.B) {
+	for _, way := range []string{"process-fd", "direct-install", "direct-waited"} {
+		b.Run(way, func(b *testing.B) {
+			e := open(b, Options{DirectFiles: 16})
+			_, c, direct := acceptOneDirect(b, e)
+			call := func() error { return e.Shutdown(direct, unix.SHUT_WR) }
+			switch way {
+			case "process-fd":
+				fd := dupFD(b, c.(*net.TCPConn))
+				call = func() error { return e.Shutdown(fd, unix.SHUT_WR) }
+			case "direct-waited":
+				slot, _ := fdOf(direct)
+				call = func() error { return e.shutdownWaited(slot, unix.SHUT_WR) }
+			}
+			for b.Loop() {
+				if err := call(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
