@@ -38,6 +38,10 @@
 # perf annotate or perf script; RECORD_EVENT=sched:sched_switch records its
 # context switches instead.
 #
+# EVENTS=LIST adds perf events to the count, comma-separated, e.g.
+# EVENTS=io_uring:io_uring_submit_req,io_uring:io_uring_complete for the
+# ring operations submitted and completed per request.
+#
 # CLOCK_READS=1 (Go servers) also counts the server's clock reads with
 # uprobes on runtime.nanotime1 (one vDSO clock_gettime: time.Since, the
 # runtime's own reads) and time.now (two: wall and monotonic, time.Now).
@@ -106,6 +110,7 @@ ev=raw_syscalls:sys_enter,context-switches,task-clock
 for s in read write sendmsg recvfrom writev epoll_wait epoll_ctl futex nanosleep io_uring_enter tgkill; do
 	ev=$ev,syscalls:sys_enter_$s
 done
+[ -n "${EVENTS:-}" ] && ev=$ev,$EVENTS
 if [ -n "${CLOCK_READS:-}" ]; then
 	bin=$(command -v "$1")
 	grp=rmclock$$
