@@ -134,6 +134,9 @@ func (c *config) servers2() ([]server, []string) {
 	return out, notes
 }
 
+// cPeer is the name of the C liburing echo server among the peers.
+const cPeer = "c-liburing"
+
 // cLiburing builds the C liburing echo server of -c-echo (unless -no-build)
 // and returns it as the echo peer "c-liburing"; without -c-echo, or when it
 // does not build (no C compiler, no liburing), it returns a note instead.
@@ -141,7 +144,7 @@ func (c *config) cLiburing() (*server, string) {
 	if c.cEcho == "" {
 		return nil, "C liburing echo server: none given (-c-echo FILE.c or LIBURING_ECHO=FILE.c): skipped."
 	}
-	if !c.servers.MatchString("c-liburing") {
+	if !c.servers.MatchString(cPeer) {
 		return nil, ""
 	}
 	bin := filepath.Join(c.binDir, "c-liburing-echo")
@@ -155,7 +158,7 @@ func (c *config) cLiburing() (*server, string) {
 				c.cEcho, err, strings.TrimSpace(string(out)))
 		}
 	}
-	return &server{name: "c-liburing", proto: "echo",
+	return &server{name: cPeer, proto: "echo",
 		argv: func(a string) []string { return []string{bin, "-addr", a} }}, ""
 }
 

@@ -280,25 +280,28 @@ func medianCI(v []float64) (med, lo, hi, conf float64) {
 // each server of ours to each peer: their median and the confidence
 // interval of that median (medianCI). A ratio whose whole interval is above
 // 1 is bold, below 1 in italics: there the order holds beyond the noise of
-// the run; elsewhere the run cannot tell the two apart.
+// the run; elsewhere the run cannot tell the two apart. The C liburing
+// server gets a row too, against the other peers: what a hand-written
+// io_uring server reaches on the same machine in the same rounds, the
+// ceiling for a target stated as a ratio to a peer.
 func pairedReport(order []string, by map[string][]*result, peers []string) string {
 	var b strings.Builder
 	confs := map[int]float64{}
-	rows := 0
+	rows, refRows := 0, 0
 	for _, name := range order {
 		rs := by[name]
 		if rs[0].scenario.kind == "idle" {
 			continue
 		}
 		for _, r := range rs {
-			if !r.ours {
+			if !r.ours && r.server != cPeer {
 				continue
 			}
 			cells := make([]string, len(peers))
 			some := false
 			for i, p := range peers {
 				j := slices.IndexFunc(rs, func(q *result) bool { return !q.ours && q.server == p })
-				if j < 0 {
+				if j < 0 || rs[j] == r {
 					continue
 				}
 				per := pairedRatios(r, rs[j])
@@ -328,7 +331,12 @@ func pairedReport(order []string, by map[string][]*result, peers []string) strin
 				b.WriteString("\n|---|---|" + strings.Repeat("--:|", len(peers)) + "\n")
 			}
 			rows++
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", name, r.server, strings.Join(cells, " | "))
+			server := r.server
+			if !r.ours {
+				server += " (reference)"
+				refRows++
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", name, server, strings.Join(cells, " | "))
 		}
 	}
 	if rows == 0 {
@@ -342,7 +350,12 @@ func pairedReport(order []string, by map[string][]*result, peers []string) strin
 	fmt.Fprintf(&b, "\nEach cell: the median of the n per-round ratios (round i of ours ÷ round i of the peer, "+
 		"rounds where either failed left out) and a distribution-free confidence interval for that median "+
 		"(order statistics; confidence %s). **Bold**: the whole interval is above 1; _italics_: below 1; "+
-		"otherwise this run cannot tell the two apart.\n", strings.Join(levels, ", "))
+		"otherwise this run cannot tell the two apart.", strings.Join(levels, ", "))
+	if refRows > 0 {
+		fmt.Fprintf(&b, " The %s (reference) rows are the C liburing server's ratios to the other peers: "+
+			"what hand-written io_uring reaches here, in the same rounds.", cPeer)
+	}
+	b.WriteString("\n")
 	return b.String()
 }
 

@@ -116,15 +116,26 @@ func TestPairedReport(t *testing.T) {
 		// ours ÷ net: 1 in five rounds, 0.92 in one: an interval that
 		// reaches 1 is a tie
 		{scenario: echo, server: "net", samples: rounds(110, 130, 105, 130, 115, 500)},
+		// the C server ÷ net: 2 in every round; ÷ gnet: 1 in four rounds,
+		// 1.04 and 1.08 in two; ÷ c: 2.1 to 2.6
+		{scenario: echo, server: cPeer, samples: rounds(220, 260, 210, 260, 230, 1000)},
 	}
 	out := formatReport(res)
 	for _, want := range []string{
-		"### RingMachine req/s ÷ peer req/s, round by round\n\n| scenario | server | vs c | vs gnet | vs net |\n",
-		"| echo x | ringmachine-uring | **1.15** [1.05, 1.30] n=5 | _0.50_ [0.50, 0.52] n=6 | 1.00 [0.92, 1.00] n=6 |\n",
-		"confidence 93.8 % for n = 5, 96.9 % for n = 6)",
+		"### RingMachine req/s ÷ peer req/s, round by round\n\n| scenario | server | vs c | vs gnet | vs net | vs c-liburing |\n",
+		"| echo x | ringmachine-uring | **1.15** [1.05, 1.30] n=5 | _0.50_ [0.50, 0.52] n=6 | 1.00 [0.92, 1.00] n=6 | _0.50_ [0.46, 0.50] n=6 |\n",
+		// its own column is empty
+		"| echo x | c-liburing (reference) | **2.30** [2.10, 2.60] n=5 | 1.00 [1.00, 1.08] n=6 | **2.00** [2.00, 2.00] n=6 |  |\n",
+		"confidence 93.8 % for n = 5, 96.9 % for n = 6). **Bold**",
+		"The c-liburing (reference) rows are the C liburing server's ratios",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	// Without the C server, no reference row and no sentence about it.
+	out = formatReport(res[:4])
+	if strings.Contains(out, "(reference)") {
+		t.Errorf("a reference row without the C server:\n%s", out)
 	}
 }
