@@ -10,11 +10,16 @@ import (
 
 var _ backend = (*epollBackend)(nil)
 
+// flagMore is the epoll engine's FlagMore (a constant overflow here fails the build).
+const (
+	_ = uint8(flagMore - epoll.FlagMore)
+	_ = uint8(epoll.FlagMore - flagMore)
+)
+
 // epollBackend adapts the epoll engine to the backend contract.
 type epollBackend struct {
 	p    *epoll.Poller
 	cqes []epoll.Completion
-	comp completion
 }
 
 func newEpollBackend(cfg backendConfig) (*epollBackend, error) {
@@ -42,13 +47,11 @@ func (b *epollBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 	n, err := b.p.Wait(timeout, b.cqes)
 	for i := range b.cqes[:n] {
 		c := &b.cqes[i]
-		b.comp = completion{tok: c.UserData, res: c.Res, more: c.Flags&epoll.FlagMore != 0, buf: c.Buf, from: c.From}
 		if dispatch != nil {
-			dispatch(&b.comp)
+			dispatch((*completion)(c)) // the same fields: no copy (see completion)
 		}
 		*c = epoll.Completion{}
 	}
-	b.comp = completion{}
 	return err
 }
 

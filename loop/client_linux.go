@@ -260,23 +260,23 @@ func (l *Loop) startConnect(s *sock, sa unix.Sockaddr, now bool) error {
 func (l *Loop) onSocket(s *sock, c *completion) {
 	sa := s.cl.sa
 	s.cl.sa = nil
-	if c.res >= 0 {
-		s.fd = int(c.res) // closed by maybeCloseFD if s was closed meanwhile
+	if c.Res >= 0 {
+		s.fd = int(c.Res) // closed by maybeCloseFD if s was closed meanwhile
 	}
 	if s.closed() {
 		return
 	}
 	var err error
 	switch {
-	case c.res >= 0:
-		if err = l.initSocket(s, int(c.res)); err == nil {
-			err = l.connectFD(s, int(c.res), sa)
+	case c.Res >= 0:
+		if err = l.initSocket(s, int(c.Res)); err == nil {
+			err = l.connectFD(s, int(c.Res), sa)
 		}
-	case c.res == -int32(unix.ENFILE):
+	case c.Res == -int32(unix.ENFILE):
 		s.cl.processFD = true
 		err = l.startConnect(s, sa, true)
 	default:
-		err = os.NewSyscallError("socket", errnoOf(c.res))
+		err = os.NewSyscallError("socket", errnoOf(c.Res))
 	}
 	if err != nil {
 		l.closeSock(s, l.opError(s.cl.failedOp, s, err))
@@ -354,14 +354,14 @@ func (l *Loop) onConnect(s *sock, c *completion) {
 	if s.closed() {
 		return
 	}
-	if c.res == -int32(unix.ETIME) && s.cl.connBound {
+	if c.Res == -int32(unix.ETIME) && s.cl.connBound {
 		// The backend's bound ran out (see backend.connect): the same
 		// Unbind reason as the loop's timer gives.
 		l.closeSock(s, conn.ErrConnectTimeout)
 		return
 	}
-	if c.res < 0 {
-		l.closeSock(s, l.opError("connect", s, errnoOf(c.res)))
+	if c.Res < 0 {
+		l.closeSock(s, l.opError("connect", s, errnoOf(c.Res)))
 		return
 	}
 	s.advance(lifeOpen) // connected

@@ -84,7 +84,7 @@ func (l *Loop) submitDatagram(s *sock) {
 
 func (l *Loop) onSendTo(s *sock, c *completion) {
 	s.sendInFlight = false
-	if errRetry(c.res) && !s.closed() {
+	if errRetry(c.Res) && !s.closed() {
 		l.markDirty(s) // not sent (see errRetry): the same datagram goes again
 		return
 	}
@@ -95,10 +95,10 @@ func (l *Loop) onSendTo(s *sock, c *completion) {
 	if s.closed() {
 		return
 	}
-	if c.res >= 0 {
-		s.stats.BytesOut += uint64(c.res)
+	if c.Res >= 0 {
+		s.stats.BytesOut += uint64(c.Res)
 		s.lastAct = l.now
-	} else if err := errnoOf(c.res); err != unix.ECANCELED {
+	} else if err := errnoOf(c.Res); err != unix.ECANCELED {
 		// Reported like a failure at submission, so both backends tell the
 		// handler the same (io_uring fails some sends earlier than epoll).
 		l.report(l.opError("sendto", s, err))
@@ -139,18 +139,18 @@ func (l *Loop) onRecvFrom(s *sock, c *completion) {
 	if s.closed() {
 		return
 	}
-	if c.res >= 0 {
-		s.stats.BytesIn += uint64(len(c.buf))
+	if c.Res >= 0 {
+		s.stats.BytesIn += uint64(len(c.Buf))
 		s.lastAct = l.now
 		if !l.wantRead(s) {
 			// Paused while the receive was in flight: keep the datagram for
 			// Resume, as stream bytes are kept (both backends).
-			s.dg.held = append(s.dg.held, dgram{b: bytes.Clone(c.buf), to: c.from})
+			s.dg.held = append(s.dg.held, dgram{b: bytes.Clone(c.Buf), to: c.From})
 			l.updateRead(s)
 			return
 		}
-		l.deliverDatagram(s, c.buf, c.from)
-	} else if err := errnoOf(c.res); errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOTSOCK) {
+		l.deliverDatagram(s, c.Buf, c.From)
+	} else if err := errnoOf(c.Res); errors.Is(err, unix.EBADF) || errors.Is(err, unix.ENOTSOCK) {
 		l.closeSock(s, l.opError("recvfrom", s, err))
 		return
 	}

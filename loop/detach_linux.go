@@ -83,15 +83,15 @@ func (l *Loop) onDetachedRecv(s *sock, c *completion, final bool) {
 	}
 	reason := conn.ErrDetached
 	switch {
-	case c.res > 0:
+	case c.Res > 0:
 		if !s.closed() {
-			l.holdBytes(s, c.buf)
+			l.holdBytes(s, c.Buf)
 		}
 		if s.pipe != 0 || l.singleShot() {
-			l.putRecvBuf(c.buf)
+			l.putRecvBuf(c.Buf)
 		}
-	case c.res < 0:
-		if err := errnoOf(c.res); !errors.Is(err, unix.ECANCELED) && err != unix.ENOBUFS && err != unix.EAGAIN {
+	case c.Res < 0:
+		if err := errnoOf(c.Res); !errors.Is(err, unix.ECANCELED) && err != unix.ENOBUFS && err != unix.EAGAIN {
 			reason = fmt.Errorf("%w: %w", conn.ErrDetached, l.opError(s.recvOp(), s, err))
 		}
 	}

@@ -170,8 +170,8 @@ func (w *faultBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 	}
 	for i := range held {
 		w.handle(&held[i], dispatch, false)
-		for j := range held[i].buf {
-			held[i].buf[j] = 0xDB // the copy was valid during its dispatch only
+		for j := range held[i].Buf {
+			held[i].Buf[j] = 0xDB // the copy was valid during its dispatch only
 		}
 	}
 	return w.inner.poll(timeout, func(c *completion) { w.handle(c, dispatch, true) })
@@ -180,16 +180,16 @@ func (w *faultBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 // handle applies the faults to one completion and dispatches what results.
 // fresh: c comes from the engine now (and may be held back).
 func (w *faultBackend) handle(c *completion, dispatch func(*completion), fresh bool) {
-	final := !c.more
-	if fresh && dispatch != nil && (w.heldOp[c.tok] > 0 || w.roll(w.f.Delay)) {
+	final := !c.more()
+	if fresh && dispatch != nil && (w.heldOp[c.UserData] > 0 || w.roll(w.f.Delay)) {
 		// Hold it: an operation whose earlier completion is held keeps its
 		// order by queueing behind it.
 		h := *c
-		if c.buf != nil {
-			h.buf = append([]byte(nil), c.buf...)
+		if c.Buf != nil {
+			h.Buf = append([]byte(nil), c.Buf...)
 		}
 		w.held = append(w.held, h)
-		w.heldOp[c.tok]++
+		w.heldOp[c.UserData]++
 		if final {
 			w.heldFinals++
 		}
@@ -197,25 +197,25 @@ func (w *faultBackend) handle(c *completion, dispatch func(*completion), fresh b
 		return
 	}
 	cc := *c
-	k, _, _ := splitToken(cc.tok)
-	r := w.recvs[cc.tok]
+	k, _, _ := splitToken(cc.UserData)
+	r := w.recvs[cc.UserData]
 	if k == opRecv && r != nil && final {
-		delete(w.recvs, cc.tok)
-		if cc.res == -int32(unix.ECANCELED) && r.endAs != 0 {
-			cc.res = -int32(r.endAs)
+		delete(w.recvs, cc.UserData)
+		if cc.Res == -int32(unix.ECANCELED) && r.endAs != 0 {
+			cc.Res = -int32(r.endAs)
 		}
 	}
 	if dispatch == nil {
 		return
 	}
-	if k != opRecv || cc.res <= 0 || r == nil {
+	if k != opRecv || cc.Res <= 0 || r == nil {
 		dispatch(&cc)
 		return
 	}
-	fc := w.conn(cc.tok)
+	fc := w.conn(cc.UserData)
 	fc.recvs++
 	w.dispatchRecv(&cc, dispatch)
-	if final || r.endAs != 0 || r.loopCx || w.recvs[cc.tok] != r {
+	if final || r.endAs != 0 || r.loopCx || w.recvs[cc.UserData] != r {
 		return
 	}
 	// The receive goes on: maybe end it.
@@ -237,14 +237,14 @@ func (w *faultBackend) handle(c *completion, dispatch func(*completion), fresh b
 	default:
 		return
 	}
-	if err := w.inner.cancel(cc.tok); err == nil {
+	if err := w.inner.cancel(cc.UserData); err == nil {
 		r.endAs = end
 	}
 }
 
 // dispatchRecv dispatches a receive completion with data, maybe split.
 func (w *faultBackend) dispatchRecv(c *completion, dispatch func(*completion)) {
-	n := len(c.buf)
+	n := len(c.Buf)
 	if n < 2 || !w.roll(w.f.SplitRecv) {
 		dispatch(c)
 		return
@@ -265,8 +265,11 @@ func (w *faultBackend) dispatchRecv(c *completion, dispatch func(*completion)) {
 		}
 		// A copy: the piece must not outlive its own dispatch, and the
 		// poison proves the loop did not keep it.
-		w.buf = append(w.buf[:0], c.buf[lo:hi]...)
-		part := completion{tok: c.tok, res: int32(hi - lo), more: c.more || hi != n, buf: w.buf}
+		w.buf = append(w.buf[:0], c.Buf[lo:hi]...)
+		part := completion{UserData: c.UserData, Res: int32(hi - lo), Buf: w.buf}
+		if c.more() || hi != n {
+			part.Flags = flagMore
+		}
 		dispatch(&part)
 		for j := range w.buf {
 			w.buf[j] = 0xDB
@@ -293,7 +296,7 @@ func (w *faultBackend) addrs(fd int) (unix.Sockaddr, unix.Sockaddr, error) {
 
 func (w *faultBackend) recvMultishot(fd int, tok uint64) error {
 	if w.conn(tok).reset {
-		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.ECONNRESET)})
+		w.synth = append(w.synth, completion{UserData: tok, Res: -int32(unix.ECONNRESET)})
 		return nil
 	}
 	if err := w.inner.recvMultishot(fd, tok); err != nil {
@@ -324,12 +327,12 @@ func (w *faultBackend) send(fd int, bufs [][]byte, tok uint64) error {
 		}
 	}
 	if w.conn(tok).reset {
-		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.ECONNRESET)})
+		w.synth = append(w.synth, completion{UserData: tok, Res: -int32(unix.ECONNRESET)})
 		return nil
 	}
 	if w.roll(w.f.Again) {
 		w.st.Agains++
-		w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+		w.synth = append(w.synth, completion{UserData: tok, Res: -int32(unix.EAGAIN)})
 		return nil
 	}
 	total := 0
@@ -362,7 +365,7 @@ func (w *faultBackend) send(fd int, bufs [][]byte, tok uint64) error {
 // completion, as the engines do for errors found after submission.
 func (w *faultBackend) submitSend(d deferredSend) {
 	if err := w.inner.send(d.fd, d.bufs, d.tok); err != nil {
-		w.synth = append(w.synth, completion{tok: d.tok, res: errnoRes(err)})
+		w.synth = append(w.synth, completion{UserData: d.tok, Res: errnoRes(err)})
 	}
 }
 
@@ -415,7 +418,7 @@ func (w *faultBackend) again(tok uint64) bool {
 		return false
 	}
 	w.st.Agains++
-	w.synth = append(w.synth, completion{tok: tok, res: -int32(unix.EAGAIN)})
+	w.synth = append(w.synth, completion{UserData: tok, Res: -int32(unix.EAGAIN)})
 	return true
 }
 
@@ -477,8 +480,8 @@ func (w *faultBackend) closeFD(fd int, tok uint64) error { return w.inner.closeF
 // nobody else will close it.
 func (w *faultBackend) close() error {
 	for _, c := range w.held {
-		if k, _, _ := splitToken(c.tok); k == opAccept && c.res >= 0 {
-			unix.Close(int(c.res))
+		if k, _, _ := splitToken(c.UserData); k == opAccept && c.Res >= 0 {
+			unix.Close(int(c.Res))
 		}
 	}
 	w.held, w.deferred, w.synth = nil, nil, nil

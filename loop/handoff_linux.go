@@ -91,15 +91,15 @@ func (l *Loop) handOffDirect(target *Loop, h handoff) {
 // MSG_RING: delivered, it closes its copy of the descriptor; not
 // delivered, it serves the connection itself.
 func (l *Loop) onHandoffDirectOut(c *completion, h handoff) {
-	_, seq, target := splitToken(c.tok)
+	_, seq, target := splitToken(c.UserData)
 	var t *Loop
 	if l.group != nil && int(target) < len(l.group.loops) {
 		t = l.group.loops[target]
 	}
 	switch {
-	case c.res >= 0:
+	case c.Res >= 0:
 		l.dropFD(h.fd) // the target has its own copy
-	case c.res == -int32(unix.EOVERFLOW):
+	case c.Res == -int32(unix.EOVERFLOW):
 		// The target got the descriptor but not the message that names
 		// its slot: its copy keeps the socket open until its ring closes.
 		// Shut the socket down so the peer is not left waiting.
@@ -172,12 +172,12 @@ func (l *Loop) dispatchHandoff(k opKind, c *completion) {
 // onHandoffIn adopts the fd another loop's MSG_RING delivered, or closes it
 // when l is stopping (c.res is the fd).
 func (l *Loop) onHandoffIn(c *completion) {
-	_, seq, flags := splitToken(c.tok)
+	_, seq, flags := splitToken(c.UserData)
 	if flags&handoffDirect != 0 {
-		l.onHandoffDirectIn(seq, c.res)
+		l.onHandoffDirectIn(seq, c.Res)
 		return
 	}
-	h, ok := l.inbox.take(seq, int(c.res))
+	h, ok := l.inbox.take(seq, int(c.Res))
 	if !ok {
 		l.net.stale++
 		return
@@ -194,15 +194,15 @@ func (l *Loop) onHandoffIn(c *completion) {
 // an error the message was not delivered, and unless the target's inbox was
 // drained meanwhile the fd goes through the target's MPSC queue instead.
 func (l *Loop) onHandoffOut(c *completion) {
-	if h, ok := l.outbox[c.tok]; ok {
-		delete(l.outbox, c.tok)
+	if h, ok := l.outbox[c.UserData]; ok {
+		delete(l.outbox, c.UserData)
 		l.onHandoffDirectOut(c, h)
 		return
 	}
-	if c.res >= 0 || l.group == nil {
+	if c.Res >= 0 || l.group == nil {
 		return
 	}
-	_, seq, target := splitToken(c.tok)
+	_, seq, target := splitToken(c.UserData)
 	if int(target) >= len(l.group.loops) {
 		l.net.stale++
 		return

@@ -203,14 +203,14 @@ func (l *Loop) onChildWait(s *sock, c *completion) {
 	ch := s.fl.child
 	ch.pin.Unpin()
 	switch {
-	case c.res == 0:
+	case c.Res == 0:
 		l.childExited(ch)
-	case c.res == -int32(unix.ECANCELED) && s.closed():
+	case c.Res == -int32(unix.ECANCELED) && s.closed():
 	default:
 		// A wait that failed or was cancelled while the child runs: wait
 		// for it by polling instead.
 		if err := l.be.pollFD(s.fd, unix.POLLIN, s.tok(opPoll)); err != nil {
-			l.report(fmt.Errorf("loop: child %d: wait: %w (after %w)", ch.pid, err, errnoOf(c.res)))
+			l.report(fmt.Errorf("loop: child %d: wait: %w (after %w)", ch.pid, err, errnoOf(c.Res)))
 			return
 		}
 		s.ops++
@@ -221,9 +221,9 @@ func (l *Loop) onChildWait(s *sock, c *completion) {
 // has exited; waitid(2) reaps it.
 func (l *Loop) onChildReady(s *sock, c *completion) {
 	ch := s.fl.child
-	if c.res < 0 {
-		if c.res != -int32(unix.ECANCELED) || !s.closed() {
-			l.report(fmt.Errorf("loop: child %d: poll: %w", ch.pid, errnoOf(c.res)))
+	if c.Res < 0 {
+		if c.Res != -int32(unix.ECANCELED) || !s.closed() {
+			l.report(fmt.Errorf("loop: child %d: poll: %w", ch.pid, errnoOf(c.Res)))
 		}
 		return
 	}

@@ -98,8 +98,8 @@ func (l *Loop) onProcessExit(s *sock, c *completion) {
 	if s.closed() || w.stopped {
 		return
 	}
-	if c.res < 0 {
-		if err := errnoOf(c.res); err != unix.ECANCELED {
+	if c.Res < 0 {
+		if err := errnoOf(c.Res); err != unix.ECANCELED {
 			l.report(fmt.Errorf("loop: WatchProcess %d: poll: %w", w.pid, err))
 		}
 		l.closeSock(s, nil)

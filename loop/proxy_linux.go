@@ -305,14 +305,14 @@ func (l *Loop) proxyPump(s *sock) {
 // onSpliceIn handles the end of a spliceIn on the source s: the pipe's
 // bytes join the target's queue.
 func (l *Loop) onSpliceIn(s *sock, c *completion) {
-	if h := testHookSpliceIn; h != nil && c.res > 0 && !s.closed() {
+	if h := testHookSpliceIn; h != nil && c.Res > 0 && !s.closed() {
 		h(s.c)
 	}
 	px, p := s.fl.splicing, s.fl.inPipe
 	s.fl.splicing, s.fl.inPipe = nil, nil
 	switch {
-	case c.res > 0:
-		n := int(c.res)
+	case c.Res > 0:
+		n := int(c.Res)
 		s.stats.BytesIn += uint64(n)
 		s.lastAct = l.now
 		px.moved += int64(n)
@@ -339,7 +339,7 @@ func (l *Loop) onSpliceIn(s *sock, c *completion) {
 			l.proxyEnd(s, cb)
 			return
 		}
-	case c.res == 0:
+	case c.Res == 0:
 		l.putPipe(p, true)
 		if !s.closed() {
 			s.rdEOF = true
@@ -352,7 +352,7 @@ func (l *Loop) onSpliceIn(s *sock, c *completion) {
 		return
 	default:
 		l.putPipe(p, false)
-		switch err := errnoOf(c.res); err {
+		switch err := errnoOf(c.Res); err {
 		case unix.ECANCELED, unix.EAGAIN:
 		default:
 			if !s.closed() {
@@ -415,19 +415,19 @@ func (l *Loop) onSpliceOut(t *sock, c *completion) {
 	if t.closed() {
 		return // freeSock releases the segments
 	}
-	if errRetry(c.res) {
+	if errRetry(c.Res) {
 		l.afterSend(t)
 		return
 	}
-	if c.res < 0 {
-		l.closeSock(t, l.opError("splice", t, errnoOf(c.res)))
+	if c.Res < 0 {
+		l.closeSock(t, l.opError("splice", t, errnoOf(c.Res)))
 		return
 	}
 	f := t.files[0]
-	f.n -= int64(c.res)
-	t.fl.pipeQ -= int(c.res)
-	t.stats.BytesOut += uint64(c.res)
-	if c.res > 0 {
+	f.n -= int64(c.Res)
+	t.fl.pipeQ -= int(c.Res)
+	t.stats.BytesOut += uint64(c.Res)
+	if c.Res > 0 {
 		t.lastAct = l.now
 	}
 	if f.n <= 0 {

@@ -70,20 +70,20 @@ func (l *Loop) onSendFile(s *sock, c *completion) {
 	if s.closed() {
 		return
 	}
-	if errRetry(c.res) {
+	if errRetry(c.Res) {
 		l.afterSend(s) // nothing sent (see errRetry): the segment goes again
 		return
 	}
-	if c.res < 0 {
-		l.closeSock(s, l.opError("sendfile", s, errnoOf(c.res)))
+	if c.Res < 0 {
+		l.closeSock(s, l.opError("sendfile", s, errnoOf(c.Res)))
 		return
 	}
 	f := s.files[0]
-	f.off += int64(c.res)
-	f.n -= int64(c.res)
-	s.stats.BytesOut += uint64(c.res)
+	f.off += int64(c.Res)
+	f.n -= int64(c.Res)
+	s.stats.BytesOut += uint64(c.Res)
 	s.lastAct = l.now
-	if f.n <= 0 || c.res == 0 { // done, or the file shrank
+	if f.n <= 0 || c.Res == 0 { // done, or the file shrank
 		f.f.Close()
 		s.files[0] = nil
 		s.files = s.files[1:]

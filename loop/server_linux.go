@@ -259,16 +259,16 @@ func (l *Loop) armAccept(srv *Server) error {
 
 func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 	srv := s.srv
-	if c.res >= 0 {
+	if c.Res >= 0 {
 		srv.backoff = 0
-		l.accepted(srv, int(c.res))
+		l.accepted(srv, int(c.Res))
 	}
 	if !final {
-		if c.res < 0 {
+		if c.Res < 0 {
 			// The direct descriptor table is full (ENFILE): the accept
 			// waits for a slot by itself, connections wait in the listen
 			// queue; reported as EMFILE is.
-			l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: errnoOf(c.res)})
+			l.report(&conn.OpError{Op: "accept", Backend: l.be.kind().String(), Addr: srv.addr, Err: errnoOf(c.Res)})
 		}
 		return
 	}
@@ -277,8 +277,8 @@ func (l *Loop) onAccept(s *sock, c *completion, final bool) {
 		return
 	}
 	delay := time.Duration(0)
-	if c.res < 0 {
-		err := errnoOf(c.res)
+	if c.Res < 0 {
+		err := errnoOf(c.Res)
 		if err == unix.ECANCELED {
 			return
 		}

@@ -334,7 +334,7 @@ func (l *Loop) dispatch(c *completion) {
 		// time right after epoll_wait too). Once per poll, not per completion.
 		l.refreshAfterWait()
 	}
-	k, slot, gen := splitToken(c.tok)
+	k, slot, gen := splitToken(c.UserData)
 	if k == opDropFD {
 		return // dropFD's close: no record waits for it
 	}
@@ -348,7 +348,7 @@ func (l *Loop) dispatch(c *completion) {
 		return
 	}
 	s := n.socks[slot]
-	final := !c.more
+	final := !c.more()
 	if final {
 		s.ops--
 	}

@@ -189,7 +189,7 @@ func (l *Loop) onSend(s *sock, c *completion) {
 	if s.closed() {
 		return
 	}
-	res := c.res
+	res := c.Res
 	if errRetry(res) {
 		res = 0 // nothing was written: afterSend sends it all again
 	}
@@ -422,24 +422,24 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		s.recvArmed = false
 		s.recvCancel = false
 	}
-	if c.res > 0 && (s.pipe != 0 || l.singleShot()) {
+	if c.Res > 0 && (s.pipe != 0 || l.singleShot()) {
 		// The loop's own buffer (recvSingleShot, a pipe's read): back to the
 		// pool once delivered (held bytes are copies).
-		defer l.putRecvBuf(c.buf)
+		defer l.putRecvBuf(c.Buf)
 	}
 	switch {
-	case c.res > 0:
+	case c.Res > 0:
 		if s.closed() {
 			break
 		}
 		if !l.wantRead(s) || s.heldLen() > 0 {
 			// Paused after the kernel took the bytes: keep them, in order,
 			// for Resume.
-			l.holdBytes(s, c.buf)
+			l.holdBytes(s, c.Buf)
 			break
 		}
-		l.deliver(s, c.buf)
-	case c.res == 0:
+		l.deliver(s, c.Buf)
+	case c.Res == 0:
 		if !s.closed() {
 			s.rdEOF = true
 			if s.heldLen() == 0 {
@@ -450,7 +450,7 @@ func (l *Loop) onRecv(s *sock, c *completion, final bool) {
 		}
 		return
 	default:
-		switch err := errnoOf(c.res); err {
+		switch err := errnoOf(c.Res); err {
 		case unix.ECANCELED, unix.ENOBUFS, unix.EAGAIN:
 			// Paused, closed, out of buffers, or no longer polled (see
 			// errRetry): re-armed below if wanted (the buffers came back

@@ -141,8 +141,8 @@ func (l *Loop) onWatchReady(s *sock, c *completion, write bool) {
 	if s.closed() || w.stopped {
 		return
 	}
-	if c.res < 0 {
-		if err := errnoOf(c.res); err != unix.ECANCELED {
+	if c.Res < 0 {
+		if err := errnoOf(c.Res); err != unix.ECANCELED {
 			l.report(fmt.Errorf("loop: Watch fd %d: poll: %w", w.fd, err))
 		}
 		return

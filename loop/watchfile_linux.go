@@ -187,13 +187,13 @@ func (l *Loop) onInotifyReady(s *sock, c *completion) {
 	}
 	ino.armed = false
 	switch {
-	case errRetry(c.res) || c.res == -int32(unix.EINTR):
-	case c.res < 0:
-		l.report(fmt.Errorf("loop: WatchFile: read: %w", errnoOf(c.res)))
+	case errRetry(c.Res) || c.Res == -int32(unix.EINTR):
+	case c.Res < 0:
+		l.report(fmt.Errorf("loop: WatchFile: read: %w", errnoOf(c.Res)))
 		l.closeInotify(ino)
 		return
 	default:
-		l.handleInotifyEvents(ino, ino.buf[:c.res])
+		l.handleInotifyEvents(ino, ino.buf[:c.Res])
 		if ino.closed {
 			return
 		}
