@@ -11,8 +11,8 @@ import (
 // completions. A completion without it is the operation's final one.
 //
 // It has the value of IORING_CQE_F_MORE (1<<1), like the io_uring engine's
-// FlagMore; the loop reads each engine's own constant, so nothing depends on
-// the two being equal.
+// FlagMore: the loop reads a Completion as the io_uring engine's (same
+// fields, same order) and asserts at compile time that the two are equal.
 const FlagMore uint32 = 1 << 1
 
 // MsgTokens is the first user data value a Poller refuses: every method that

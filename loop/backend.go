@@ -3,6 +3,7 @@ package loop
 import (
 	"time"
 
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -163,28 +164,16 @@ type backend interface {
 	close() error
 }
 
-// completion is one finished operation, as both engines report it. Its
-// fields are engine.Completion's and epoll.Completion's, in their order and
-// with their types, so that a backend hands the engine's own record to
-// dispatch by a pointer conversion rather than copying it into one of
-// these: the copy, a write-barriered store of two pointers per completion,
+// completion is one finished operation, as both engines report it: the
+// io_uring engine's own record, which the epoll engine's has the same fields
+// as, in the same order and with the same types (and FlagMore the same
+// value, asserted in backend_epoll_linux.go). So each backend hands dispatch
+// a pointer to the engine's record (a conversion for epoll) rather than a
+// copy: the copy, a write-barriered store of two pointers per completion,
 // was about a tenth of the loop's user time per request (bench/README.md,
-// "Per-request costs"). Should the three drift apart, the conversions stop
-// compiling; the backends assert that flagMore is each engine's FlagMore.
-type completion struct {
-	UserData uint64        // the token the operation was submitted with
-	Res      int32         // >= 0: result; < 0: -errno
-	Flags    uint32        // flagMore: a multishot operation goes on
-	Buf      []byte        // received bytes, valid only during dispatch
-	From     unix.Sockaddr // the sender of a datagram
-}
-
-// flagMore marks a completion that is not its operation's last: the value of
-// both engines' FlagMore (IORING_CQE_F_MORE).
-const flagMore = 1 << 1
-
-// more reports whether the operation goes on: not its final completion.
-func (c *completion) more() bool { return c.Flags&flagMore != 0 }
+// "Per-request costs"). Should the two drift apart, the conversion stops
+// compiling. Buf is valid only during dispatch.
+type completion = engine.Completion
 
 // testHookRingEntries, when set by a test, replaces the io_uring submission
 // queue size (ringEntries), to force SQ-full and CQ-overflow conditions.

@@ -5,15 +5,17 @@ import (
 	"time"
 
 	epoll "github.com/ringmachine/ringmachine/fallback_epoll"
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
 var _ backend = (*epollBackend)(nil)
 
-// flagMore is the epoll engine's FlagMore (a constant overflow here fails the build).
+// The epoll engine's FlagMore is the io_uring engine's, which completion's
+// More reads (a constant overflow here fails the build).
 const (
-	_ = uint8(flagMore - epoll.FlagMore)
-	_ = uint8(epoll.FlagMore - flagMore)
+	_ = uint8(engine.FlagMore - epoll.FlagMore)
+	_ = uint8(epoll.FlagMore - engine.FlagMore)
 )
 
 // epollBackend adapts the epoll engine to the backend contract.

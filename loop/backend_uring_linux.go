@@ -26,12 +26,6 @@ func (b *uringBackend) sendChunks() connio.ChunkSource {
 	return nil
 }
 
-// flagMore is the engine's FlagMore (a constant overflow here fails the build).
-const (
-	_ = uint8(flagMore - engine.FlagMore)
-	_ = uint8(engine.FlagMore - flagMore)
-)
-
 // uringBackend adapts the io_uring engine to the backend contract.
 type uringBackend struct {
 	e    *engine.Engine
@@ -105,7 +99,7 @@ func (b *uringBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 		n, err := b.e.Wait(timeout, b.cqes)
 		for i := range b.cqes[:n] {
 			c := &b.cqes[i]
-			dispatch((*completion)(c)) // the same fields: no copy (see completion)
+			dispatch(c) // the engine's record itself: no copy (see completion)
 			*c = engine.Completion{}
 		}
 		if err != nil || n < len(b.cqes) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ringmachine/ringmachine/uring/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -180,7 +181,7 @@ func (w *faultBackend) poll(timeout time.Duration, dispatch func(*completion)) e
 // handle applies the faults to one completion and dispatches what results.
 // fresh: c comes from the engine now (and may be held back).
 func (w *faultBackend) handle(c *completion, dispatch func(*completion), fresh bool) {
-	final := !c.more()
+	final := !c.More()
 	if fresh && dispatch != nil && (w.heldOp[c.UserData] > 0 || w.roll(w.f.Delay)) {
 		// Hold it: an operation whose earlier completion is held keeps its
 		// order by queueing behind it.
@@ -267,8 +268,8 @@ func (w *faultBackend) dispatchRecv(c *completion, dispatch func(*completion)) {
 		// poison proves the loop did not keep it.
 		w.buf = append(w.buf[:0], c.Buf[lo:hi]...)
 		part := completion{UserData: c.UserData, Res: int32(hi - lo), Buf: w.buf}
-		if c.more() || hi != n {
-			part.Flags = flagMore
+		if c.More() || hi != n {
+			part.Flags = engine.FlagMore
 		}
 		dispatch(&part)
 		for j := range w.buf {

@@ -348,7 +348,7 @@ func (l *Loop) dispatch(c *completion) {
 		return
 	}
 	s := n.socks[slot]
-	final := !c.more()
+	final := !c.More()
 	if final {
 		s.ops--
 	}
