@@ -44,7 +44,7 @@ func TestFormatReport(t *testing.T) {
 		{scenario: idle, server: "gnet", samples: []sample{{rss0: 1024, rss1: 2048, kbc: 1}}},
 	}
 	out := formatReport(res)
-	for _, want := range []string{
+	reportHas(t, out,
 		"### echo x\n\n| server | req/s | p50 µs | p99 µs | p99.9 µs | server CPU s / M req | spread | vs best peer | load CPU | errors |\n",
 		// median 300, spread (330-270)/300, 1.5 s per 300 req = 5000 s/M req, best peer gnet median 240
 		"| **ringmachine-uring** | 300 | 100 | 900 | – | 5000.00 | 20 % | 1.25× gnet | 50 % | 0 |\n",
@@ -54,11 +54,7 @@ func TestFormatReport(t *testing.T) {
 		"| **ringmachine-uring** | 2.0 | 4.0 | 2.0 | 2.00× gnet |\n",
 		"| scenario | server | vs gnet | vs net |\n",
 		"| echo x | ringmachine-uring | 1.25 | 3.00 |\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	if strings.Index(out, "### echo x") > strings.Index(out, "### idle memory") {
 		t.Error("scenarios out of order")
 	}
@@ -121,21 +117,27 @@ func TestPairedReport(t *testing.T) {
 		{scenario: echo, server: cPeer, samples: rounds(220, 260, 210, 260, 230, 1000)},
 	}
 	out := formatReport(res)
-	for _, want := range []string{
+	reportHas(t, out,
 		"### RingMachine req/s ÷ peer req/s, round by round\n\n| scenario | server | vs c | vs gnet | vs net | vs c-liburing |\n",
 		"| echo x | ringmachine-uring | **1.15** [1.05, 1.30] n=5 | _0.50_ [0.50, 0.52] n=6 | 1.00 [0.92, 1.00] n=6 | _0.50_ [0.46, 0.50] n=6 |\n",
 		// its own column is empty
 		"| echo x | c-liburing (reference) | **2.30** [2.10, 2.60] n=5 | 1.00 [1.00, 1.08] n=6 | **2.00** [2.00, 2.00] n=6 |  |\n",
 		"confidence 93.8 % for n = 5, 96.9 % for n = 6). **Bold**",
 		"The c-liburing (reference) rows are the C liburing server's ratios",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
-	}
+	)
 	// Without the C server, no reference row and no sentence about it.
 	out = formatReport(res[:4])
 	if strings.Contains(out, "(reference)") {
 		t.Errorf("a reference row without the C server:\n%s", out)
+	}
+}
+
+// reportHas fails t for each of want that out does not contain.
+func reportHas(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("report lacks %q:\n%s", w, out)
+		}
 	}
 }
