@@ -49,6 +49,7 @@ var conformance = []struct {
 	{"RunStopFromCallback", testRunStopFromCallback},
 	{"StopFromOtherGoroutine", testStopFromOtherGoroutine},
 	{"RunAgainAfterStop", testRunAgain},
+	{"StopAsRunEnds", testStopAsRunEnds},
 	{"TimerOrder", testTimerOrder},
 	{"TimerZeroNotSynchronous", testTimerZeroNotSynchronous},
 	{"TimerCancel", testTimerCancel},
@@ -123,6 +124,35 @@ func testRunAgain(t *testing.T, b loop.Backend) {
 		assert.Zero(t, l.InFlightOps())
 	}
 	assert.ErrorIs(t, l.Run(nil), loop.ErrNilFunc)
+}
+
+// testStopAsRunEnds: a Stop from another goroutine that saw the loop
+// running and lands as Run ends (a group's members stop each other as they
+// end) neither stops the next Run nor blocks for long.
+func testStopAsRunEnds(t *testing.T, b loop.Backend) {
+	l, err := loop.New(loop.Options{Backend: b})
+	require.NoError(t, err)
+	stopped := make(chan struct{})
+	restore := loop.SetTestHookRunEnding(func(l *loop.Loop) {
+		go func() { l.Stop(); close(stopped) }()
+		select {
+		case <-stopped: // Stop did not wait for Run to end
+		case <-time.After(20 * time.Millisecond):
+		}
+	})
+	require.NoError(t, l.Run(func(l *loop.Loop) { l.Stop() }))
+	restore()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop blocked after Run returned")
+	}
+	fired := false
+	require.NoError(t, l.Run(func(l *loop.Loop) {
+		_, err := l.AddTimer(time.Millisecond, func() { fired = true; l.Stop() })
+		assert.NoError(t, err)
+	}))
+	assert.True(t, fired, "the next Run stopped before its timer: a stale Stop")
 }
 
 func testTimerOrder(t *testing.T, b loop.Backend) {

@@ -26,6 +26,16 @@ func SetTestHookOpenURing(fn func() (any, error)) (restore func()) {
 	return func() { testHookOpenURing = old }
 }
 
+// SetTestHookRunEnding installs fn to run at the end of Run, after the stop
+// request is cleared and before Running turns false, while Stop is held off
+// (so fn may call Stop only from another goroutine). The returned func
+// restores the previous hook.
+func SetTestHookRunEnding(fn func(l *Loop)) (restore func()) {
+	old := testHookRunEnding
+	testHookRunEnding = fn
+	return func() { testHookRunEnding = old }
+}
+
 // PendingTimers reports the number of pending timers.
 func (l *Loop) PendingTimers() int { return l.nTimers }
 

@@ -46,13 +46,15 @@ func runGroup(t *testing.T, g *loop.Group, limit time.Duration, fn func(l *loop.
 }
 
 // echoClients dials n connections to addr, checks an echo round trip on
-// each, and returns them open.
+// each, and returns them open (closed at the end of the test in any case,
+// so a failed round trip leaks nothing).
 func echoClients(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
 	cs := make([]net.Conn, 0, n)
 	for i := range n {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
 		cs = append(cs, c)
 		msg := fmt.Appendf(nil, "hello %d\n", i)
 		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))

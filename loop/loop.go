@@ -35,6 +35,11 @@ type Loop struct {
 	sleeping atomic.Bool   // the loop goroutine is (about to be) blocked in poll
 	wakeSig  atomic.Bool   // a wake-up is in flight (dedupes eventfd writes)
 
+	// runMu orders Stop against the start and the end of Run: a Stop that
+	// saw the previous Run still running must not leave stopReq set for
+	// the next one (a group's members stop each other as they end).
+	runMu sync.Mutex
+
 	// Cross-goroutine queues, guarded by mu. results holds finished Defer
 	// callbacks, ticks holds NextTick functions; both run in the tick phase,
 	// results first.
@@ -199,12 +204,21 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 	if fn == nil {
 		return ErrNilFunc
 	}
-	if !l.running.CompareAndSwap(false, true) {
+	l.runMu.Lock()
+	if l.running.Load() {
+		l.runMu.Unlock()
 		return ErrAlreadyRunning
 	}
+	l.running.Store(true)
+	l.runMu.Unlock()
 	defer func() {
+		l.runMu.Lock()
 		l.stopReq.Store(false)
+		if h := testHookRunEnding; h != nil {
+			h(l)
+		}
 		l.running.Store(false)
+		l.runMu.Unlock()
 	}()
 
 	// SINGLE_ISSUER: the ring must be created, submitted to and waited on by
@@ -295,13 +309,17 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 // fires once more after EM.stop, depending on scheduling.)
 // Stop on a loop that is not running does nothing.
 func (l *Loop) Stop() {
-	if !l.running.Load() {
-		return
-	}
-	if l.stopReq.CompareAndSwap(false, true) {
+	l.runMu.Lock()
+	asked := l.running.Load() && l.stopReq.CompareAndSwap(false, true)
+	l.runMu.Unlock()
+	if asked {
 		l.wakeup(true)
 	}
 }
+
+// testHookRunEnding, when set, runs at the end of Run, between clearing
+// the stop request and clearing running, with Stop held off.
+var testHookRunEnding func(l *Loop)
 
 // Running reports whether Run is executing (EventMachine's
 // reactor_running?). Safe for concurrent use.
