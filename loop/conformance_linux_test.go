@@ -132,9 +132,10 @@ func testRunAgain(t *testing.T, b loop.Backend) {
 func testStopAsRunEnds(t *testing.T, b loop.Backend) {
 	l, err := loop.New(loop.Options{Backend: b})
 	require.NoError(t, err)
-	stopped := make(chan struct{})
+	started, stopped := make(chan struct{}), make(chan struct{})
 	restore := loop.SetTestHookRunEnding(func(l *loop.Loop) {
-		go func() { l.Stop(); close(stopped) }()
+		go func() { close(started); l.Stop(); close(stopped) }()
+		<-started
 		select {
 		case <-stopped: // Stop did not wait for Run to end
 		case <-time.After(20 * time.Millisecond):
