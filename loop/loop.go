@@ -307,7 +307,8 @@ func (l *Loop) Run(fn func(l *Loop)) error {
 // callback runs after the one that stopped the loop. (EventMachine runs the
 // rest of the iteration; then a periodic timer due with the stopping timer
 // fires once more after EM.stop, depending on scheduling.)
-// Stop on a loop that is not running does nothing.
+// Stop on a loop that is not running does nothing, and a Stop that races
+// with the end of a Run stops at most that Run, never the next one.
 func (l *Loop) Stop() {
 	l.runMu.Lock()
 	asked := l.running.Load() && l.stopReq.CompareAndSwap(false, true)
